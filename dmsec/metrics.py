@@ -1,0 +1,114 @@
+"""Shared measures: the zoo's image similarity and FineXtract's AS and A-ESR.
+
+Similarity. The zoo's images are 16x16 grey digits; learned copy detectors (SSCD, DINO) do not
+apply at that scale and could not be downloaded anyway. We use the cosine of mean-centred pixel
+vectors (the Pearson correlation of two images after resizing to 16x16 grey): it ignores a global
+brightness/contrast change, is what FAISS's inner-product index computes on `zoo_embedding`
+vectors, and needs no weights. Its weakness: digits are smooth, so different real digits already
+correlate at ~0.97 (median nearest neighbour). The copy threshold is therefore calibrated on the
+data itself: `copy_threshold()` is a high quantile of the similarity between each real digit and
+its nearest *other* real digit, i.e. a sample counts as a copy only when it is closer to a
+training image than almost every real digit is to any other.
+
+AS / A-ESR (papers/finextract.md): for each training image, its best similarity to any extracted
+image; AS is the mean of those, A-ESR_τ the share at or above τ.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+EMBED_SIZE = 16
+# Quantile of real digits' nearest-other-digit similarity used as the copy threshold.
+COPY_QUANTILE = 0.99
+
+
+def _as_tensor(images: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Images as a float (B, C, H, W) tensor in [0, 1]; accepts (B, H, W) and uint8."""
+    x = torch.as_tensor(images)
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    x = x.float()
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4:
+        raise ValueError(
+            f"`images` must have shape (B, C, H, W) or (B, H, W); got {tuple(x.shape)}"
+        )
+    return x
+
+
+def zoo_embedding(images: torch.Tensor | np.ndarray, size: int = EMBED_SIZE) -> np.ndarray:
+    """L2-normalised, mean-centred grey pixels at `size`x`size`: (B, size*size) float32.
+
+    The inner product of two embeddings is the Pearson correlation of the two images.
+    """
+    x = _as_tensor(images).detach().cpu()
+    if x.shape[1] == 3:
+        x = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+    elif x.shape[1] != 1:
+        x = x.mean(dim=1, keepdim=True)
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+    v = x.flatten(1)
+    v = v - v.mean(dim=1, keepdim=True)
+    v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    return v.numpy().astype(np.float32)
+
+
+def similarity_matrix(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Pairwise zoo similarity between image sets `a` (N images) and `b` (M images): (N, M)."""
+    return zoo_embedding(a) @ zoo_embedding(b).T
+
+
+def best_similarity(
+    train: torch.Tensor | np.ndarray, extracted: torch.Tensor | np.ndarray
+) -> np.ndarray:
+    """For each training image, its highest similarity to any extracted image: (N,)."""
+    if len(extracted) == 0:
+        return np.full(len(train), -1.0, dtype=np.float32)
+    return similarity_matrix(train, extracted).max(axis=1)
+
+
+def average_similarity(
+    train: torch.Tensor | np.ndarray, extracted: torch.Tensor | np.ndarray
+) -> float:
+    """AS: mean over training images of the best similarity to any extracted image."""
+    return float(best_similarity(train, extracted).mean())
+
+
+def extraction_success_rate(
+    train: torch.Tensor | np.ndarray,
+    extracted: torch.Tensor | np.ndarray,
+    threshold: float | None = None,
+) -> float:
+    """A-ESR_τ: share of training images whose best similarity to an extracted image is >= τ.
+
+    τ defaults to the calibrated `copy_threshold()`.
+    """
+    tau = copy_threshold() if threshold is None else threshold
+    return float((best_similarity(train, extracted) >= tau).mean())
+
+
+def copied_share(train: torch.Tensor | np.ndarray, samples: torch.Tensor | np.ndarray) -> float:
+    """Share of training images that at least one sample copies (similarity >= copy threshold)."""
+    return extraction_success_rate(train, samples, copy_threshold())
+
+
+@functools.cache
+def copy_threshold(quantile: float = COPY_QUANTILE) -> float:
+    """The copy threshold calibrated on scikit-learn's digits (see the module docstring)."""
+    from dmsec.zoo.data import load_digit_images
+
+    images, _ = load_digit_images()
+    emb = torch.from_numpy(zoo_embedding(images))
+    sim = emb @ emb.T
+    sim.fill_diagonal_(-1.0)
+    nearest_other = sim.max(dim=1).values
+    return round(float(torch.quantile(nearest_other, quantile)), 4)
