@@ -55,6 +55,31 @@ PICKLE_ALLOWED_GLOBALS = frozenset(
 )
 
 
+class _DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice (a header could hide a tensor that way)."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        raise _DuplicateKeyError(f"duplicate keys {dupes}")
+    return dict(pairs)
+
+
+def _is_index(value: object) -> bool:
+    """A non-negative JSON integer (bool is an int in Python, but not in the format)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_metadata(path: Path, metadata: object) -> None:
+    """The format allows `__metadata__` to be a string-to-string map only."""
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise CheckpointError(path, "safetensors __metadata__ must map strings to strings")
+
+
 def is_pickle_file(path: str | Path) -> bool:
     """True for the pickle-based torch formats hubs serve (by suffix)."""
     return Path(path).suffix.lower() in PICKLE_SUFFIXES
@@ -89,11 +114,12 @@ def read_safetensors_header(path: str | Path, max_bytes: int = DEFAULT_MAX_FILE_
             )
         raw = f.read(header_len)
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, json.JSONDecodeError, _DuplicateKeyError) as exc:
         raise CheckpointError(path, f"safetensors header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise CheckpointError(path, "safetensors header is not a JSON object")
+    _check_metadata(path, header.get("__metadata__", {}))
     data_len = size - 8 - header_len
     spans = []
     for name, info in header.items():
@@ -103,12 +129,12 @@ def read_safetensors_header(path: str | Path, max_bytes: int = DEFAULT_MAX_FILE_
             dtype, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
         except (TypeError, KeyError, ValueError):
             raise CheckpointError(path, f"tensor {name!r}: malformed header entry") from None
-        if dtype not in _DTYPE_BYTES:
+        if not isinstance(dtype, str) or dtype not in _DTYPE_BYTES:
             raise CheckpointError(path, f"tensor {name!r}: unknown dtype {dtype!r}")
-        if not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise CheckpointError(path, f"tensor {name!r}: invalid shape {shape}")
+        if not isinstance(shape, list) or not all(_is_index(d) for d in shape):
+            raise CheckpointError(path, f"tensor {name!r}: invalid shape {shape!r}")
         expected = math.prod(shape) * _DTYPE_BYTES[dtype]
-        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
+        if not (_is_index(start) and _is_index(end) and start <= end):
             raise CheckpointError(path, f"tensor {name!r}: invalid data offsets {[start, end]}")
         if end - start != expected:
             raise CheckpointError(
@@ -133,13 +159,23 @@ def read_safetensors_header(path: str | Path, max_bytes: int = DEFAULT_MAX_FILE_
     return header
 
 
-def scan_pickle(path: str | Path) -> list[tuple[str, str]]:
-    """Statically list the globals a pickle file imports; raise if any is outside the allow-list."""
+def scan_pickle(
+    path: str | Path, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> list[tuple[str, str]]:
+    """Statically list the globals a pickle file imports; raise if any is outside the allow-list.
+
+    Nothing is unpickled. The scanner reads the whole file, so it is size-capped first. A file the
+    scanner cannot parse is refused (`UnsafeCheckpointError`), never passed through.
+    """
     from picklescan.scanner import scan_file_path
 
     path = Path(path)
-    result = scan_file_path(str(path))
-    if result.scan_err:
+    _check_size(path, max_bytes)
+    try:
+        result = scan_file_path(str(path))
+    except Exception as exc:  # the scanner itself chokes on some malformed files
+        raise UnsafeCheckpointError(path, f"pickle scan failed: {type(exc).__name__}") from None
+    if result.scan_err or result.scanned_files == 0:
         raise UnsafeCheckpointError(path, "pickle scan failed: file could not be parsed")
     found = [(g.module, g.name) for g in result.globals]
     bad = sorted({g for g in found if g not in PICKLE_ALLOWED_GLOBALS})
@@ -165,12 +201,13 @@ def load_state_dict(
                 "pickle-format checkpoint refused (loading it could run code); "
                 "use a .safetensors file or opt in with allow_pickle after review",
             )
-        scan_pickle(path)
+        scan_pickle(path, max_bytes=max_bytes)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
+        except Exception as exc:  # torch's messages run to paragraphs: keep the first line
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise UnsafeCheckpointError(
-                path, f"torch.load(weights_only=True) refused it: {exc}"
+                path, f"torch.load(weights_only=True) refused it: {first_line}"
             ) from None
         if not isinstance(state, dict) or not all(
             isinstance(v, torch.Tensor) for v in state.values()

@@ -1,0 +1,229 @@
+"""Finding checkpoints in a tree of files (a local folder, an S3 prefix) without loading weights.
+
+Rules, in order:
+1. a folder holding `dmsec_model.json` (the tiny zoo's marker) is one checkpoint; its `kind`
+   ("full", "base", "lora") and `base_model` come from that file;
+2. a diffusers folder (`model_index.json`, or `unet/config.json` one level down) is a full model;
+3. a PEFT adapter folder (`adapter_config.json`) is a LoRA, base from `base_model_name_or_path`;
+4. a `.safetensors` file outside those folders is a single-file checkpoint when its header's keys
+   say so: any key containing "lora" -> LoRA, keys under `model.diffusion_model.` -> full;
+5. a pickle-format file (.ckpt, .pt, ...) outside those folders is listed as a single-file
+   checkpoint with its kind guessed from the name, so the pull step can refuse it visibly.
+A folder inside an earlier-found checkpoint folder is part of it, not another checkpoint. When a
+LoRA names no base model, the safetensors `__metadata__` is asked (`base_model`,
+`base_model_name_or_path`, kohya's `ss_sd_model_name`, the PEFT config in `lora_config`).
+Only headers and small JSON files are read, through a `TreeReader`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePosixPath
+from typing import Protocol
+
+from dmsec.hub.ref import Kind
+from dmsec.models.safe_load import PICKLE_SUFFIXES
+
+logger = logging.getLogger(__name__)
+
+MARKER_NAME = "dmsec_model.json"
+MAX_JSON_BYTES = 1 << 20
+MAX_DETECT_HEADER_BYTES = 16 << 20
+_MARKER_KINDS = {"full": "full", "base": "base", "lora": "lora"}
+_METADATA_BASE_KEYS = ("base_model", "base_model_name_or_path", "ss_sd_model_name")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A file in a tree: path relative to the tree root, size, mtime, and an ETag where known."""
+
+    path: str
+    size: int
+    modified: datetime | None = None
+    etag: str | None = None
+
+
+class TreeReader(Protocol):
+    """Reads the few bytes detection needs."""
+
+    def read_range(self, path: str, start: int, length: int) -> bytes:
+        """`length` bytes of `path` from offset `start` (fewer at the end of the file)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DetectedCheckpoint:
+    """A checkpoint found in a tree: `root` is a folder ("" = the tree root) or, for a
+    single-file checkpoint, the file's path. `files` have paths relative to `root`'s folder."""
+
+    root: str
+    single_file: bool
+    kind: Kind
+    base_model: str | None
+    files: tuple[FileEntry, ...]
+    marker: dict | None = None
+
+
+def _parent(path: str) -> str:
+    parent = str(PurePosixPath(path).parent)
+    return "" if parent == "." else parent
+
+
+def _under(path: str, folder: str) -> bool:
+    return folder == "" or path == folder or path.startswith(folder + "/")
+
+
+def _relative(path: str, folder: str) -> str:
+    return path if folder == "" else path[len(folder) + 1 :]
+
+
+def read_json(reader: TreeReader, entry: FileEntry) -> dict | None:
+    """A small JSON object file, or None (logged) when it is too big or not a JSON object."""
+    if entry.size > MAX_JSON_BYTES:
+        logger.warning("%s: %d bytes, too big for a config file; ignored", entry.path, entry.size)
+        return None
+    try:
+        value = json.loads(reader.read_range(entry.path, 0, entry.size))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        logger.warning("%s: not valid JSON; ignored", entry.path)
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def read_header(reader: TreeReader, entry: FileEntry) -> dict | None:
+    """The JSON header of a safetensors file (unvalidated: the pull step validates), or None."""
+    if entry.size < 8:
+        return None
+    (length,) = struct.unpack("<Q", reader.read_range(entry.path, 0, 8))
+    if length > min(MAX_DETECT_HEADER_BYTES, entry.size - 8):
+        logger.warning("%s: implausible safetensors header length %d", entry.path, length)
+        return None
+    try:
+        header = json.loads(reader.read_range(entry.path, 8, length))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        logger.warning("%s: safetensors header is not valid JSON", entry.path)
+        return None
+    return header if isinstance(header, dict) else None
+
+
+def base_model_from_metadata(header: dict) -> str | None:
+    """The base model a safetensors `__metadata__` names, if any."""
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict):
+        return None
+    for key in _METADATA_BASE_KEYS:
+        if isinstance(meta.get(key), str) and meta[key].strip():
+            return str(meta[key]).strip()
+    try:
+        config = json.loads(meta.get("lora_config") or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return None
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    return base.strip() if isinstance(base, str) and base.strip() else None
+
+
+def _single_file_kind(reader: TreeReader, entry: FileEntry) -> tuple[Kind, str | None] | None:
+    """Kind and base of a loose weights file, or None when it is not a diffusion checkpoint."""
+    name = PurePosixPath(entry.path).name.lower()
+    if name.endswith(PICKLE_SUFFIXES):
+        return ("lora" if "lora" in name else "full"), None
+    if not name.endswith(".safetensors"):
+        return None
+    header = read_header(reader, entry)
+    if header is None:
+        # Unreadable header: list it as a full checkpoint anyway; the pull step reports why.
+        return ("lora" if "lora" in name else "full"), None
+    keys = [k for k in header if k != "__metadata__"]
+    if any("lora" in k.lower() for k in keys):
+        return "lora", base_model_from_metadata(header)
+    if any(k.startswith("model.diffusion_model.") for k in keys):
+        return "full", base_model_from_metadata(header)
+    return None
+
+
+def _folder_roots(entries: dict[str, FileEntry], reader: TreeReader) -> dict[str, tuple]:
+    """Checkpoint folders by the marker that made them one: {folder: (rule, marker json)}."""
+    found: dict[str, tuple] = {}
+    rank = {"dmsec": 0, "diffusers": 1, "peft": 2}
+    for path, entry in entries.items():
+        name, folder = PurePosixPath(path).name, _parent(path)
+        rule: tuple | None = None
+        if name == MARKER_NAME:
+            marker = read_json(reader, entry)
+            if marker is not None and marker.get("kind") in _MARKER_KINDS:
+                rule = ("dmsec", marker)
+            else:
+                logger.warning("%s: no valid `kind` (full, base, lora); ignored", path)
+        elif name == "model_index.json":
+            rule = ("diffusers", None)
+        elif name == "config.json" and PurePosixPath(folder).name == "unet":
+            folder, rule = _parent(folder), ("diffusers", None)
+        elif name == "adapter_config.json":
+            rule = ("peft", read_json(reader, entry) or {})
+        if rule is not None and (folder not in found or rank[rule[0]] < rank[found[folder][0]]):
+            found[folder] = rule
+    return found
+
+
+def has_root_marker(names: Sequence[str]) -> bool:
+    """Whether files with these root-relative paths make the tree root itself a checkpoint."""
+    markers = {MARKER_NAME, "model_index.json", "adapter_config.json", "unet/config.json"}
+    return any(n in markers for n in names)
+
+
+def detect_checkpoints(
+    entries: Sequence[FileEntry], reader: TreeReader
+) -> Iterator[DetectedCheckpoint]:
+    """Yield the checkpoints in a tree (see the module docstring for the rules)."""
+    by_path = {e.path: e for e in entries}
+    candidates = _folder_roots(by_path, reader)
+    roots: list[str] = []
+    for folder in sorted(candidates, key=lambda f: (f.count("/") + (f != ""), f)):
+        if not any(_under(folder, outer) for outer in roots):
+            roots.append(folder)
+    for folder in roots:
+        rule, marker = candidates[folder]
+        files = tuple(
+            FileEntry(_relative(e.path, folder), e.size, e.modified, e.etag)
+            for e in entries
+            if _under(e.path, folder)
+        )
+        kind: Kind = "full"
+        base: str | None = None
+        if rule == "dmsec":
+            kind = _MARKER_KINDS[marker["kind"]]  # type: ignore[assignment]
+            raw_base = marker.get("base_model")
+            base = raw_base.strip() if isinstance(raw_base, str) and raw_base.strip() else None
+        elif rule == "peft":
+            kind = "lora"
+            raw_base = marker.get("base_model_name_or_path")
+            base = raw_base.strip() if isinstance(raw_base, str) and raw_base.strip() else None
+        if kind == "lora" and base is None:
+            base = _base_from_weights(reader, folder, files)
+        yield DetectedCheckpoint(
+            folder, False, kind, base, files, marker if rule == "dmsec" else None
+        )
+    for entry in entries:
+        if any(_under(entry.path, folder) for folder in roots):
+            continue
+        found = _single_file_kind(reader, entry)
+        if found is not None:
+            name = PurePosixPath(entry.path).name
+            single = FileEntry(name, entry.size, entry.modified, entry.etag)
+            yield DetectedCheckpoint(entry.path, True, found[0], found[1], (single,))
+
+
+def _base_from_weights(reader: TreeReader, folder: str, files: Sequence[FileEntry]) -> str | None:
+    for f in files:
+        if f.path.endswith(".safetensors"):
+            full = FileEntry(f.path if folder == "" else f"{folder}/{f.path}", f.size)
+            header = read_header(reader, full)
+            base = base_model_from_metadata(header) if header else None
+            if base:
+                return base
+    return None
