@@ -1,0 +1,327 @@
+"""One embedder's FAISS index: codes keyed by int64 artwork ids, range and top-k search.
+
+The FAISS index is always an ID map (``IndexIDMap`` / ``IndexBinaryIDMap``) around the kind the
+`IndexPolicy` chose, so FAISS returns artwork ids directly (the python-threatexchange pattern:
+int64 ids joined to metadata afterwards). It is saved with FAISS's own serialisation
+(``serialize_index`` / ``serialize_index_binary``), never pickle.
+
+Thresholds are inclusive: a Hamming hit has ``distance <= threshold`` (FAISS's radius is strict,
+so it searches with ``threshold + 1``), an inner-product hit has ``similarity >= threshold``.
+
+Removal: flat and IVF indexes delete codes in place; HNSW and multi-hash indexes cannot, so their
+removed codes stay as stale entries that the registry filters out until `rebuild`.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import faiss
+import numpy as np
+
+from dmsec.errors import ConfigError
+from dmsec.match.embedder import Metric
+from dmsec.match.errors import RegistryError
+from dmsec.match.gpu import GpuFlatSearcher, gpu_faiss_available, range_via_knn
+from dmsec.match.policy import IndexKind, IndexPolicy
+
+RangeResult = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""``(lims, scores, ids)``: query i's hits are ``scores[lims[i]:lims[i+1]]``, same for ids."""
+
+_KIND_OF_TYPE: dict[str, IndexKind] = {
+    "IndexFlatIP": "flat",
+    "IndexFlat": "flat",
+    "IndexBinaryFlat": "flat",
+    "IndexBinaryMultiHash": "multihash",
+    "IndexHNSWFlat": "hnsw",
+    "IndexIVFFlat": "ivf",
+    "IndexBinaryIVF": "ivf",
+}
+
+
+class VectorIndex:
+    """A FAISS ID-map index over one embedder's codes; see the module docstring."""
+
+    def __init__(
+        self, index: Any, *, metric: Metric, dim: int, policy: IndexPolicy, use_gpu: bool | None
+    ) -> None:
+        self.metric = metric
+        self.dim = dim
+        self.policy = policy
+        self._index = index
+        self._binary = metric == "hamming"
+        self._lock = threading.Lock()
+        self._gpu: GpuFlatSearcher | None = None
+        if use_gpu and not gpu_faiss_available():
+            raise ConfigError("`use_gpu` is True but FAISS has no GPU support or sees no GPU")
+        self.use_gpu = gpu_faiss_available() if use_gpu is None else use_gpu
+        self._id_cache: np.ndarray | None = None
+        if int(index.d) != dim:
+            raise RegistryError(f"FAISS index has dimension {index.d}; the embedder has {dim}")
+        self._apply_search_params()
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        codes: np.ndarray,
+        ids: np.ndarray,
+        *,
+        metric: Metric,
+        dim: int,
+        policy: IndexPolicy,
+        kind: IndexKind | None = None,
+        use_gpu: bool | None = None,
+    ) -> VectorIndex:
+        """A new index of `kind` (default: the policy's choice for ``len(codes)``) holding codes."""
+        kind = kind or policy.kind_for(metric, len(codes))
+        if kind == "ivf" and len(codes) == 0:
+            kind = "flat"  # nothing to train the coarse quantizer on yet
+        base = _new_base(kind, metric, dim, policy, len(codes))
+        if not base.is_trained:
+            base.train(codes)
+        wrapper = faiss.IndexBinaryIDMap(base) if metric == "hamming" else faiss.IndexIDMap(base)
+        out = cls(wrapper, metric=metric, dim=dim, policy=policy, use_gpu=use_gpu)
+        if len(codes):
+            out.add(codes, ids)
+        return out
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        *,
+        metric: Metric,
+        dim: int,
+        policy: IndexPolicy,
+        use_gpu: bool | None = None,
+    ) -> VectorIndex:
+        """An index that `to_bytes` wrote."""
+        buf = np.frombuffer(data, dtype=np.uint8)
+        index: Any
+        try:
+            if metric == "hamming":
+                index = faiss.deserialize_index_binary(buf)
+            else:
+                index = faiss.deserialize_index(buf)
+        except RuntimeError as exc:
+            raise RegistryError(f"cannot read FAISS index: {exc}") from None
+        if type(index).__name__ not in ("IndexIDMap", "IndexBinaryIDMap"):
+            raise RegistryError(f"expected a FAISS ID-map index; got {type(index).__name__}")
+        return cls(index, metric=metric, dim=dim, policy=policy, use_gpu=use_gpu)
+
+    def to_bytes(self) -> bytes:
+        """FAISS's own serialisation of the whole index."""
+        with self._lock:
+            if self._binary:
+                return faiss.serialize_index_binary(self._index).tobytes()
+            return faiss.serialize_index(self._index).tobytes()
+
+    # -- properties -----------------------------------------------------------------------------
+    @property
+    def base(self) -> Any:
+        """The index inside the ID map, downcast to its concrete FAISS type."""
+        if self._binary:
+            return faiss.downcast_IndexBinary(self._index.index)
+        return faiss.downcast_index(self._index.index)
+
+    @property
+    def kind(self) -> IndexKind:
+        """ "flat", "multihash", "hnsw" or "ivf"."""
+        name = type(self.base).__name__
+        if name not in _KIND_OF_TYPE:
+            raise RegistryError(f"unsupported FAISS index type {name}")
+        return _KIND_OF_TYPE[name]
+
+    @property
+    def ntotal(self) -> int:
+        """Codes held, stale ones included."""
+        return int(self._index.ntotal)
+
+    @property
+    def supports_remove(self) -> bool:
+        """Whether `remove` deletes codes (flat, IVF) or leaves them stale (HNSW, multi-hash)."""
+        return self.kind in ("flat", "ivf")
+
+    def ids(self) -> np.ndarray:
+        """Artwork ids of every code, in FAISS's internal order (a read-only cached array)."""
+        if self._id_cache is None:
+            cache = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            cache.flags.writeable = False
+            self._id_cache = cache
+        return self._id_cache
+
+    # -- mutation -------------------------------------------------------------------------------
+    def add(self, codes: np.ndarray, ids: np.ndarray) -> None:
+        """Append codes under `ids`; the index is extended, never rebuilt or retrained."""
+        codes = self._check(codes)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) != len(codes):
+            raise ValueError(f"`ids` has {len(ids)} entries for {len(codes)} codes")
+        with self._lock:
+            self._index.add_with_ids(codes, ids)
+            self._gpu = None
+            self._id_cache = None
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Delete codes with these ids where the kind allows; returns how many were deleted."""
+        if not self.supports_remove or len(ids) == 0:
+            return 0
+        with self._lock:
+            removed = int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+            self._gpu = None
+            self._id_cache = None
+        return removed
+
+    # -- search ---------------------------------------------------------------------------------
+    def range_search(self, queries: np.ndarray, threshold: float) -> RangeResult:
+        """Every code within `threshold` of each query (inclusive; see the module docstring)."""
+        queries = self._check(queries)
+        if self.ntotal == 0 or len(queries) == 0:
+            return (
+                np.zeros(len(queries) + 1, np.int64),
+                np.empty(0, np.float32),
+                np.empty(0, np.int64),
+            )
+        if self.use_gpu and self.kind == "flat":
+            return self._range_search_gpu(queries, threshold)
+        return self._range_search_cpu(queries, threshold)
+
+    def knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` nearest codes per query: ``(scores, ids)``, each (nq, k), id -1 past the end.
+
+        Exact for flat and multi-hash (whose stored codes are scanned exhaustively for top-k);
+        approximate for HNSW and IVF.
+        """
+        queries = self._check(queries)
+        if k < 1:
+            raise ValueError(f"`k` must be >= 1; got {k}")
+        if self.ntotal == 0:
+            return (np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1))
+        kind = self.kind
+        with self._lock:
+            if kind == "multihash":
+                scores, pos = self.base.storage.search(queries, min(k, self.ntotal))
+                ids = self._positions_to_ids(pos)
+            elif self.use_gpu and kind == "flat":
+                scores, pos = self._gpu_searcher().knn(queries, k)
+                ids = self._positions_to_ids(pos)
+            else:
+                scores, ids = self._index.search(queries, min(k, self.ntotal))
+        return _pad(scores.astype(np.float32), ids.astype(np.int64), k)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _range_search_cpu(self, queries: np.ndarray, threshold: float) -> RangeResult:
+        with self._lock:
+            if self._binary:
+                if self.kind == "multihash":
+                    # nflip = t // nhash makes multi-index hashing exact (see policy.py).
+                    self.base.nflip = int(threshold) // int(self.base.nhash)
+                lims, dist, ids = self._index.range_search(queries, int(threshold) + 1)
+                return lims.astype(np.int64), dist.astype(np.float32), ids.astype(np.int64)
+            radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
+            lims, sims, ids = self._index.range_search(queries, radius)
+        keep = sims >= np.float32(threshold)
+        return _filter_ranges(lims.astype(np.int64), sims.astype(np.float32), ids, keep)
+
+    def _range_search_gpu(self, queries: np.ndarray, threshold: float) -> RangeResult:
+        searcher = self._gpu_searcher()
+        if self._binary:
+
+            def within(s: np.ndarray) -> np.ndarray:
+                return s <= threshold
+        else:
+
+            def within(s: np.ndarray) -> np.ndarray:
+                return s >= np.float32(threshold)
+
+        lims, scores, pos, unresolved = range_via_knn(searcher.knn, queries, within, self.ntotal)
+        ids = self._positions_to_ids(pos)
+        if len(unresolved) == 0:
+            return lims, scores, ids
+        # Queries with more than GPU_MAX_K hits: answer them on the CPU and splice them in.
+        c_lims, c_scores, c_ids = self._range_search_cpu(queries[unresolved], threshold)
+        rows_s = [scores[lims[i] : lims[i + 1]] for i in range(len(queries))]
+        rows_i = [ids[lims[i] : lims[i + 1]] for i in range(len(queries))]
+        for j, q in enumerate(unresolved):
+            rows_s[q] = c_scores[c_lims[j] : c_lims[j + 1]]
+            rows_i[q] = c_ids[c_lims[j] : c_lims[j + 1]]
+        counts = np.array([len(r) for r in rows_i], dtype=np.int64)
+        lims = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return lims, np.concatenate(rows_s).astype(np.float32), np.concatenate(rows_i)
+
+    def _gpu_searcher(self) -> GpuFlatSearcher:
+        if self._gpu is None:
+            self._gpu = GpuFlatSearcher(self.base, binary=self._binary)
+        return self._gpu
+
+    def _positions_to_ids(self, positions: np.ndarray) -> np.ndarray:
+        id_map = self.ids()
+        safe = np.where(positions >= 0, positions, 0)
+        return np.where(positions >= 0, id_map[safe], -1).astype(np.int64)
+
+    def _apply_search_params(self) -> None:
+        base = self.base
+        kind = self.kind
+        if kind == "hnsw":
+            base.hnsw.efSearch = self.policy.hnsw_ef_search
+        elif kind == "ivf":
+            base.nprobe = min(self.policy.ivf_nprobe, int(base.nlist))
+
+    def _check(self, codes: np.ndarray) -> np.ndarray:
+        dtype = np.uint8 if self._binary else np.float32
+        width = self.dim // 8 if self._binary else self.dim
+        arr = np.ascontiguousarray(codes)
+        if arr.ndim != 2 or arr.shape[1] != width or arr.dtype != dtype:
+            raise ValueError(
+                f"codes must be a (N, {width}) {np.dtype(dtype)} array; got {arr.shape} {arr.dtype}"
+            )
+        return arr
+
+
+def _new_base(kind: IndexKind, metric: Metric, dim: int, policy: IndexPolicy, n: int) -> Any:
+    """An empty FAISS index of `kind` for `n` codes (IVF is trained by the caller)."""
+    if metric == "hamming":
+        if kind == "flat":
+            return faiss.IndexBinaryFlat(dim)
+        if kind == "multihash":
+            nhash = policy.multihash_nhash
+            return faiss.IndexBinaryMultiHash(dim, nhash, dim // nhash)
+        if kind == "ivf":
+            return faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(dim), dim, policy.ivf_nlist(n))
+        raise ConfigError(f"`kind` {kind!r} is not available for Hamming codes (no range search)")
+    if kind == "flat":
+        return faiss.IndexFlatIP(dim)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, policy.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = policy.hnsw_ef_construction
+        return index
+    if kind == "ivf":
+        quantizer = faiss.IndexFlatIP(dim)
+        return faiss.IndexIVFFlat(quantizer, dim, policy.ivf_nlist(n), faiss.METRIC_INNER_PRODUCT)
+    raise ConfigError(f"`kind` {kind!r} is not available for inner-product vectors")
+
+
+def _filter_ranges(
+    lims: np.ndarray, scores: np.ndarray, ids: np.ndarray, keep: np.ndarray
+) -> RangeResult:
+    """Drop range-search results where `keep` is False, fixing up `lims`."""
+    if keep.all():
+        return lims, scores, ids.astype(np.int64)
+    query_of = np.repeat(np.arange(len(lims) - 1), np.diff(lims))
+    counts = np.bincount(query_of[keep], minlength=len(lims) - 1)
+    new_lims = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return new_lims, scores[keep], ids[keep].astype(np.int64)
+
+
+def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Widen (nq, k') results to (nq, k) with id -1."""
+    if scores.shape[1] >= k:
+        return scores, ids
+    extra = k - scores.shape[1]
+    nq = len(scores)
+    return (
+        np.concatenate([scores, np.zeros((nq, extra), np.float32)], axis=1),
+        np.concatenate([ids, np.full((nq, extra), -1, np.int64)], axis=1),
+    )

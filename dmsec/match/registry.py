@@ -1,0 +1,508 @@
+"""`ProtectedArtworkIndex`: the registry of protected artworks that scans match against.
+
+A registry is a folder (local path or ``s3://bucket/prefix``) holding
+
+- ``registry.json``: embedders (name + config), index policy, id counter (`dmsec.match.manifest`);
+- ``artworks.parquet``: one row per artwork, metadata plus every embedder's code
+  (schema in `dmsec.match.records`); the source of truth `rebuild` works from;
+- ``<embedder>.faiss``: one FAISS index per embedder (`dmsec.match.faiss_index`), in FAISS's
+  own serialisation.
+
+Adding extends each FAISS index in place (no rebuild, no retraining); removing deletes codes
+where the index kind allows and otherwise leaves them stale, filtered out of every search until
+`rebuild`. One process writes a registry at a time; any number may read it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dmsec.match.codes import codes_from_arrow, codes_to_arrow
+from dmsec.match.embedder import Embedder, create_embedder
+from dmsec.match.errors import RegistryError
+from dmsec.match.faiss_index import VectorIndex
+from dmsec.match.images import DecodeLimits, decode_one, load_images, split_batch
+from dmsec.match.manifest import Manifest
+from dmsec.match.policy import IndexPolicy
+from dmsec.match.records import (
+    AddedArtwork,
+    AddReport,
+    Duplicate,
+    DuplicateReason,
+    EmbedderStats,
+    Hit,
+    RegistryStats,
+    artworks_schema,
+)
+from dmsec.match.search import collect_hits
+from dmsec.match.storage import RegistryStore
+
+MANIFEST_FILE = "registry.json"
+ARTWORKS_FILE = "artworks.parquet"
+DEFAULT_EMBEDDERS = ("pdq", "zoo")
+
+
+def index_file(embedder: str) -> str:
+    """File name of an embedder's FAISS index inside the registry."""
+    return f"{embedder}.faiss"
+
+
+class ProtectedArtworkIndex:
+    """Protected artworks, their codes and one FAISS index per embedder; see the module doc."""
+
+    def __init__(
+        self,
+        store: RegistryStore,
+        manifest: Manifest,
+        embedders: dict[str, Embedder],
+        table: pa.Table,
+        *,
+        limits: DecodeLimits | None = None,
+        use_gpu: bool | None = None,
+    ) -> None:
+        self._store = store
+        self._manifest = manifest
+        self._embedders = embedders
+        self._table = table
+        self._indexes: dict[str, VectorIndex] = {}
+        self.limits = limits or DecodeLimits()
+        self.use_gpu = use_gpu
+        self._live_ids = np.sort(table["id"].to_numpy())
+
+    # -- opening --------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        location: str | Path,
+        embedders: Sequence[str | Embedder] = DEFAULT_EMBEDDERS,
+        *,
+        policy: IndexPolicy | None = None,
+        endpoint_url: str | None = None,
+        limits: DecodeLimits | None = None,
+        use_gpu: bool | None = None,
+    ) -> ProtectedArtworkIndex:
+        """A new, empty registry at `location` using `embedders` (names or instances)."""
+        store = RegistryStore(location, endpoint_url=endpoint_url)
+        if store.exists(MANIFEST_FILE):
+            raise RegistryError(f"a registry already exists at {store.uri(MANIFEST_FILE)}")
+        resolved = [create_embedder(e) if isinstance(e, str) else e for e in embedders]
+        names = [e.name for e in resolved]
+        if not names or len(set(names)) != len(names):
+            raise RegistryError(f"`embedders` must be non-empty and unique; got {names}")
+        manifest = Manifest([(e.name, e.config()) for e in resolved], policy or IndexPolicy())
+        table = artworks_schema(resolved).empty_table()
+        registry = cls(
+            store, manifest, {e.name: e for e in resolved}, table, limits=limits, use_gpu=use_gpu
+        )
+        for e in resolved:
+            registry._indexes[e.name] = registry._build_index(e, table)
+        registry._commit(names)
+        return registry
+
+    @classmethod
+    def open(
+        cls,
+        location: str | Path,
+        *,
+        embedders: Mapping[str, Embedder] | None = None,
+        create: bool = False,
+        endpoint_url: str | None = None,
+        limits: DecodeLimits | None = None,
+        use_gpu: bool | None = None,
+    ) -> ProtectedArtworkIndex:
+        """The registry at `location`.
+
+        `embedders` overrides how a stored embedder is built (e.g. a dense model at another path;
+        its weights must match the fingerprint the registry recorded). With `create`, a missing
+        registry is created with the default embedders (or those in `embedders`).
+        """
+        store = RegistryStore(location, endpoint_url=endpoint_url)
+        text = store.read_bytes(MANIFEST_FILE)
+        if text is None:
+            if create:
+                chosen = list(embedders.values()) if embedders else list(DEFAULT_EMBEDDERS)
+                return cls.create(
+                    location, chosen, endpoint_url=endpoint_url, limits=limits, use_gpu=use_gpu
+                )
+            raise RegistryError(
+                f"no registry at {store.location} ({MANIFEST_FILE} is missing); create one with "
+                "ProtectedArtworkIndex.create() or `dmsec index add`"
+            )
+        manifest = Manifest.from_json(text.decode(), store.uri(MANIFEST_FILE))
+        resolved = {name: _resolve(name, cfg, embedders) for name, cfg in manifest.embedders}
+        data = store.read_bytes(ARTWORKS_FILE)
+        if data is None:
+            table = artworks_schema(list(resolved.values())).empty_table()
+        else:
+            table = pq.read_table(io.BytesIO(data))
+            missing = {f.name for f in table.schema} ^ (
+                {"id", "owner", "title", "source_uri", "sha256", "width", "height", "added_at"}
+                | set(resolved)
+            )
+            if missing:
+                raise RegistryError(
+                    f"{store.uri(ARTWORKS_FILE)}: columns do not match registry.json: {sorted(missing)}"
+                )
+        return cls(store, manifest, resolved, table, limits=limits, use_gpu=use_gpu)
+
+    # -- properties -----------------------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        """Where the registry lives."""
+        return self._store.location
+
+    @property
+    def embedder_names(self) -> list[str]:
+        """Embedder names in registry order (the first is the default for `search`)."""
+        return [name for name, _ in self._manifest.embedders]
+
+    @property
+    def policy(self) -> IndexPolicy:
+        """The index policy recorded in the manifest."""
+        return self._manifest.policy
+
+    def embedder(self, name: str | None = None) -> Embedder:
+        """The embedder called `name` (default: the first)."""
+        name = name or self.embedder_names[0]
+        if name not in self._embedders:
+            raise RegistryError(
+                f"`embedder` {name!r} is not in this registry; it has {self.embedder_names}"
+            )
+        return self._embedders[name]
+
+    def __len__(self) -> int:
+        return self._table.num_rows
+
+    def __repr__(self) -> str:
+        return f"ProtectedArtworkIndex({self.location!r}, artworks={len(self)}, embedders={self.embedder_names})"
+
+    def artworks(self, include_codes: bool = False) -> pa.Table:
+        """The artworks table (see `dmsec.match.records`); codes only if asked for."""
+        if include_codes:
+            return self._table
+        return self._table.drop_columns(self.embedder_names)
+
+    # -- add / remove ---------------------------------------------------------------------------
+    def add(
+        self,
+        images: Any,
+        *,
+        owner: str,
+        title: str | Sequence[str] | None = None,
+        source_uri: str | Sequence[str | None] | None = None,
+    ) -> AddReport:
+        """Add images (paths, bytes, PIL images, arrays, tensors) under `owner`.
+
+        Bad inputs become error records; an input whose sha256 or whose every code equals a live
+        artwork's (or an earlier input's) is reported as a duplicate and not added. Each FAISS
+        index is extended in place. Returns what happened to each input.
+        """
+        if not isinstance(owner, str) or not owner.strip():
+            raise RegistryError(f"`owner` must be a non-empty string; got {owner!r}")
+        items = split_batch(images)
+        titles = _per_item("title", title, len(items))
+        uris = _per_item("source_uri", source_uri, len(items))
+        decoded, errors = load_images(items, self.limits)
+        report = AddReport(errors=errors)
+        aliases: list[
+            tuple[Any, int, DuplicateReason]
+        ] = []  # (input, earlier input it repeats, reason)
+        fresh = []
+        first_with_sha: dict[str, int] = {}
+        known = _lookup(self._table, "sha256", [d.sha256 for d in decoded])
+        for d, existing in zip(decoded, known, strict=True):
+            if existing is not None:
+                report.duplicates.append(Duplicate(d.index, existing, "sha256", d.source))
+            elif d.sha256 in first_with_sha:
+                aliases.append((d, first_with_sha[d.sha256], "sha256"))
+            else:
+                first_with_sha[d.sha256] = d.index
+                fresh.append(d)
+        if fresh:
+            codes = {n: e.embed([d.pixels for d in fresh]) for n, e in self._embedders.items()}
+            keep = self._drop_identical(fresh, codes, report, aliases)
+            if keep:
+                self._append(
+                    [fresh[i] for i in keep],
+                    {n: c[keep] for n, c in codes.items()},
+                    owner,
+                    titles,
+                    uris,
+                    report,
+                )
+        id_of = {a.index: a.artwork_id for a in report.added}
+        id_of.update({x.index: x.existing_id for x in report.duplicates})
+        for d, first, reason in sorted(aliases, key=lambda a: a[0].index):
+            id_of[d.index] = id_of[first]  # `first` comes earlier, so it is resolved already
+            report.duplicates.append(Duplicate(d.index, id_of[first], reason, d.source))
+        report.duplicates.sort(key=lambda x: x.index)
+        return report
+
+    def _append(
+        self,
+        fresh: list[Any],
+        codes: dict[str, np.ndarray],
+        owner: str,
+        titles: list[Any],
+        uris: list[Any],
+        report: AddReport,
+    ) -> None:
+        """Give `fresh` images new ids, extend every index and the table, and commit."""
+        start = self._next_id()
+        ids = np.arange(start, start + len(fresh), dtype=np.int64)
+        for name in self.embedder_names:
+            self._index(name).add(codes[name], ids)
+        now = dt.datetime.now(dt.UTC)
+        columns: dict[str, Any] = {
+            "id": pa.array(ids, pa.int64()),
+            "owner": [owner] * len(fresh),
+            "title": [titles[d.index] or _default_title(d.source) for d in fresh],
+            "source_uri": [uris[d.index] or _default_uri(d.source) for d in fresh],
+            "sha256": [d.sha256 for d in fresh],
+            "width": pa.array([d.width for d in fresh], pa.int32()),
+            "height": pa.array([d.height for d in fresh], pa.int32()),
+            "added_at": pa.array([now] * len(fresh), pa.timestamp("us", tz="UTC")),
+        }
+        for name, e in self._embedders.items():
+            columns[name] = codes_to_arrow(e, codes[name])
+        rows = pa.table(columns, schema=self._table.schema)
+        self._set_table(pa.concat_tables([self._table, rows]))
+        self._manifest.next_id = int(ids[-1]) + 1
+        self._commit(self.embedder_names)
+        for d, artwork_id in zip(fresh, ids, strict=True):
+            report.added.append(AddedArtwork(d.index, int(artwork_id), d.sha256, d.source))
+
+    def remove(self, ids: int | Sequence[int]) -> list[int]:
+        """Remove artworks by id; all must exist (nothing changes otherwise). Returns the ids."""
+        wanted = np.unique(np.atleast_1d(np.asarray(ids, dtype=np.int64)))
+        unknown = wanted[~np.isin(wanted, self._live_ids)]
+        if len(unknown):
+            raise RegistryError(f"no artwork with id {', '.join(map(str, unknown.tolist()))}")
+        changed = [n for n in self.embedder_names if self._index(n).remove(wanted) > 0]
+        self._set_table(
+            self._table.filter(pc.invert(pc.is_in(self._table["id"], pa.array(wanted))))
+        )
+        self._commit(changed)
+        return wanted.tolist()
+
+    # -- search ---------------------------------------------------------------------------------
+    def search(
+        self,
+        images: Any,
+        *,
+        embedder: str | None = None,
+        threshold: float | None = None,
+        k: int | None = None,
+    ) -> list[Hit]:
+        """Match query images against the registry with one embedder.
+
+        Without `k`: a range search returning every artwork within `threshold` (default: the
+        embedder's calibrated threshold). With `k`: the `k` nearest artworks per query, further
+        limited to `threshold` if one is given. Inputs are decoded under `limits`; an undecodable
+        query raises `ImageDecodeError` naming it (decode untrusted batches with
+        `dmsec.match.images.load_images` first to get per-file records).
+        """
+        emb = self.embedder(embedder)
+        pixels = [
+            decode_one(item, i, self.limits).pixels for i, item in enumerate(split_batch(images))
+        ]
+        codes = emb.embed(pixels) if pixels else np.empty((0, emb.code_size), np.uint8)
+        return self.search_codes(codes, embedder=emb.name, threshold=threshold, k=k)
+
+    def search_codes(
+        self,
+        codes: np.ndarray,
+        *,
+        embedder: str | None = None,
+        threshold: float | None = None,
+        k: int | None = None,
+    ) -> list[Hit]:
+        """`search` for codes the caller already computed with that embedder."""
+        emb = self.embedder(embedder)
+        if len(codes) == 0:
+            return []
+        codes = emb.check_codes(codes, "codes")
+        return collect_hits(
+            self._index(emb.name), emb, codes, threshold=threshold, k=k, live_ids=self._live_ids
+        )
+
+    # -- maintenance ----------------------------------------------------------------------------
+    def rebuild(self, policy: IndexPolicy | None = None) -> None:
+        """Rebuild every FAISS index from artworks.parquet (dropping stale codes), with
+        `policy` (default: the recorded one) choosing each kind for the current size."""
+        if policy is not None:
+            self._manifest.policy = policy
+        for name, e in self._embedders.items():
+            self._indexes[name] = self._build_index(e, self._table)
+        self._commit(self.embedder_names)
+
+    def stats(self) -> RegistryStats:
+        """Counts, index kinds, stale codes and sizes."""
+        entries = []
+        for name, e in self._embedders.items():
+            index = self._index(name)
+            kind = index.kind
+            entries.append(
+                EmbedderStats(
+                    name=name,
+                    metric=e.metric,
+                    dim=e.dim,
+                    kind=kind,
+                    exact=self.policy.is_exact(kind),
+                    codes=index.ntotal,
+                    stale=index.ntotal - len(self),
+                    index_bytes=self._store.size(index_file(name)),
+                    recommended_kind=self.policy.kind_for(e.metric, len(self)),
+                )
+            )
+        return RegistryStats(
+            location=self.location,
+            artworks=len(self),
+            owners=len(pc.unique(self._table["owner"])),
+            next_id=self._next_id(),
+            embedders=entries,
+            policy=self.policy.to_dict(),
+        )
+
+    # -- internals ------------------------------------------------------------------------------
+    def _index(self, name: str) -> VectorIndex:
+        if name not in self._indexes:
+            e = self._embedders[name]
+            data = self._store.read_bytes(index_file(name))
+            if data is None:
+                if len(self):
+                    raise RegistryError(
+                        f"{self._store.uri(index_file(name))} is missing; run `dmsec index rebuild`"
+                    )
+                index = self._build_index(e, self._table)
+            else:
+                index = VectorIndex.from_bytes(
+                    data, metric=e.metric, dim=e.dim, policy=self.policy, use_gpu=self.use_gpu
+                )
+                absent = ~np.isin(self._live_ids, index.ids())
+                if absent.any():
+                    raise RegistryError(
+                        f"{self._store.uri(index_file(name))} lacks {int(absent.sum())} artworks "
+                        "listed in artworks.parquet; run `dmsec index rebuild`"
+                    )
+            self._indexes[name] = index
+        return self._indexes[name]
+
+    def _build_index(self, e: Embedder, table: pa.Table) -> VectorIndex:
+        return VectorIndex.build(
+            codes_from_arrow(e, table[e.name]),
+            table["id"].to_numpy(),
+            metric=e.metric,
+            dim=e.dim,
+            policy=self.policy,
+            use_gpu=self.use_gpu,
+        )
+
+    def _drop_identical(
+        self,
+        fresh: list[Any],
+        codes: dict[str, np.ndarray],
+        report: AddReport,
+        aliases: list[tuple[Any, int, DuplicateReason]],
+    ) -> list[int]:
+        """Positions in `fresh` to add: not those whose every code equals a live artwork's
+        (found through the first embedder's index) or an earlier input's."""
+        first = self.embedder()
+        exact = 0.0 if first.metric == "hamming" else 1.0 - 1e-6
+        _, _, cand = self._index(first.name).range_search(codes[first.name], exact)
+        cand = np.unique(cand[np.isin(cand, self._live_ids)])
+        rows = self._table.filter(pc.is_in(self._table["id"], pa.array(cand, pa.int64())))
+        row_codes = {n: codes_from_arrow(e, rows[n]) for n, e in self._embedders.items()}
+        known = {
+            b"".join(row_codes[n][i].tobytes() for n in self.embedder_names): int(rid)
+            for i, rid in enumerate(rows["id"].to_numpy())
+        }
+        keep: list[int] = []
+        first_with_key: dict[bytes, int] = {}
+        for i, d in enumerate(fresh):
+            key = b"".join(codes[n][i].tobytes() for n in self.embedder_names)
+            if key in known:
+                report.duplicates.append(Duplicate(d.index, known[key], "identical_hash", d.source))
+            elif key in first_with_key:
+                aliases.append((d, first_with_key[key], "identical_hash"))
+            else:
+                first_with_key[key] = d.index
+                keep.append(i)
+        return keep
+
+    def _next_id(self) -> int:
+        """Smallest id never used: above the counter, every live row and every index entry."""
+        candidates = [self._manifest.next_id]
+        if len(self._live_ids):
+            candidates.append(int(self._live_ids[-1]) + 1)
+        for index in self._indexes.values():
+            ids = index.ids()
+            if len(ids):
+                candidates.append(int(ids.max()) + 1)
+        return max(candidates)
+
+    def _set_table(self, table: pa.Table) -> None:
+        self._table = table
+        self._live_ids = np.sort(table["id"].to_numpy())
+
+    def _commit(self, changed_indexes: Sequence[str]) -> None:
+        """Write changed indexes, then artworks.parquet, then registry.json (the commit point)."""
+        for name in changed_indexes:
+            self._store.write_bytes(index_file(name), self._indexes[name].to_bytes())
+        buf = io.BytesIO()
+        pq.write_table(self._table, buf, compression="zstd")
+        self._store.write_bytes(ARTWORKS_FILE, buf.getvalue())
+        self._manifest.next_id = self._next_id()
+        self._store.write_bytes(MANIFEST_FILE, self._manifest.to_json().encode())
+
+
+def _resolve(
+    name: str, config: dict[str, Any], overrides: Mapping[str, Embedder] | None
+) -> Embedder:
+    if overrides and name in overrides:
+        e = overrides[name]
+        if e.name != name:
+            raise RegistryError(f"`embedders[{name!r}]` is a {e.name!r} embedder")
+        recorded, given = config.get("fingerprint"), e.config().get("fingerprint")
+        if recorded and given and recorded != given:
+            raise RegistryError(
+                f"`embedders[{name!r}]` has model fingerprint {given[:12]}; the registry was "
+                f"built with {recorded[:12]}"
+            )
+        return e
+    return create_embedder(name, config)
+
+
+def _lookup(table: pa.Table, column: str, values: list[str]) -> list[int | None]:
+    """For each value, the id of the live row whose `column` equals it, else None."""
+    if not values or table.num_rows == 0:
+        return [None] * len(values)
+    positions = pc.index_in(pa.array(values, pa.string()), value_set=table[column].combine_chunks())
+    ids = table["id"].to_numpy()
+    return [None if p is None else int(ids[p]) for p in positions.to_pylist()]
+
+
+def _per_item(field: str, value: Any, n: int) -> list[Any]:
+    if value is None or isinstance(value, str):
+        return [value] * n
+    values = list(value)
+    if len(values) != n:
+        raise RegistryError(f"`{field}` has {len(values)} entries for {n} images")
+    return values
+
+
+def _default_title(source: str | None) -> str:
+    return Path(source).stem if source else "untitled"
+
+
+def _default_uri(source: str | None) -> str | None:
+    return str(Path(source).resolve()) if source else None
