@@ -1,0 +1,271 @@
+"""Hugging Face Hub as a source, through `huggingface_hub.HfApi` and `snapshot_download`.
+
+URI: `hf://[author][?search=TEXT&tag=TAG...]`. Listing asks `/api/models` for repos tagged
+`diffusers` (plus any `tag`s; a single wanted base model is sent as the Hub's `base_model:<id>`
+tag), newest first, so a `since` filter stops paging at the first older repo. Each candidate is
+classified from its file names and tags (LoRA weights or a `lora` / `base_model:adapter:` tag ->
+LoRA; `model_index.json`, `unet/config.json`, `dreambooth` or `base_model:finetune:` -> full)
+before one `model_info(files_metadata=True)` call fetches sizes and LFS sha256s.
+
+Rate limits: `list_models` pages go through huggingface_hub's own backoff, which honours 429 +
+Retry-After; `model_info` and `snapshot_download` are wrapped in `call_with_retry`, which
+honours Retry-After too and backs off on 5xx. The token comes from `HF_TOKEN` (or
+huggingface_hub's stored login) and is only ever handed to huggingface_hub, never logged.
+
+Known limit: `snapshot_download` streams each file to disk whole and checks it against the size
+in the Hub's headers only at the end; the per-file cap is enforced on the declared sizes before
+the download and on the actual sizes right after, not mid-stream as for the other sources.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from dmsec.errors import ConfigError, UnsafeCheckpointError
+from dmsec.hub.ref import CheckpointFile, CheckpointRef, Kind
+from dmsec.hub.retry import RETRY_STATUSES, RetryPolicy, call_with_retry, parse_retry_after
+from dmsec.hub.source import HubError, HubSource, ListFilter, RefNotFoundError, register_source
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+LORA_WEIGHT_NAMES = ("pytorch_lora_weights.safetensors", "adapter_model.safetensors")
+_BASE_TAG = re.compile(r"^base_model:(?:(adapter|finetune|merge|quantized):)?(.+)$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _http_errors() -> tuple[type[BaseException], ...]:
+    """huggingface_hub's transport-level exceptions (httpx2 in 2.x, httpx in 1.x)."""
+    try:
+        import httpx2 as httpx_mod
+    except ImportError:  # pragma: no cover - older huggingface_hub
+        import httpx as httpx_mod  # type: ignore[no-redef]
+    return (httpx_mod.TransportError,)
+
+
+def hf_retry_classify(exc: BaseException) -> tuple[bool, float | None]:
+    """(retryable?, Retry-After seconds) for an exception out of huggingface_hub."""
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    if isinstance(exc, HfHubHTTPError) and getattr(exc, "response", None) is not None:
+        status = exc.response.status_code
+        return status in RETRY_STATUSES, parse_retry_after(exc.response.headers)
+    # snapshot_download reports a HEAD that failed on 5xx / network as "not in the local cache".
+    if isinstance(exc, LocalEntryNotFoundError | _http_errors()):
+        return True, None
+    return False, None
+
+
+def classify_repo(tags: Sequence[str], filenames: Sequence[str]) -> Kind | None:
+    """LoRA, full fine-tune, or None (not a diffusion checkpoint we can scan)."""
+    lowered = [t.lower() for t in tags]
+    names = set(filenames)
+    if any(n.rsplit("/", 1)[-1] in LORA_WEIGHT_NAMES for n in names):
+        return "lora"
+    if "model_index.json" in names or "unet/config.json" in names:
+        return "full"
+    if "lora" in lowered or any(t.startswith("base_model:adapter:") for t in lowered):
+        return "lora"
+    if "dreambooth" in lowered or any(t.startswith("base_model:finetune:") for t in lowered):
+        return "full"
+    return None
+
+
+def base_model_of(tags: Sequence[str], card_data: Any) -> str | None:
+    """The base model a repo declares: model card `base_model`, else a `base_model:` tag."""
+    declared = card_data.get("base_model") if card_data is not None else None
+    if isinstance(declared, list):
+        declared = declared[0] if declared else None
+    if isinstance(declared, str) and declared.strip():
+        return declared.strip()
+    for tag in tags:
+        match = _BASE_TAG.match(tag)
+        if match:
+            return match.group(2)
+    return None
+
+
+def _license_of(tags: Sequence[str], card_data: Any) -> str | None:
+    declared = card_data.get("license") if card_data is not None else None
+    if isinstance(declared, str) and declared:
+        return declared
+    return next((t.split(":", 1)[1] for t in tags if t.startswith("license:")), None)
+
+
+@register_source
+class HuggingFaceSource(HubSource):
+    """Diffusers LoRA / DreamBooth / full fine-tune repos on a Hugging Face Hub endpoint."""
+
+    name = "hf"
+    schemes = ("hf",)
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        author: str | None = None,
+        search: str | None = None,
+        tags: Sequence[str] = ("diffusers",),
+        retry: RetryPolicy | None = None,
+        token: str | None = None,
+    ) -> None:
+        from huggingface_hub import HfApi
+
+        self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        if urlsplit(self.endpoint).scheme not in ("http", "https"):
+            raise ConfigError(f"`endpoint` must be an http(s) URL; got {self.endpoint!r}")
+        if author is not None and (not author or "/" in author):
+            raise ConfigError(f"`author` must be a user or organisation name; got {author!r}")
+        self.author, self.search, self.tags = author, search or None, tuple(tags)
+        self.retry = retry or RetryPolicy()
+        self._token = token or os.environ.get("HF_TOKEN") or None
+        self.api = HfApi(endpoint=self.endpoint, token=self._token)
+
+    @classmethod
+    def from_uri(cls, uri: str, **options: Any) -> HuggingFaceSource:
+        """`hf://[author][?search=...&tag=...]`; options: endpoint, retry, token."""
+        parts = urlsplit(uri)
+        if parts.scheme != "hf" or parts.path not in ("", "/"):
+            raise ConfigError(f"`uri` must look like hf://[author][?search=..&tag=..]; got {uri!r}")
+        query = parse_qs(parts.query)
+        unknown = set(query) - {"search", "tag"}
+        if unknown:
+            raise ConfigError(f"`uri` {uri!r}: unknown query keys {sorted(unknown)}")
+        tags = ("diffusers", *query.get("tag", []))
+        search = query.get("search", [None])[0]
+        return cls(author=parts.netloc or None, search=search, tags=tags, **options)
+
+    @property
+    def uri(self) -> str:
+        query = [("search", self.search)] if self.search else []
+        query += [("tag", t) for t in self.tags if t != "diffusers"]
+        return f"hf://{self.author or ''}" + (f"?{urlencode(query)}" if query else "")
+
+    def _retry(self, fn: Any, what: str) -> Any:
+        return call_with_retry(fn, policy=self.retry, what=what, classify=hf_retry_classify)
+
+    # -- listing ---------------------------------------------------------------------------
+    def iter_refs(self, flt: ListFilter) -> Iterator[CheckpointRef]:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        hub_filter = list(self.tags)
+        if flt.base_models is not None and len(flt.base_models) == 1:
+            hub_filter.append(f"base_model:{next(iter(flt.base_models))}")
+        models = self.api.list_models(
+            filter=hub_filter or None,
+            author=self.author,
+            search=self.search,
+            sort="last_modified",
+            expand=["sha", "lastModified", "tags", "cardData", "siblings"],
+        )
+        try:
+            for info in models:
+                stamp = info.last_modified
+                if flt.since is not None and stamp is not None and stamp < flt.since:
+                    return  # newest first: everything after is older still
+                names = [s.rfilename for s in info.siblings or []]
+                kind = classify_repo(info.tags or [], names)
+                base = base_model_of(info.tags or [], info.card_data)
+                if kind is None or kind not in flt.kinds or not flt.base_model_matches(base):
+                    continue
+                ref = self._info_ref(info.id, info.sha, kind)
+                if ref is not None:
+                    yield ref
+        except HfHubHTTPError as exc:
+            raise HubError(f"hf: listing models failed: {exc.response.status_code}") from None
+
+    def _info_ref(
+        self, repo_id: str, revision: str | None, kind: Kind | None
+    ) -> CheckpointRef | None:
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            info = self._retry(
+                lambda: self.api.model_info(repo_id, revision=revision, files_metadata=True),
+                f"hf model_info {repo_id}",
+            )
+        except HfHubHTTPError as exc:  # 401/403/404: gated, private or gone; not our problem
+            logger.warning("hf: %s skipped: HTTP %s", repo_id, exc.response.status_code)
+            return None
+        tags = list(info.tags or [])
+        siblings = list(info.siblings or [])
+        kind = kind or classify_repo(tags, [s.rfilename for s in siblings])
+        if kind is None or not isinstance(info.sha, str) or not _COMMIT.match(info.sha):
+            logger.warning("hf: %s skipped: not a diffusion checkpoint or no commit sha", repo_id)
+            return None
+        files = []
+        for s in siblings:
+            try:
+                files.append(
+                    CheckpointFile(
+                        path=s.rfilename,
+                        size=s.size,
+                        sha256=s.lfs.sha256 if s.lfs else None,
+                        git_sha1=None if s.lfs else s.blob_id,
+                    )
+                )
+            except ValueError as exc:
+                logger.warning("hf: %s: file skipped: %s", repo_id, exc)
+        return CheckpointRef(
+            source=self.name,
+            repo_id=info.id,
+            revision=info.sha,
+            kind=kind,
+            base_model=base_model_of(tags, info.card_data),
+            files=tuple(files),
+            tags=tuple(tags),
+            license=_license_of(tags, info.card_data),
+            last_modified=info.last_modified,
+            url=f"{self.endpoint}/{info.id}",
+        )
+
+    def get(self, repo_id: str, revision: str | None = None) -> CheckpointRef:
+        ref = self._info_ref(repo_id, revision, None)
+        if ref is None:
+            raise RefNotFoundError(f"hf: no scannable checkpoint {repo_id!r}@{revision or 'main'}")
+        return ref
+
+    # -- download --------------------------------------------------------------------------
+    def fetch(
+        self, ref: CheckpointRef, files: Sequence[CheckpointFile], dest: Path, max_file_bytes: int
+    ) -> None:
+        from huggingface_hub import snapshot_download
+
+        with tempfile.TemporaryDirectory(prefix="hf-", dir=dest.parent) as hf_cache:
+            snapshot = self._retry(
+                lambda: snapshot_download(
+                    ref.repo_id,
+                    revision=ref.revision,
+                    cache_dir=hf_cache,
+                    allow_patterns=[glob.escape(f.path) for f in files],
+                    endpoint=self.endpoint,
+                    token=self._token,
+                    max_workers=2,
+                ),
+                f"hf download {ref.repo_id}",
+            )
+            moved: dict[Path, Path] = {}
+            for f in files:
+                link = Path(snapshot) / f.path
+                if not link.exists():
+                    raise HubError(f"hf: {ref.repo_id}: {f.path} missing from the download")
+                blob = link.resolve()
+                target = dest / f.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if blob in moved:  # two paths with the same content share one HF blob
+                    shutil.copyfile(moved[blob], target)
+                    continue
+                if blob.stat().st_size > max_file_bytes:
+                    raise UnsafeCheckpointError(
+                        f.path, f"download is over the per-file cap of {max_file_bytes:,} bytes"
+                    )
+                shutil.move(blob, target)
+                moved[blob] = target
