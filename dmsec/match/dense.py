@@ -133,22 +133,25 @@ class TransformersEmbedder(Embedder):
         with self._lock:
             if self._model is not None:
                 return
-            if (
-                self._expected_fingerprint is not None
-                and self.fingerprint != self._expected_fingerprint
-            ):
+            fingerprint = self.fingerprint  # also checks config.json and *.safetensors exist
+            expected = self._expected_fingerprint
+            if expected is not None and fingerprint != expected:
                 raise EmbedderError(
-                    f"model at {self.model_path} (fingerprint {self.fingerprint[:12]}) is not the "
-                    f"one this registry was built with (fingerprint "
-                    f"{self._expected_fingerprint[:12]}); point `model_path` at the original "
-                    "weights or rebuild the registry"
+                    f"model at {self.model_path} (fingerprint {fingerprint[:12]}) is not the "
+                    f"one this registry was built with (fingerprint {expected[:12]}); point "
+                    "`model_path` at the original weights or rebuild the registry"
                 )
             from transformers import AutoImageProcessor
 
-            self._processor = AutoImageProcessor.from_pretrained(
-                str(self.model_path), local_files_only=True
-            )
-            model = self._load_model()
+            try:
+                self._processor = AutoImageProcessor.from_pretrained(
+                    str(self.model_path), local_files_only=True
+                )
+                model = self._load_model()
+            except (OSError, ValueError) as exc:
+                raise EmbedderError(
+                    f"cannot load {self.name} from {self.model_path}: {exc}"
+                ) from None
             self._model = model.to(self.device, dtype=torch.float32).eval()
 
 

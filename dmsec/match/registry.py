@@ -108,12 +108,18 @@ class ProtectedArtworkIndex:
         registry._commit(names)
         return registry
 
+    @staticmethod
+    def exists(location: str | Path, *, endpoint_url: str | None = None) -> bool:
+        """Whether a registry (its registry.json) exists at `location`."""
+        return RegistryStore(location, endpoint_url=endpoint_url).exists(MANIFEST_FILE)
+
     @classmethod
     def open(
         cls,
         location: str | Path,
         *,
         embedders: Mapping[str, Embedder] | None = None,
+        model_paths: Mapping[str, str | Path] | None = None,
         create: bool = False,
         endpoint_url: str | None = None,
         limits: DecodeLimits | None = None,
@@ -121,9 +127,10 @@ class ProtectedArtworkIndex:
     ) -> ProtectedArtworkIndex:
         """The registry at `location`.
 
-        `embedders` overrides how a stored embedder is built (e.g. a dense model at another path;
-        its weights must match the fingerprint the registry recorded). With `create`, a missing
-        registry is created with the default embedders (or those in `embedders`).
+        `embedders` replaces how a stored embedder is built; `model_paths` only moves a dense
+        embedder's weights (e.g. ``{"dinov2": "/models/dinov2-small"}``). Either way the weights
+        must match the fingerprint the registry recorded. With `create`, a missing registry is
+        created with the default embedders (or those in `embedders`).
         """
         store = RegistryStore(location, endpoint_url=endpoint_url)
         text = store.read_bytes(MANIFEST_FILE)
@@ -138,7 +145,18 @@ class ProtectedArtworkIndex:
                 "ProtectedArtworkIndex.create() or `dmsec index add`"
             )
         manifest = Manifest.from_json(text.decode(), store.uri(MANIFEST_FILE))
-        resolved = {name: _resolve(name, cfg, embedders) for name, cfg in manifest.embedders}
+        moved = {str(k): str(v) for k, v in (model_paths or {}).items()}
+        unknown = set(moved) - {name for name, _ in manifest.embedders}
+        if unknown:
+            raise RegistryError(
+                f"`model_paths` names embedders not in this registry: {sorted(unknown)}"
+            )
+        resolved = {
+            name: _resolve(
+                name, {**cfg, **({"model_path": moved[name]} if name in moved else {})}, embedders
+            )
+            for name, cfg in manifest.embedders
+        }
         data = store.read_bytes(ARTWORKS_FILE)
         if data is None:
             table = artworks_schema(list(resolved.values())).empty_table()
