@@ -129,3 +129,13 @@ def write_lying_header(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(32))
     return path
+
+
+def upload_tree(client: object, bucket: str, root: Path, prefix: str) -> None:
+    """Upload every file under `root` to s3://bucket/prefix/... (with SHA256 checksums)."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            key = f"{prefix}/{path.relative_to(root).as_posix()}".lstrip("/")
+            client.put_object(  # type: ignore[attr-defined]
+                Bucket=bucket, Key=key, Body=path.read_bytes(), ChecksumAlgorithm="SHA256"
+            )
