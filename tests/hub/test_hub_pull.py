@@ -21,7 +21,7 @@ from hub_builders import (
 )
 
 from dmsec.errors import ConfigError
-from dmsec.hub import CheckpointFile, CheckpointRef, ListFilter, PullPolicy, Puller, pull
+from dmsec.hub import CheckpointFile, CheckpointRef, ListFilter, Puller, PullPolicy, pull
 from dmsec.hub.local import LocalSource
 from dmsec.hub.pull import PullCheckpoint, PullResult
 from dmsec.models.safe_load import load_state_dict
