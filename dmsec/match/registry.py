@@ -277,8 +277,19 @@ class ProtectedArtworkIndex:
         """Give `fresh` images new ids, extend every index and the table, and commit."""
         start = self._next_id()
         ids = np.arange(start, start + len(fresh), dtype=np.int64)
-        for name in self.embedder_names:
-            self._index(name).add(codes[name], ids)
+        for name, e in self._embedders.items():
+            index = self._index(name)
+            if index.ntotal == 0:  # an empty index is built for its first batch, not extended
+                self._indexes[name] = VectorIndex.build(
+                    codes[name],
+                    ids,
+                    metric=e.metric,
+                    dim=e.dim,
+                    policy=self.policy,
+                    use_gpu=self.use_gpu,
+                )
+            else:
+                index.add(codes[name], ids)
         now = dt.datetime.now(dt.UTC)
         columns: dict[str, Any] = {
             "id": pa.array(ids, pa.int64()),
