@@ -10,11 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import faiss
 
+from dmsec.match.embedder import Embedder, create_embedder
 from dmsec.match.errors import RegistryError
 from dmsec.match.policy import IndexPolicy
 
@@ -68,6 +71,34 @@ class Manifest:
         }
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
+    def build_embedders(
+        self,
+        overrides: Mapping[str, Embedder] | None = None,
+        model_paths: Mapping[str, str | Path] | None = None,
+    ) -> dict[str, Embedder]:
+        """The recorded embedders, built from their configs.
+
+        `overrides` replaces an embedder outright; `model_paths` only moves a dense embedder's
+        weights. A recorded weight fingerprint must still match (checked here for overrides,
+        and by the embedder when it loads its weights otherwise).
+        """
+        names = [name for name, _ in self.embedders]
+        moved = {str(k): str(v) for k, v in (model_paths or {}).items()}
+        unknown = set(moved) - set(names)
+        if unknown:
+            raise RegistryError(
+                f"`model_paths` names embedders not in this registry: {sorted(unknown)}"
+            )
+        out: dict[str, Embedder] = {}
+        for name, config in self.embedders:
+            if name in moved:
+                config = {**config, "model_path": moved[name]}
+            if overrides and name in overrides:
+                out[name] = _checked_override(name, config, overrides[name])
+            else:
+                out[name] = create_embedder(name, config)
+        return out
+
     @classmethod
     def from_json(cls, text: str, source: str = "registry.json") -> Manifest:
         """Parse and validate registry.json; errors name the file and field."""
@@ -102,3 +133,15 @@ class Manifest:
             created_at=str(data.get("created_at", _now())),
             updated_at=str(data.get("updated_at", _now())),
         )
+
+
+def _checked_override(name: str, config: Mapping[str, Any], embedder: Embedder) -> Embedder:
+    if embedder.name != name:
+        raise RegistryError(f"`embedders[{name!r}]` is a {embedder.name!r} embedder")
+    recorded, given = config.get("fingerprint"), embedder.config().get("fingerprint")
+    if recorded and given and recorded != given:
+        raise RegistryError(
+            f"`embedders[{name!r}]` has model fingerprint {given[:12]}; the registry was "
+            f"built with {recorded[:12]}"
+        )
+    return embedder

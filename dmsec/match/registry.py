@@ -15,7 +15,6 @@ where the index kind allows and otherwise leaves them stale, filtered out of eve
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,18 +25,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dmsec.match.codes import codes_from_arrow, codes_to_arrow
+from dmsec.match.codes import codes_from_arrow
 from dmsec.match.embedder import Embedder, create_embedder
 from dmsec.match.errors import RegistryError
 from dmsec.match.faiss_index import VectorIndex
 from dmsec.match.images import DecodeLimits, decode_one, load_images, split_batch
+from dmsec.match.ingest import (
+    Alias,
+    artwork_rows,
+    per_item,
+    resolve_aliases,
+    split_by_sha256,
+    split_identical,
+)
 from dmsec.match.manifest import Manifest
 from dmsec.match.policy import IndexPolicy
 from dmsec.match.records import (
+    METADATA_FIELDS,
     AddedArtwork,
     AddReport,
-    Duplicate,
-    DuplicateReason,
     EmbedderStats,
     Hit,
     RegistryStats,
@@ -145,27 +151,14 @@ class ProtectedArtworkIndex:
                 "ProtectedArtworkIndex.create() or `dmsec index add`"
             )
         manifest = Manifest.from_json(text.decode(), store.uri(MANIFEST_FILE))
-        moved = {str(k): str(v) for k, v in (model_paths or {}).items()}
-        unknown = set(moved) - {name for name, _ in manifest.embedders}
-        if unknown:
-            raise RegistryError(
-                f"`model_paths` names embedders not in this registry: {sorted(unknown)}"
-            )
-        resolved = {
-            name: _resolve(
-                name, {**cfg, **({"model_path": moved[name]} if name in moved else {})}, embedders
-            )
-            for name, cfg in manifest.embedders
-        }
+        resolved = manifest.build_embedders(embedders, model_paths)
         data = store.read_bytes(ARTWORKS_FILE)
         if data is None:
             table = artworks_schema(list(resolved.values())).empty_table()
         else:
             table = pq.read_table(io.BytesIO(data))
-            missing = {f.name for f in table.schema} ^ (
-                {"id", "owner", "title", "source_uri", "sha256", "width", "height", "added_at"}
-                | set(resolved)
-            )
+            expected = {f.name for f in METADATA_FIELDS} | set(resolved)
+            missing = {f.name for f in table.schema} ^ expected
             if missing:
                 raise RegistryError(
                     f"{store.uri(ARTWORKS_FILE)}: columns do not match registry.json: {sorted(missing)}"
@@ -227,59 +220,53 @@ class ProtectedArtworkIndex:
         if not isinstance(owner, str) or not owner.strip():
             raise RegistryError(f"`owner` must be a non-empty string; got {owner!r}")
         items = split_batch(images)
-        titles = _per_item("title", title, len(items))
-        uris = _per_item("source_uri", source_uri, len(items))
+        titles = per_item("title", title, len(items))
+        uris = per_item("source_uri", source_uri, len(items))
         decoded, errors = load_images(items, self.limits)
         report = AddReport(errors=errors)
-        aliases: list[
-            tuple[Any, int, DuplicateReason]
-        ] = []  # (input, earlier input it repeats, reason)
-        fresh = []
-        first_with_sha: dict[str, int] = {}
-        known = _lookup(self._table, "sha256", [d.sha256 for d in decoded])
-        for d, existing in zip(decoded, known, strict=True):
-            if existing is not None:
-                report.duplicates.append(Duplicate(d.index, existing, "sha256", d.source))
-            elif d.sha256 in first_with_sha:
-                aliases.append((d, first_with_sha[d.sha256], "sha256"))
-            else:
-                first_with_sha[d.sha256] = d.index
-                fresh.append(d)
+        aliases: list[Alias] = []
+        fresh = split_by_sha256(self._table, decoded, report, aliases)
         if fresh:
             codes = {n: e.embed([d.pixels for d in fresh]) for n, e in self._embedders.items()}
-            keep = self._drop_identical(fresh, codes, report, aliases)
+            near = self._identical_rows(codes)
+            keep = split_identical(fresh, codes, near, self._embedders, report, aliases)
             if keep:
-                self._append(
-                    [fresh[i] for i in keep],
-                    {n: c[keep] for n, c in codes.items()},
-                    owner,
-                    titles,
-                    uris,
-                    report,
+                fresh = [fresh[i] for i in keep]
+                codes = {n: c[keep] for n, c in codes.items()}
+                ids = self._extend_indexes(codes)
+                rows = artwork_rows(
+                    self._table.schema,
+                    fresh,
+                    ids,
+                    codes,
+                    self._embedders,
+                    owner=owner,
+                    titles=titles,
+                    uris=uris,
                 )
-        id_of = {a.index: a.artwork_id for a in report.added}
-        id_of.update({x.index: x.existing_id for x in report.duplicates})
-        for d, first, reason in sorted(aliases, key=lambda a: a[0].index):
-            id_of[d.index] = id_of[first]  # `first` comes earlier, so it is resolved already
-            report.duplicates.append(Duplicate(d.index, id_of[first], reason, d.source))
-        report.duplicates.sort(key=lambda x: x.index)
+                self._set_table(pa.concat_tables([self._table, rows]))
+                self._commit(self.embedder_names)
+                for d, artwork_id in zip(fresh, ids.tolist(), strict=True):
+                    report.added.append(AddedArtwork(d.index, artwork_id, d.sha256, d.source))
+        resolve_aliases(report, aliases)
         return report
 
-    def _append(
-        self,
-        fresh: list[Any],
-        codes: dict[str, np.ndarray],
-        owner: str,
-        titles: list[Any],
-        uris: list[Any],
-        report: AddReport,
-    ) -> None:
-        """Give `fresh` images new ids, extend every index and the table, and commit."""
+    def _identical_rows(self, codes: dict[str, np.ndarray]) -> pa.Table:
+        """Live artworks whose first-embedder code is identical to one of `codes`."""
+        first = self.embedder()
+        threshold = 0.0 if first.metric == "hamming" else 1.0 - 1e-6
+        _, _, found = self._index(first.name).range_search(codes[first.name], threshold)
+        found = np.unique(found[np.isin(found, self._live_ids)])
+        return self._table.filter(pc.is_in(self._table["id"], pa.array(found, pa.int64())))
+
+    def _extend_indexes(self, codes: dict[str, np.ndarray]) -> np.ndarray:
+        """Give new codes fresh ids and add them to every index (an empty index is built for
+        its first batch, so it gets the kind the policy picks for that size)."""
         start = self._next_id()
-        ids = np.arange(start, start + len(fresh), dtype=np.int64)
+        ids = np.arange(start, start + len(next(iter(codes.values()))), dtype=np.int64)
         for name, e in self._embedders.items():
             index = self._index(name)
-            if index.ntotal == 0:  # an empty index is built for its first batch, not extended
+            if index.ntotal == 0:
                 self._indexes[name] = VectorIndex.build(
                     codes[name],
                     ids,
@@ -290,25 +277,8 @@ class ProtectedArtworkIndex:
                 )
             else:
                 index.add(codes[name], ids)
-        now = dt.datetime.now(dt.UTC)
-        columns: dict[str, Any] = {
-            "id": pa.array(ids, pa.int64()),
-            "owner": [owner] * len(fresh),
-            "title": [titles[d.index] or _default_title(d.source) for d in fresh],
-            "source_uri": [uris[d.index] or _default_uri(d.source) for d in fresh],
-            "sha256": [d.sha256 for d in fresh],
-            "width": pa.array([d.width for d in fresh], pa.int32()),
-            "height": pa.array([d.height for d in fresh], pa.int32()),
-            "added_at": pa.array([now] * len(fresh), pa.timestamp("us", tz="UTC")),
-        }
-        for name, e in self._embedders.items():
-            columns[name] = codes_to_arrow(e, codes[name])
-        rows = pa.table(columns, schema=self._table.schema)
-        self._set_table(pa.concat_tables([self._table, rows]))
         self._manifest.next_id = int(ids[-1]) + 1
-        self._commit(self.embedder_names)
-        for d, artwork_id in zip(fresh, ids, strict=True):
-            report.added.append(AddedArtwork(d.index, int(artwork_id), d.sha256, d.source))
+        return ids
 
     def remove(self, ids: int | Sequence[int]) -> list[int]:
         """Remove artworks by id; all must exist (nothing changes otherwise). Returns the ids."""
@@ -436,38 +406,6 @@ class ProtectedArtworkIndex:
             use_gpu=self.use_gpu,
         )
 
-    def _drop_identical(
-        self,
-        fresh: list[Any],
-        codes: dict[str, np.ndarray],
-        report: AddReport,
-        aliases: list[tuple[Any, int, DuplicateReason]],
-    ) -> list[int]:
-        """Positions in `fresh` to add: not those whose every code equals a live artwork's
-        (found through the first embedder's index) or an earlier input's."""
-        first = self.embedder()
-        exact = 0.0 if first.metric == "hamming" else 1.0 - 1e-6
-        _, _, cand = self._index(first.name).range_search(codes[first.name], exact)
-        cand = np.unique(cand[np.isin(cand, self._live_ids)])
-        rows = self._table.filter(pc.is_in(self._table["id"], pa.array(cand, pa.int64())))
-        row_codes = {n: codes_from_arrow(e, rows[n]) for n, e in self._embedders.items()}
-        known = {
-            b"".join(row_codes[n][i].tobytes() for n in self.embedder_names): int(rid)
-            for i, rid in enumerate(rows["id"].to_numpy())
-        }
-        keep: list[int] = []
-        first_with_key: dict[bytes, int] = {}
-        for i, d in enumerate(fresh):
-            key = b"".join(codes[n][i].tobytes() for n in self.embedder_names)
-            if key in known:
-                report.duplicates.append(Duplicate(d.index, known[key], "identical_hash", d.source))
-            elif key in first_with_key:
-                aliases.append((d, first_with_key[key], "identical_hash"))
-            else:
-                first_with_key[key] = d.index
-                keep.append(i)
-        return keep
-
     def _next_id(self) -> int:
         """Smallest id never used: above the counter, every live row and every index entry."""
         candidates = [self._manifest.next_id]
@@ -492,46 +430,3 @@ class ProtectedArtworkIndex:
         self._store.write_bytes(ARTWORKS_FILE, buf.getvalue())
         self._manifest.next_id = self._next_id()
         self._store.write_bytes(MANIFEST_FILE, self._manifest.to_json().encode())
-
-
-def _resolve(
-    name: str, config: dict[str, Any], overrides: Mapping[str, Embedder] | None
-) -> Embedder:
-    if overrides and name in overrides:
-        e = overrides[name]
-        if e.name != name:
-            raise RegistryError(f"`embedders[{name!r}]` is a {e.name!r} embedder")
-        recorded, given = config.get("fingerprint"), e.config().get("fingerprint")
-        if recorded and given and recorded != given:
-            raise RegistryError(
-                f"`embedders[{name!r}]` has model fingerprint {given[:12]}; the registry was "
-                f"built with {recorded[:12]}"
-            )
-        return e
-    return create_embedder(name, config)
-
-
-def _lookup(table: pa.Table, column: str, values: list[str]) -> list[int | None]:
-    """For each value, the id of the live row whose `column` equals it, else None."""
-    if not values or table.num_rows == 0:
-        return [None] * len(values)
-    positions = pc.index_in(pa.array(values, pa.string()), value_set=table[column].combine_chunks())
-    ids = table["id"].to_numpy()
-    return [None if p is None else int(ids[p]) for p in positions.to_pylist()]
-
-
-def _per_item(field: str, value: Any, n: int) -> list[Any]:
-    if value is None or isinstance(value, str):
-        return [value] * n
-    values = list(value)
-    if len(values) != n:
-        raise RegistryError(f"`{field}` has {len(values)} entries for {n} images")
-    return values
-
-
-def _default_title(source: str | None) -> str:
-    return Path(source).stem if source else "untitled"
-
-
-def _default_uri(source: str | None) -> str | None:
-    return str(Path(source).resolve()) if source else None
