@@ -254,15 +254,14 @@ class HuggingFaceSource(HubSource):
             )
             moved: dict[Path, Path] = {}
             for f in files:
-                link = Path(snapshot) / f.path
-                if not link.exists():
-                    raise HubError(f"hf: {ref.repo_id}: {f.path} missing from the download")
-                blob = link.resolve()
+                blob = (Path(snapshot) / f.path).resolve()
                 target = dest / f.path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if blob in moved:  # two paths with the same content share one HF blob
                     shutil.copyfile(moved[blob], target)
                     continue
+                if not blob.is_file():
+                    raise HubError(f"hf: {ref.repo_id}: {f.path} missing from the download")
                 if blob.stat().st_size > max_file_bytes:
                     raise UnsafeCheckpointError(
                         f.path, f"download is over the per-file cap of {max_file_bytes:,} bytes"

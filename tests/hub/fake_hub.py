@@ -31,7 +31,8 @@ def git_blob_sha1(data: bytes) -> str:
 
 @dataclass
 class HfRepo:
-    """One model repo. `declared_sizes` overrides what the API says a file's size is (lies)."""
+    """One model repo. `declared_sizes` overrides what the API says a file's size is, `served`
+    what the download endpoints actually send (both: a lying or compromised hub)."""
 
     repo_id: str
     files: dict[str, bytes]
@@ -39,6 +40,7 @@ class HfRepo:
     last_modified: str
     card_data: dict | None = None
     declared_sizes: dict[str, int] = field(default_factory=dict)
+    served: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def sha(self) -> str:
@@ -118,7 +120,7 @@ class Recorded:
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
 
 
 class FakeHub:
@@ -158,7 +160,8 @@ class FakeHub:
         for _ in range(2):
             server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
             server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            serve = lambda srv=server: srv.serve_forever(poll_interval=0.05)  # noqa: E731
+            threading.Thread(target=serve, daemon=True).start()
             self._servers.append(server)
         self.url = f"http://127.0.0.1:{self._servers[0].server_address[1]}"
         self.cdn_url = f"http://127.0.0.1:{self._servers[1].server_address[1]}"
@@ -217,9 +220,8 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             path, query = parts.path, parse_qs(parts.query)
             with hub._lock:
-                hub.requests.append(
-                    Recorded(time.monotonic(), method, path, query, dict(self.headers))
-                )
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                hub.requests.append(Recorded(time.monotonic(), method, path, query, headers))
             fault = hub._take_fault(method, path)
             if fault is not None:
                 return self._json(
@@ -236,7 +238,7 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     return self._hf_model(path[len("/api/models/") :], query)
                 if "/resolve/" in path:
                     return self._hf_resolve(path)
-            except KeyError:
+            except (KeyError, StopIteration, ValueError, IndexError):
                 pass
             self._json({"error": "not found"}, {"X-Error-Code": "RepoNotFound"}, 404)
 
@@ -313,7 +315,7 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": repo.sha},
                     404,
                 )
-            data = repo.files[file_path]
+            data = repo.served.get(file_path, repo.files[file_path])
             common = {"X-Repo-Commit": repo.sha}
             if repo.is_lfs(file_path):
                 digest = hashlib.sha256(data).hexdigest()
