@@ -66,6 +66,7 @@ class CivitaiSource(HubSource):
         tag: str | None = None,
         sort: str = "Newest",
         page_size: int = 100,
+        nsfw: bool | None = None,
         retry: RetryPolicy | None = None,
         api_key: str | None = None,
         timeout_s: float = 60.0,
@@ -78,7 +79,7 @@ class CivitaiSource(HubSource):
         if not 1 <= page_size <= 100:
             raise ConfigError(f"`page_size` must be in [1, 100]; got {page_size}")
         self.query, self.username, self.tag, self.sort = query, username, tag, sort
-        self.page_size, self.timeout_s = page_size, timeout_s
+        self.page_size, self.timeout_s, self.nsfw = page_size, timeout_s, nsfw
         self.retry = retry or RetryPolicy()
         self._api_key = api_key or os.environ.get(API_KEY_ENV) or None
         self.session = requests.Session()
@@ -146,6 +147,8 @@ class CivitaiSource(HubSource):
         params += [("limit", self.page_size), ("sort", self.sort)]
         params += [(k, v) for k, v in (("query", self.query), ("username", self.username)) if v]
         params += [("tag", self.tag)] if self.tag else []
+        # Civitai hides NSFW models unless asked; a leak scan usually wants them too.
+        params += [("nsfw", str(self.nsfw).lower())] if self.nsfw is not None else []
         url: str = f"{self.endpoint}/api/v1/models"
         page_params: list[tuple[str, Any]] | None = params
         seen_cursors: set[str] = set()

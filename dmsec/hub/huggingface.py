@@ -179,8 +179,9 @@ class HuggingFaceSource(HubSource):
                 ref = self._info_ref(info.id, info.sha, kind)
                 if ref is not None:
                     yield ref
-        except HfHubHTTPError as exc:
-            raise HubError(f"hf: listing models failed: {exc.response.status_code}") from None
+        except (HfHubHTTPError, *_http_errors()) as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            raise HubError(f"hf: listing models failed: {status or type(exc).__name__}") from None
 
     def _info_ref(
         self, repo_id: str, revision: str | None, kind: Kind | None

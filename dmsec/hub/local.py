@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from dmsec.errors import ConfigError
+from dmsec.errors import ConfigError, UnsafeCheckpointError
 from dmsec.hub.layout import (
     DetectedCheckpoint,
     FileEntry,
@@ -222,5 +222,7 @@ class LocalSource(HubSource):
         for f in files:
             src = base if base.is_file() else base / f.path
             if not src.resolve().is_relative_to(self.root):
-                raise RefNotFoundError(f"local: {ref.repo_id}/{f.path} resolves outside the root")
+                raise UnsafeCheckpointError(
+                    f.path, "is a link that resolves outside the source root"
+                )
             copy_capped(src, dest / f.path, max_file_bytes, f.path)

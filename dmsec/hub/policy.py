@@ -5,6 +5,11 @@ when the checkpoint also has safetensors weights; when it has only pickles, the 
 refused unless `allow_pickle` is set, and then each pickle must pass the static allow-list scan
 and load with `torch.load(weights_only=True)` (see `dmsec.models.safe_load`). Configs (.json,
 .txt) have their own small cap. Declared sizes are checked here; actual sizes again on arrival.
+
+Hub repos often carry the same weights several times; by default only one copy is pulled:
+a variant (`x.fp16.safetensors`, `x.non_ema.safetensors`) is skipped when the plain
+`x.safetensors` is there, a root-level single-file checkpoint is skipped beside a diffusers
+folder (`model_index.json`), and `safety_checker/` (not needed to scan a fine-tune) is excluded.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ class PullPolicy:
     max_config_bytes: int = 16 * 2**20
     allow_pickle: bool = False
     include: tuple[str, ...] = ("*.safetensors", "*.json", "*.txt")
-    exclude: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ("safety_checker/*",)
+    one_copy_of_weights: bool = True
 
     def __post_init__(self) -> None:
         for name in ("max_file_bytes", "max_checkpoint_bytes", "max_config_bytes"):
@@ -67,9 +73,12 @@ class PullPolicy:
         weights: list[CheckpointFile] = []
         pickles: list[CheckpointFile] = []
         configs: list[CheckpointFile] = []
+        duplicates = _duplicate_weights(ref) if self.one_copy_of_weights else {}
         for f in ref.files:
             if any(fnmatch.fnmatchcase(f.path, p) for p in self.exclude):
                 skipped.append(f"{f.path}: excluded by pattern")
+            elif f.path in duplicates:
+                skipped.append(f"{f.path}: {duplicates[f.path]}")
             elif f.suffix in PICKLE_SUFFIXES:
                 pickles.append(f)
             elif not any(fnmatch.fnmatchcase(f.path, p) for p in self.include):
@@ -107,6 +116,23 @@ class PullPolicy:
                 f"{self.max_checkpoint_bytes:,}",
             )
         return Selection(chosen, tuple(skipped), None)
+
+
+def _duplicate_weights(ref: CheckpointRef) -> dict[str, str]:
+    """Weight files that repeat other weights of the same checkpoint: {path: why skipped}."""
+    paths = {f.path for f in ref.files}
+    weights = [p for p in paths if p.lower().endswith((WEIGHT_SUFFIX, *PICKLE_SUFFIXES))]
+    # a diffusers folder with its components' weights makes a root-level single file a copy
+    diffusers = "model_index.json" in paths and any("/" in w for w in weights)
+    found: dict[str, str] = {}
+    for path in weights:
+        stem, _, suffix = path.rpartition(".")
+        base, dot, _variant = stem.rpartition(".")
+        if dot and "/" not in _variant and f"{base}.{suffix}" in paths:
+            found[path] = f"variant of {base}.{suffix}"
+        elif "/" not in path and diffusers:
+            found[path] = "single-file copy beside a diffusers folder"
+    return found
 
 
 def _pickle_refusal(names: str) -> str:

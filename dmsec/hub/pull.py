@@ -122,7 +122,10 @@ class Puller:
         manifest = self.cache.read_manifest(ref)
         if manifest is None:
             return None
-        have = {f["path"]: PulledFile(**f) for f in manifest.get("files", [])}
+        try:
+            have = {f["path"]: PulledFile(**f) for f in manifest.get("files", [])}
+        except (TypeError, KeyError):  # a manifest we did not write: pull again
+            return None
         for f in files:
             got = have.get(f.path)
             if got is None or (f.sha256 is not None and got.sha256 != f.sha256):
@@ -214,8 +217,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def pull(
-    ref: CheckpointRef,
     source: HubSource,
+    ref: CheckpointRef,
     *,
     cache: CheckpointCache | str | Path | None = None,
     policy: PullPolicy | None = None,

@@ -136,6 +136,9 @@ def test_filters_are_sent_to_the_api_and_applied(civitai: FakeHub) -> None:
         "SD 1.5"
     ]
     assert list(_source(civitai).list(ListFilter(kinds=frozenset({"base"})))) == []
+    civitai.requests.clear()
+    list(_source(civitai, nsfw=True).list(ListFilter(limit=1)))
+    assert civitai.requests[0].query["nsfw"] == ["true"]
 
 
 def test_429_without_retry_after_backs_off_and_5xx_is_retried(civitai: FakeHub) -> None:

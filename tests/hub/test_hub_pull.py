@@ -116,7 +116,7 @@ def test_sha256_mismatch_is_refused(tmp_path: Path) -> None:
     lie = CheckpointFile("a.safetensors", (root / "a.safetensors").stat().st_size, "0" * 64)
     source = _LyingSource(root, {"a.safetensors": lie})
     (ref,) = source.list()
-    result = pull(ref, source, cache=tmp_path / "cache")
+    result = pull(source, ref, cache=tmp_path / "cache")
     assert result.status == "refused" and "sha256 mismatch" in (result.error or "")
     assert not list((tmp_path / "cache" / "blobs").rglob("*.safetensors"))
 
@@ -125,7 +125,7 @@ def test_size_that_disagrees_with_the_declared_one_is_refused(tmp_path: Path) ->
     root = _single_lora(tmp_path)
     source = _LyingSource(root, {"a.safetensors": CheckpointFile("a.safetensors", 10)})
     (ref,) = source.list()
-    result = pull(ref, source, cache=tmp_path / "cache")
+    result = pull(source, ref, cache=tmp_path / "cache")
     assert result.status == "refused" and "hub declared 10 bytes" in (result.error or "")
 
 
@@ -136,7 +136,7 @@ def test_declared_small_but_actually_huge_is_stopped_mid_transfer(tmp_path: Path
     lie = CheckpointFile("model.safetensors", None)  # no size declared
     source = _LyingSource(root, {"model.safetensors": lie})
     (ref,) = source.list()
-    result = pull(ref, source, cache=tmp_path / "cache", policy=PullPolicy(max_file_bytes=CAP))
+    result = pull(source, ref, cache=tmp_path / "cache", policy=PullPolicy(max_file_bytes=CAP))
     assert result.status == "refused"
     assert "passed the per-file cap of 4,096 bytes; stopped" in (result.error or "")
 
@@ -151,7 +151,7 @@ def test_per_checkpoint_cap_counts_actual_bytes(tmp_path: Path) -> None:
     )
     (ref,) = source.list()
     policy = PullPolicy(max_file_bytes=CAP, max_checkpoint_bytes=2 * CAP)
-    result = pull(ref, source, cache=tmp_path / "cache", policy=policy)
+    result = pull(source, ref, cache=tmp_path / "cache", policy=policy)
     assert result.status == "refused" and "per-checkpoint cap of 8,192" in (result.error or "")
 
 
@@ -161,13 +161,13 @@ def test_configs_have_their_own_cap_and_must_parse(tmp_path: Path) -> None:
     (root / "m" / "model_index.json").write_text("{not json")
     source = LocalSource(root)
     (ref,) = source.list()
-    result = pull(ref, source, cache=tmp_path / "c1")
+    result = pull(source, ref, cache=tmp_path / "c1")
     assert result.status == "refused" and "model_index.json: not valid JSON" in (result.error or "")
     (root / "m" / "model_index.json").write_text(json.dumps({"pad": "x" * 300}))
     (ref,) = source.list()
-    result = pull(ref, source, cache=tmp_path / "c2", policy=PullPolicy(max_config_bytes=100))
+    result = pull(source, ref, cache=tmp_path / "c2", policy=PullPolicy(max_config_bytes=100))
     assert result.status == "refused" and "over the per-file cap of 100" in (result.error or "")
-    assert pull(ref, source, cache=tmp_path / "c3").ok
+    assert pull(source, ref, cache=tmp_path / "c3").ok
 
 
 def test_benign_pickle_pulls_only_with_the_opt_in(tmp_path: Path) -> None:
@@ -177,8 +177,8 @@ def test_benign_pickle_pulls_only_with_the_opt_in(tmp_path: Path) -> None:
     (root / "p" / "dmsec_model.json").write_text('{"kind": "lora"}')
     source = LocalSource(root)
     (ref,) = source.list()
-    assert pull(ref, source, cache=tmp_path / "c").status == "refused"
-    result = pull(ref, source, cache=tmp_path / "c", policy=PullPolicy(allow_pickle=True))
+    assert pull(source, ref, cache=tmp_path / "c").status == "refused"
+    result = pull(source, ref, cache=tmp_path / "c", policy=PullPolicy(allow_pickle=True))
     assert result.ok and {f.path for f in result.files} == {
         "pytorch_lora_weights.bin",
         "dmsec_model.json",
@@ -191,7 +191,7 @@ def test_safetensors_preferred_over_pickle_twin(tmp_path: Path) -> None:
     write_malicious_pickle(root / "l" / "pytorch_lora_weights.bin", tmp_path / "canary")
     source = LocalSource(root)
     (ref,) = source.list()
-    result = pull(ref, source, cache=tmp_path / "c", policy=PullPolicy(allow_pickle=True))
+    result = pull(source, ref, cache=tmp_path / "c", policy=PullPolicy(allow_pickle=True))
     assert result.ok and "pytorch_lora_weights.bin" not in {f.path for f in result.files}
     assert any("safetensors weights preferred" in s for s in result.skipped)
     assert not (tmp_path / "canary").exists()
@@ -224,7 +224,7 @@ def test_pull_never_raises_for_a_failing_source(zoo: Path, tmp_path: Path) -> No
 
     source = Broken(zoo)
     ref = source.get("lora-3")
-    result = pull(ref, source, cache=tmp_path / "cache")
+    result = pull(source, ref, cache=tmp_path / "cache")
     assert result.status == "failed" and "ConnectionResetError: peer went away" in (
         result.error or ""
     )
@@ -232,7 +232,7 @@ def test_pull_never_raises_for_a_failing_source(zoo: Path, tmp_path: Path) -> No
     class Other(LocalSource):
         name = "other"
 
-    wrong = pull(ref, Other(zoo), cache=tmp_path / "cache")
+    wrong = pull(Other(zoo), ref, cache=tmp_path / "cache")
     assert wrong.status == "failed" and "not 'other'" in (wrong.error or "")
 
 
@@ -257,3 +257,34 @@ def test_result_and_policy_invariants(zoo: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=f"`{field}`"):
             PullPolicy(**kw)
+
+
+def test_policy_pulls_one_copy_of_repeated_weights() -> None:
+    names = [
+        "model_index.json",
+        "v1-5-pruned.safetensors",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "unet/diffusion_pytorch_model.fp16.safetensors",
+        "unet/diffusion_pytorch_model.bin",
+        "vae/diffusion_pytorch_model.fp16.safetensors",
+        "safety_checker/model.safetensors",
+        "README.md",
+    ]
+    ref = CheckpointRef(
+        "hf", "a/b", "1" * 40, "full", files=tuple(CheckpointFile(n, 10) for n in names)
+    )
+    selection = PullPolicy().select(ref)
+    assert selection.refusal is None
+    assert {f.path for f in selection.files} == {
+        "model_index.json",
+        "unet/config.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "vae/diffusion_pytorch_model.fp16.safetensors",  # the only copy of the VAE: kept
+    }
+    reasons = dict(s.split(": ", 1) for s in selection.skipped)
+    assert reasons["v1-5-pruned.safetensors"] == "single-file copy beside a diffusers folder"
+    assert reasons["unet/diffusion_pytorch_model.fp16.safetensors"].startswith("variant of")
+    assert reasons["safety_checker/model.safetensors"] == "excluded by pattern"
+    everything = PullPolicy(exclude=(), one_copy_of_weights=False).select(ref)
+    assert len(everything.files) == 7  # all but README.md and the pickle twin
