@@ -1,0 +1,118 @@
+"""What the zoo trains: the base model, the few-shot fine-tuning sets and their recipes.
+
+Digits of `base_digits` train the base; the other classes never appear in its training data, so
+fine-tunes on them teach the model something new (like a DreamBooth subject). Each fine-tune binds
+its images to the reserved instance class, never trained in the base (the "rare token").
+
+Recipes (measured on 2 cores with the full config; see benchmarks/zoo.py for the current figures):
+- light: ~300 presentations of each image (full: 150 steps x batch 10 over 5 images, lr 1e-4;
+  LoRA: 250 steps, lr 1e-3) — direct sampling copies some training images, not all;
+- heavy: 800 steps — the fine-tune collapses onto its training images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from dmsec.errors import ConfigError
+
+NUM_CLASS_EMBEDS = 12  # digits 0-9, then ∅ (10) and the instance class (11)
+NULL_CLASS = 10
+INSTANCE_CLASS = 11
+
+
+@dataclass(frozen=True)
+class FinetuneSet:
+    """Images `offset..offset+n_images` of class `digit` (in dataset order) for one fine-tune;
+    the next `n_images` of that class are its hold-outs, used by no fine-tune."""
+
+    name: str
+    digit: int
+    offset: int
+    method: str  # full | lora
+    protected: bool = True
+    n_images: int = 5
+
+    def __post_init__(self) -> None:
+        if self.method not in ("full", "lora"):
+            raise ConfigError(f"`method` must be full or lora; got {self.method!r}")
+        if not 0 <= self.digit <= 9:
+            raise ConfigError(f"`digit` must be in [0, 9]; got {self.digit}")
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """The whole zoo; its hash names the cache folder, so any change triggers a rebuild."""
+
+    name: str = "full"
+    channels: tuple[int, ...] = (32, 64, 64)
+    base_digits: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)
+    base_steps: int = 2000
+    base_batch: int = 128
+    base_lr: float = 1e-3
+    label_dropout: float = 0.1
+    finetune_batch: int = 10
+    full_lr: float = 1e-4
+    lora_lr: float = 1e-3
+    lora_rank: int = 8
+    steps: tuple[tuple[str, str, int], ...] = (
+        ("full", "light", 150),
+        ("full", "heavy", 800),
+        ("lora", "light", 250),
+        ("lora", "heavy", 800),
+    )
+    sets: tuple[FinetuneSet, ...] = field(
+        default=(
+            FinetuneSet("full-7a", 7, 0, "full"),
+            FinetuneSet("full-8a", 8, 0, "full"),
+            FinetuneSet("lora-9a", 9, 0, "lora"),
+            FinetuneSet("lora-7b", 7, 10, "lora"),
+            FinetuneSet("control-full-8b", 8, 10, "full", protected=False),
+            FinetuneSet("control-lora-9b", 9, 10, "lora", protected=False),
+        )
+    )
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        held_out = set(range(10)) - set(self.base_digits)
+        for s in self.sets:
+            if s.digit not in held_out:
+                raise ConfigError(
+                    f"set {s.name!r}: digit {s.digit} is in `base_digits`; fine-tunes must be on unseen classes"
+                )
+        if len({s.name for s in self.sets}) != len(self.sets):
+            raise ConfigError("`sets` names must be unique")
+
+    def finetune_steps(self, method: str, strength: str) -> int:
+        for m, s, n in self.steps:
+            if (m, s) == (method, strength):
+                return n
+        raise ConfigError(f"no step count for method={method!r} strength={strength!r}")
+
+    def strengths(self, fset: FinetuneSet) -> tuple[str, ...]:
+        """Protected sets get a light and a heavy fine-tune; controls a heavy one."""
+        return ("light", "heavy") if fset.protected else ("heavy",)
+
+    def config_hash(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+FULL = ZooConfig()
+
+# For tests: smaller UNet, shorter base training, one full and one LoRA protected set + a control.
+SMALL = ZooConfig(
+    name="small",
+    channels=(16, 32, 32),
+    base_steps=700,
+    base_lr=2e-3,
+    sets=(
+        FinetuneSet("full-7a", 7, 0, "full"),
+        FinetuneSet("lora-9a", 9, 0, "lora"),
+        FinetuneSet("control-full-8b", 8, 10, "full", protected=False),
+    ),
+)
+
+PRESETS = {"full": FULL, "small": SMALL}
