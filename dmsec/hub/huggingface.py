@@ -52,6 +52,12 @@ def _http_errors() -> tuple[type[BaseException], ...]:
     return (httpx_mod.TransportError,)
 
 
+def _listing_errors() -> tuple[type[BaseException], ...]:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    return (HfHubHTTPError, *_http_errors())
+
+
 def hf_retry_classify(exc: BaseException) -> tuple[bool, float | None]:
     """(retryable?, Retry-After seconds) for an exception out of huggingface_hub."""
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -154,7 +160,6 @@ class HuggingFaceSource(HubSource):
 
     # -- listing ---------------------------------------------------------------------------
     def iter_refs(self, flt: ListFilter) -> Iterator[CheckpointRef]:
-        from huggingface_hub.errors import HfHubHTTPError
 
         hub_filter = list(self.tags)
         if flt.base_models is not None and len(flt.base_models) == 1:
@@ -179,7 +184,7 @@ class HuggingFaceSource(HubSource):
                 ref = self._info_ref(info.id, info.sha, kind)
                 if ref is not None:
                     yield ref
-        except (HfHubHTTPError, *_http_errors()) as exc:
+        except _listing_errors() as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             raise HubError(f"hf: listing models failed: {status or type(exc).__name__}") from None
 
