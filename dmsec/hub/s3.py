@@ -60,10 +60,13 @@ class S3Source(HubSource):
         region: str | None = None,
         client: Any = None,
         max_attempts: int = 5,
+        page_size: int = 1000,
     ) -> None:
         if not bucket or "/" in bucket:
             raise ConfigError(f"`bucket` must be a bucket name; got {bucket!r}")
-        self.bucket = bucket
+        if not 1 <= page_size <= 1000:
+            raise ConfigError(f"`page_size` must be in [1, 1000]; got {page_size}")
+        self.bucket, self.page_size = bucket, page_size
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         if client is None:
@@ -78,7 +81,7 @@ class S3Source(HubSource):
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> S3Source:
-        """`s3://bucket[/prefix]`; options: endpoint_url, region, client, max_attempts."""
+        """`s3://bucket[/prefix]`; options: endpoint_url, region, client, max_attempts, page_size."""
         parts = urlsplit(uri)
         if parts.scheme != "s3" or not parts.netloc or parts.query:
             raise ConfigError(f"`uri` must look like s3://bucket[/prefix]; got {uri!r}")
@@ -92,7 +95,7 @@ class S3Source(HubSource):
     def _entries(self, prefix: str) -> list[FileEntry]:
         entries = []
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
         )
         for page in pages:
             for obj in page.get("Contents", []):
@@ -107,7 +110,10 @@ class S3Source(HubSource):
         folders: list[str] = []
         files: list[FileEntry] = []
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"
+            Bucket=self.bucket,
+            Prefix=self.prefix,
+            Delimiter="/",
+            PaginationConfig={"PageSize": self.page_size},
         )
         for page in pages:
             folders += [p["Prefix"] for p in page.get("CommonPrefixes", [])]

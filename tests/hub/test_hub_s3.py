@@ -50,6 +50,27 @@ def test_lists_the_zoo_like_the_local_source(
     assert refs[f"{prefix}/lora-3"].url == f"s3://{prefix}/lora-3"
 
 
+def test_listing_pages_through_the_paginator(
+    zoo: Path, s3_bucket: tuple, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, bucket = s3_bucket
+    upload_tree(client, bucket, zoo, "zoo")
+    source = S3Source(bucket, "zoo", endpoint_url=moto_endpoint, page_size=2)
+    calls: list[dict] = []
+    real = source.client.list_objects_v2
+
+    def spy(**kw: object) -> dict:
+        response = real(**kw)
+        calls.append({**kw, "truncated": response.get("IsTruncated")})
+        return response
+
+    monkeypatch.setattr(source.client, "list_objects_v2", spy)
+    refs = list(source.list(ALL))
+    assert len(refs) == 4
+    assert any(c.get("ContinuationToken") for c in calls)  # later pages were requested
+    assert all(c.get("MaxKeys") in (2, 1) for c in calls)
+
+
 def test_revision_follows_content(zoo: Path, s3_bucket: tuple, moto_endpoint: str) -> None:
     client, bucket = s3_bucket
     upload_tree(client, bucket, zoo, "zoo")
