@@ -97,9 +97,10 @@ def read_json(reader: TreeReader, entry: FileEntry) -> dict | None:
 
 def read_header(reader: TreeReader, entry: FileEntry) -> dict | None:
     """The JSON header of a safetensors file (unvalidated: the pull step validates), or None."""
-    if entry.size < 8:
+    prefix = reader.read_range(entry.path, 0, 8) if entry.size >= 8 else b""
+    if len(prefix) < 8:  # too short, or shrank since it was listed
         return None
-    (length,) = struct.unpack("<Q", reader.read_range(entry.path, 0, 8))
+    (length,) = struct.unpack("<Q", prefix)
     if length > min(MAX_DETECT_HEADER_BYTES, entry.size - 8):
         logger.warning("%s: implausible safetensors header length %d", entry.path, length)
         return None
