@@ -8,8 +8,13 @@ int64 ids joined to metadata afterwards). It is saved with FAISS's own serialisa
 Thresholds are inclusive: a Hamming hit has ``distance <= threshold`` (FAISS's radius is strict,
 so it searches with ``threshold + 1``), an inner-product hit has ``similarity >= threshold``.
 
-Removal: flat and IVF indexes delete codes in place; HNSW and multi-hash indexes cannot, so their
-removed codes stay as stale entries that the registry filters out until `rebuild`.
+Binary flat indexes above the policy's `multihash_above` answer range searches through
+multi-index hashing tables (`dmsec.match.multihash`) built in memory from the flat codes on the
+first search; codes added later are scanned as a tail until it grows past 1/16 of the tables,
+when they are rebuilt. The FAISS index itself is only ever extended.
+
+Removal: flat and IVF indexes delete codes in place; HNSW cannot, so its removed codes stay as
+stale entries that the registry filters out until `rebuild`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ from dmsec.errors import ConfigError
 from dmsec.match.embedder import Metric
 from dmsec.match.errors import RegistryError
 from dmsec.match.gpu import GpuFlatSearcher, gpu_faiss_available, range_via_knn
+from dmsec.match.multihash import CHUNK_BITS, MultiIndexHash
 from dmsec.match.policy import IndexKind, IndexPolicy
+
+# Multi-index hashing beats FAISS's flat scan up to nflip = 3 (threshold 63 for 256-bit codes).
+MULTIHASH_MAX_NFLIP = 3
+TAIL_MIN = 4096  # codes added after the tables were built that are scanned before a rebuild
 
 RangeResult = tuple[np.ndarray, np.ndarray, np.ndarray]
 """``(lims, scores, ids)``: query i's hits are ``scores[lims[i]:lims[i+1]]``, same for ids."""
@@ -33,7 +43,6 @@ _KIND_OF_TYPE: dict[str, IndexKind] = {
     "IndexFlatIP": "flat",
     "IndexFlat": "flat",
     "IndexBinaryFlat": "flat",
-    "IndexBinaryMultiHash": "multihash",
     "IndexHNSWFlat": "hnsw",
     "IndexIVFFlat": "ivf",
     "IndexBinaryIVF": "ivf",
@@ -57,6 +66,8 @@ class VectorIndex:
             raise ConfigError("`use_gpu` is True but FAISS has no GPU support or sees no GPU")
         self.use_gpu = gpu_faiss_available() if use_gpu is None else use_gpu
         self._id_cache: np.ndarray | None = None
+        self._mih: MultiIndexHash | None = None
+        self._force_multihash = False
         if int(index.d) != dim:
             raise RegistryError(f"FAISS index has dimension {index.d}; the embedder has {dim}")
         self._apply_search_params()
@@ -83,6 +94,7 @@ class VectorIndex:
             base.train(codes)
         wrapper = faiss.IndexBinaryIDMap(base) if metric == "hamming" else faiss.IndexIDMap(base)
         out = cls(wrapper, metric=metric, dim=dim, policy=policy, use_gpu=use_gpu)
+        out._force_multihash = kind == "multihash"
         if len(codes):
             out.add(codes, ids)
         return out
@@ -132,7 +144,10 @@ class VectorIndex:
         name = type(self.base).__name__
         if name not in _KIND_OF_TYPE:
             raise RegistryError(f"unsupported FAISS index type {name}")
-        return _KIND_OF_TYPE[name]
+        kind = _KIND_OF_TYPE[name]
+        if kind == "flat" and self._binary and self._multihash_on():
+            return "multihash"
+        return kind
 
     @property
     def ntotal(self) -> int:
@@ -141,8 +156,8 @@ class VectorIndex:
 
     @property
     def supports_remove(self) -> bool:
-        """Whether `remove` deletes codes (flat, IVF) or leaves them stale (HNSW, multi-hash)."""
-        return self.kind in ("flat", "ivf")
+        """Whether `remove` deletes codes (flat, multi-hash, IVF) or leaves them stale (HNSW)."""
+        return self.kind != "hnsw"
 
     def ids(self) -> np.ndarray:
         """Artwork ids of every code, in FAISS's internal order (a read-only cached array)."""
@@ -172,6 +187,7 @@ class VectorIndex:
             removed = int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
             self._gpu = None
             self._id_cache = None
+            self._mih = None  # row numbers shifted
         return removed
 
     # -- search ---------------------------------------------------------------------------------
@@ -184,27 +200,27 @@ class VectorIndex:
                 np.empty(0, np.float32),
                 np.empty(0, np.int64),
             )
-        if self.use_gpu and self.kind == "flat":
+        if self.use_gpu and self._flat_storage():
             return self._range_search_gpu(queries, threshold)
+        if (
+            self.kind == "multihash"
+            and int(threshold) // (self.dim // CHUNK_BITS) <= MULTIHASH_MAX_NFLIP
+        ):
+            return self._range_search_multihash(queries, int(threshold))
         return self._range_search_cpu(queries, threshold)
 
     def knn(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The `k` nearest codes per query: ``(scores, ids)``, each (nq, k), id -1 past the end.
 
-        Exact for flat and multi-hash (whose stored codes are scanned exhaustively for top-k);
-        approximate for HNSW and IVF.
+        Exact for flat and multi-hash (top-k scans the flat codes); approximate for HNSW, IVF.
         """
         queries = self._check(queries)
         if k < 1:
             raise ValueError(f"`k` must be >= 1; got {k}")
         if self.ntotal == 0:
             return (np.zeros((len(queries), k), np.float32), np.full((len(queries), k), -1))
-        kind = self.kind
         with self._lock:
-            if kind == "multihash":
-                scores, pos = self.base.storage.search(queries, min(k, self.ntotal))
-                ids = self._positions_to_ids(pos)
-            elif self.use_gpu and kind == "flat":
+            if self.use_gpu and self._flat_storage():
                 scores, pos = self._gpu_searcher().knn(queries, k)
                 ids = self._positions_to_ids(pos)
             else:
@@ -215,9 +231,6 @@ class VectorIndex:
     def _range_search_cpu(self, queries: np.ndarray, threshold: float) -> RangeResult:
         with self._lock:
             if self._binary:
-                if self.kind == "multihash":
-                    # nflip = t // nhash makes multi-index hashing exact (see policy.py).
-                    self.base.nflip = int(threshold) // int(self.base.nhash)
                 lims, dist, ids = self._index.range_search(queries, int(threshold) + 1)
                 return lims.astype(np.int64), dist.astype(np.float32), ids.astype(np.int64)
             radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
@@ -251,6 +264,36 @@ class VectorIndex:
         lims = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         return lims, np.concatenate(rows_s).astype(np.float32), np.concatenate(rows_i)
 
+    def _range_search_multihash(self, queries: np.ndarray, threshold: int) -> RangeResult:
+        with self._lock:
+            mih = self._mih
+            if mih is None or self.ntotal - mih.n > max(TAIL_MIN, mih.n // 16):
+                mih = self._mih = MultiIndexHash(
+                    self._codes(0), threads=faiss.omp_get_max_threads()
+                )
+            tail = self._codes(mih.n) if self.ntotal > mih.n else None
+        lims, dist, rows = mih.range_search(queries, threshold)
+        if tail is not None:  # codes added since the tables were built: scan them
+            flat = faiss.IndexBinaryFlat(self.dim)
+            flat.add(tail)
+            t_lims, t_dist, t_rows = flat.range_search(queries, threshold + 1)
+            lims, dist, rows = _merge_ranges(
+                (lims, dist, rows), (t_lims.astype(np.int64), t_dist, t_rows + mih.n)
+            )
+        return lims, dist.astype(np.float32), self._positions_to_ids(rows)
+
+    def _codes(self, start: int) -> np.ndarray:
+        """The binary flat index's codes from row `start` on, as (n, dim/8) uint8 (a copy)."""
+        width = self.dim // 8
+        data = faiss.rev_swig_ptr(self.base.xb.data(), self.ntotal * width)
+        return np.array(data[start * width :], dtype=np.uint8).reshape(-1, width)
+
+    def _flat_storage(self) -> bool:
+        return type(self.base).__name__ in ("IndexFlatIP", "IndexFlat", "IndexBinaryFlat")
+
+    def _multihash_on(self) -> bool:
+        return self._force_multihash or self.ntotal > self.policy.multihash_above
+
     def _gpu_searcher(self) -> GpuFlatSearcher:
         if self._gpu is None:
             self._gpu = GpuFlatSearcher(self.base, binary=self._binary)
@@ -283,11 +326,8 @@ class VectorIndex:
 def _new_base(kind: IndexKind, metric: Metric, dim: int, policy: IndexPolicy, n: int) -> Any:
     """An empty FAISS index of `kind` for `n` codes (IVF is trained by the caller)."""
     if metric == "hamming":
-        if kind == "flat":
+        if kind in ("flat", "multihash"):  # multi-hash tables are built over the flat codes
             return faiss.IndexBinaryFlat(dim)
-        if kind == "multihash":
-            nhash = policy.multihash_nhash
-            return faiss.IndexBinaryMultiHash(dim, nhash, dim // nhash)
         if kind == "ivf":
             return faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(dim), dim, policy.ivf_nlist(n))
         raise ConfigError(f"`kind` {kind!r} is not available for Hamming codes (no range search)")
@@ -313,6 +353,17 @@ def _filter_ranges(
     counts = np.bincount(query_of[keep], minlength=len(lims) - 1)
     new_lims = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return new_lims, scores[keep], ids[keep].astype(np.int64)
+
+
+def _merge_ranges(a: RangeResult, b: RangeResult) -> RangeResult:
+    """Two range-search results over the same queries, merged per query."""
+    nq = len(a[0]) - 1
+    query_of = np.concatenate([np.repeat(np.arange(nq), np.diff(r[0])) for r in (a, b)])
+    order = np.argsort(query_of, kind="stable")
+    lims = np.concatenate([[0], np.cumsum(np.bincount(query_of, minlength=nq))]).astype(np.int64)
+    scores = np.concatenate([a[1], b[1]])[order]
+    ids = np.concatenate([a[2], b[2]]).astype(np.int64)[order]
+    return lims, scores, ids
 
 
 def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

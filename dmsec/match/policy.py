@@ -1,16 +1,15 @@
 """Which FAISS index an embedder gets, by metric and registry size.
 
-Exact by default: ``IndexFlatIP`` for dense vectors; for PDQ bits ``IndexBinaryFlat`` while the
-registry is small and ``IndexBinaryMultiHash`` (16 tables of 16 bits, python-threatexchange's
-configuration) once it holds more codes than a table has buckets (2^16), where the flat scan
-starts to dominate. Multi-index hashing is exact for range search: with ``nflip = threshold //
-16`` any code within `threshold` bits agrees with the query on at least one 16-bit chunk up to
-`nflip` flips (pigeonhole), so none is missed.
+Exact by default: ``IndexFlatIP`` for dense vectors and ``IndexBinaryFlat`` for PDQ bits. Once a
+binary index holds more codes than `multihash_above` (default 2^16, the number of buckets per
+table, where the flat scan starts to dominate) its range searches go through multi-index hashing
+(`dmsec.match.multihash`, python-threatexchange's 16 x 16-bit split) built in memory over the
+same flat index: still exact, and sublinear. That is the "multihash" kind; on disk it is the flat
+index, so switching costs no rebuild.
 
 Above `approximate_above` codes (a size the user sets; None = never) dense embedders get HNSW or
-IVF, which trade recall for speed. Binary HNSW has no range search in FAISS, so PDQ's
-approximate choice is binary IVF, or multi-hash (the default, since it is already sublinear and
-stays exact).
+IVF, which trade recall for speed. FAISS's binary HNSW has no range search, so PDQ's approximate
+choice is binary IVF; by default PDQ stays on the exact multi-hash path instead.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ class IndexPolicy:
     dense_approximate: Literal["hnsw", "ivf"] = "hnsw"
     binary_approximate: Literal["multihash", "ivf"] = "multihash"
     multihash_above: int = 2**16
-    multihash_nhash: int = 16
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
@@ -54,8 +52,6 @@ class IndexPolicy:
             )
         if self.multihash_above < 0:
             raise ConfigError(f"`multihash_above` must be >= 0; got {self.multihash_above}")
-        if self.multihash_nhash not in (8, 16, 32):
-            raise ConfigError(f"`multihash_nhash` must be 8, 16 or 32; got {self.multihash_nhash}")
         for name in ("hnsw_m", "hnsw_ef_construction", "hnsw_ef_search", "ivf_nprobe"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be >= 1; got {getattr(self, name)}")
@@ -64,8 +60,8 @@ class IndexPolicy:
         """The index kind for `n` codes of `metric` ("hamming" or "inner_product")."""
         approximate = self.approximate_above is not None and n > self.approximate_above
         if metric == "hamming":
-            if approximate:
-                return self.binary_approximate
+            if approximate and self.binary_approximate == "ivf":
+                return "ivf"
             return "multihash" if n > self.multihash_above else "flat"
         return self.dense_approximate if approximate else "flat"
 

@@ -47,7 +47,7 @@ def pairs(lims: np.ndarray, ids: np.ndarray) -> set[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("kind", ["flat", "multihash"])
-@pytest.mark.parametrize("threshold", [0, 16, 31, 32, 47, 63])
+@pytest.mark.parametrize("threshold", [0, 16, 31, 32, 47, 63, 64, 100])
 def test_exact_binary_range_search_equals_brute_force(binary_data, kind, threshold) -> None:
     xb, ids, q = binary_data
     index = VectorIndex.build(xb, ids, metric="hamming", dim=256, policy=POLICY, kind=kind)
@@ -116,8 +116,9 @@ def test_serialised_index_answers_identically(binary_data, dense_data, metric, k
     xb, ids, q = binary_data if metric == "hamming" else dense_data
     dim = 256 if metric == "hamming" else 64
     threshold = 31 if metric == "hamming" else 0.8
-    index = VectorIndex.build(xb, ids, metric=metric, dim=dim, policy=POLICY, kind=kind)
-    again = VectorIndex.from_bytes(index.to_bytes(), metric=metric, dim=dim, policy=POLICY)
+    policy = IndexPolicy(multihash_above=0) if kind == "multihash" else POLICY
+    index = VectorIndex.build(xb, ids, metric=metric, dim=dim, policy=policy, kind=kind)
+    again = VectorIndex.from_bytes(index.to_bytes(), metric=metric, dim=dim, policy=policy)
     assert again.kind == kind and again.ntotal == N
     for a, b in zip(
         index.range_search(q, threshold), again.range_search(q, threshold), strict=True
@@ -127,13 +128,35 @@ def test_serialised_index_answers_identically(binary_data, dense_data, metric, k
         np.testing.assert_array_equal(a, b)
 
 
-def test_remove_deletes_where_the_kind_allows(binary_data) -> None:
+@pytest.mark.parametrize("kind", ["flat", "multihash"])
+def test_remove_deletes_binary_codes(binary_data, kind) -> None:
     xb, ids, q = binary_data
-    flat = VectorIndex.build(xb, ids, metric="hamming", dim=256, policy=POLICY, kind="flat")
-    assert flat.remove(ids[:2]) == 2 and flat.ntotal == N - 2
-    assert ids[0] not in flat.range_search(q[:1], 0)[2]
-    mih = VectorIndex.build(xb, ids, metric="hamming", dim=256, policy=POLICY, kind="multihash")
-    assert not mih.supports_remove and mih.remove(ids[:2]) == 0 and mih.ntotal == N
+    index = VectorIndex.build(xb, ids, metric="hamming", dim=256, policy=POLICY, kind=kind)
+    index.range_search(q, 31)  # builds the multi-hash tables, which removal must invalidate
+    assert index.remove(ids[:2]) == 2 and index.ntotal == N - 2
+    lims, _, found = index.range_search(q, 31)
+    assert ids[0] not in found and ids[1] not in found and ids[2] in found
+
+
+def test_hnsw_cannot_remove(dense_data) -> None:
+    xb, ids, _ = dense_data
+    hnsw = VectorIndex.build(xb, ids, metric="inner_product", dim=64, policy=POLICY, kind="hnsw")
+    assert not hnsw.supports_remove and hnsw.remove(ids[:2]) == 0 and hnsw.ntotal == N
+
+
+def test_multihash_tail_of_later_adds_is_searched(binary_data) -> None:
+    xb, ids, q = binary_data
+    policy = IndexPolicy(multihash_above=0)
+    index = VectorIndex.build(xb[:2000], ids[:2000], metric="hamming", dim=256, policy=policy)
+    assert index.kind == "multihash"
+    index.range_search(q, 31)  # tables over the first 2000 codes
+    index.add(xb[2000:], ids[2000:])  # a tail below TAIL_MIN: scanned, tables kept
+    tables = index._mih
+    lims, _, found = index.range_search(q, 31)
+    assert index._mih is tables and tables.n == 2000
+    d = hamming(q, xb)
+    truth = {(int(a), int(ids[b])) for a, b in zip(*np.nonzero(d <= 31), strict=True)}
+    assert pairs(lims, found) == truth
 
 
 def test_incremental_add_keeps_the_trained_quantizer(dense_data) -> None:
