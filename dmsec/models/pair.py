@@ -58,6 +58,10 @@ class ModelPair(ABC):
         """ε_ft alone (the direct-sampling baseline)."""
 
     @abstractmethod
+    def finetuned_handle(self) -> DiffusionModel:
+        """The fine-tuned model as a plain handle (for sampling it alone)."""
+
+    @abstractmethod
     def predict_pre(self, x_t: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         """ε_pre alone."""
 
@@ -91,6 +95,9 @@ class FullPair(ModelPair):
 
     def predict_pre(self, x_t: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         return self.pretrained.predict_noise(x_t, t, cond)
+
+    def finetuned_handle(self) -> DiffusionModel:
+        return self.finetuned
 
 
 class LoraPair(ModelPair):
@@ -127,6 +134,9 @@ class LoraPair(ModelPair):
     def predict_pre(self, x_t: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         with adapters_disabled(self.model.network):
             return self.model.predict_noise(x_t, t, cond)
+
+    def finetuned_handle(self) -> DiffusionModel:
+        return self.model
 
 
 class _all_adapters_disabled:

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from dmsec.errors import CheckpointError, UnsafeCheckpointError
-from dmsec.models import load_model
+from dmsec.models.loading import load_model
 
 
 def test_missing_path(tmp_path):

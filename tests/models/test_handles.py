@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from dmsec.errors import ConfigError
-from dmsec.models import LoraSpec, add_lora, load_model, make_pair, save_lora
-from dmsec.models.lora import adapters_disabled
-from dmsec.models.pair import FullPair, LoraPair
+from dmsec.models.loading import load_model
+from dmsec.models.lora import LoraSpec, adapters_disabled, add_lora, save_lora
+from dmsec.models.pair import FullPair, LoraPair, make_pair
 
 
 def _inputs(handle, n=4, seed=0):

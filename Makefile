@@ -1,0 +1,37 @@
+# dmsec: one virtualenv, pip with constraints.txt pinning torch==2.13.0 (the CPU wheel on local
+# disk; without the pin a dependency's range can pull a multi-GB CUDA build).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast lint zoo clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,causal]'
+	touch $(STAMP)
+
+demo: setup          ## build the tiny zoo and run the main job on it, locally
+	$(BIN)/dmsec demo
+
+test: setup          ## the whole suite (builds the small zoo on first run, ~3 min)
+	$(BIN)/python -m pytest
+
+test-fast: setup     ## skip the slow tests
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check dmsec pipelines tests benchmarks
+	$(BIN)/ruff format --check dmsec pipelines tests benchmarks
+	$(BIN)/mypy dmsec
+
+zoo: setup
+	$(BIN)/dmsec zoo build
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
