@@ -1,26 +1,49 @@
 """Plain diffusion training: the ε-prediction loss, for a base model from scratch or a few-shot
-fine-tune (all weights, or a LoRA adapter only).
+fine-tune (all weights, or a LoRA adapter only), and the trainer its Bayesian variant runs on.
 
 Loss (Ho et al. 2020): L = E_{x_0, t, ε} ‖ε − ε_θ(√ᾱ_t·x_0 + √(1−ᾱ_t)·ε, t, c)‖².
+With `TrainConfig.bayes` the trainer runs Bayesian fine-tuning (`dmsec.finetune.bayesian`,
+arXiv 2405.19931 eq. 9): the same loss through freshly sampled Gaussian weights, plus λ·KL.
+
+`FewShotTrainer` is one run, step by step, so the same code serves `train()` (in process), the
+zoo, and data-parallel workers (`pipelines/finetune.py`): each of W workers draws its share
+B/W of the global batch from its own random stream and `grad_sync` averages the gradients
+before the clipped optimiser step, so every worker keeps identical weights.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from dmsec.errors import ConfigError
+from dmsec.finetune.bayesian import (
+    BayesConfig,
+    clamp_sigma_,
+    kl_divergence,
+    make_bayesian,
+    to_mean_network,
+)
+from dmsec.finetune.state import load_training_state, save_training_state
 from dmsec.models.base import Condition, DiffusionModel
-from dmsec.models.lora import LoraSpec, add_lora, lora_parameters
+from dmsec.models.lora import LoraSpec, add_lora
+
+# Workers r > 0 reseed their streams with seed + r·stride after the shared set-up.
+RANK_SEED_STRIDE = 1_000_003
+
+GradSync = Callable[[Sequence[torch.Tensor]], None]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train: steps, batch, optimiser and, for LoRA, the adapter's shape."""
+    """How to train: steps, batch, optimiser, for LoRA the adapter's shape, and optionally the
+    Bayesian layers (`bayes`; None is vanilla training)."""
 
     steps: int
     batch_size: int = 32
@@ -31,6 +54,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     warmup_steps: int = 0
     cosine_decay: bool = False
+    bayes: BayesConfig | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -41,6 +65,11 @@ class TrainConfig:
             raise ConfigError(f"`lr` must be in (0, 1); got {self.lr}")
         if not 0 <= self.label_dropout < 1:
             raise ConfigError(f"`label_dropout` must be in [0, 1); got {self.label_dropout}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"`warmup_steps` must be >= 0; got {self.warmup_steps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def diffusion_loss(
@@ -69,6 +98,147 @@ def _lr_at(step: int, config: TrainConfig) -> float:
     return config.lr * scale
 
 
+class FewShotTrainer:
+    """One training run of `model` (in place) on images in [0, 1] with one condition each.
+
+    Set-up: with `config.lora` a fresh adapter is injected and only it is trained (the base
+    weights stay bit-identical); otherwise every weight is trained. With `config.bayes` the
+    paper's layers become Gaussian (μ and σ are trained). `rank`/`world_size` make this one
+    worker of a data-parallel run whose gradients `grad_sync` averages in place.
+    """
+
+    def __init__(
+        self,
+        model: DiffusionModel,
+        images: torch.Tensor,
+        conditions: Sequence[Condition],
+        config: TrainConfig,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        grad_sync: GradSync | None = None,
+    ) -> None:
+        if len(images) != len(conditions):
+            raise ConfigError(f"got {len(images)} images but {len(conditions)} conditions")
+        if len(images) == 0:
+            raise ConfigError("`images` is empty")
+        if not 0 <= rank < world_size:
+            raise ConfigError(f"`rank` must be in [0, {world_size}); got {rank}")
+        if config.batch_size % world_size:
+            raise ConfigError(
+                f"`batch_size` ({config.batch_size}) must be a multiple of the number of "
+                f"workers ({world_size})"
+            )
+        self.model, self.config = model, config
+        self.rank, self.world_size, self.grad_sync = rank, world_size, grad_sync
+        self.local_batch = config.batch_size // world_size
+        # 1. shared set-up, identical on every worker: the adapter's random init, Gaussian layers
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        network = model.network
+        if config.lora is not None:
+            add_lora(network, config.lora)
+        if config.bayes is not None:
+            make_bayesian(network, config.bayes, lora=config.lora is not None)
+        for p in network.parameters():
+            p.requires_grad_(False)
+        self.named_params = [
+            (n, p) for n, p in network.named_parameters() if config.lora is None or "lora_" in n
+        ]
+        for _, p in self.named_params:
+            p.requires_grad_(True)
+        # 2. each worker's own stream for batches, t, ε and weight noise ξ
+        if rank:
+            self._reseed(rank)
+        self.params = [p for _, p in self.named_params]
+        self.optimiser = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
+        self.x_all = model.encode_images(images)
+        self.conds = list(conditions)
+        self.step = 0
+        self.losses: list[float] = []
+        self.last_kl = 0.0
+        network.train()
+
+    def _reseed(self, rank: int) -> None:
+        seed = self.config.seed + RANK_SEED_STRIDE * rank
+        self.generator.manual_seed(seed)
+        torch.manual_seed(seed)
+
+    def train_step(self) -> float:
+        """One optimiser step; returns this worker's diffusion loss (KL not included)."""
+        if self.step >= self.config.steps:
+            raise ConfigError(f"the run is complete (`steps` = {self.config.steps})")
+        config, n, g = self.config, self.local_batch, self.generator
+        # 1. a batch of images, drawn with replacement, and their conditions (some dropped to ∅)
+        idx = torch.randint(0, len(self.x_all), (n,), generator=g)
+        drop = torch.rand(n, generator=g) < config.label_dropout
+        batch_conds = [None if drop[i] else self.conds[j] for i, j in enumerate(idx.tolist())]
+        cond = self.model.encode_condition(batch_conds)
+        for group in self.optimiser.param_groups:
+            group["lr"] = _lr_at(self.step, config)
+        # 2. the ε-prediction loss (through freshly sampled weights if Bayesian) + λ·KL
+        loss = diffusion_loss(self.model, self.x_all[idx], cond, g)
+        total = loss
+        if config.bayes is not None and config.bayes.kl_weight > 0:
+            kl = kl_divergence(self.model.network)
+            self.last_kl = float(kl.detach())
+            total = loss + config.bayes.kl_weight * kl
+        # 3. gradients, averaged over workers, clipped; one step; σ back above its floor
+        self.optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        if self.grad_sync is not None:
+            self.grad_sync([p.grad for p in self.params if p.grad is not None])
+        torch.nn.utils.clip_grad_norm_(self.params, config.grad_clip)
+        self.optimiser.step()
+        if config.bayes is not None:
+            clamp_sigma_(self.model.network)
+        self.step += 1
+        self.losses.append(loss.item())
+        return self.losses[-1]
+
+    def save_state(self, folder: str | Path, **meta: Any) -> Path:
+        """Write this worker's share of a resumable checkpoint (see `dmsec.finetune.state`)."""
+        record = {
+            "step": self.step,
+            "world_size": self.world_size,
+            "config": self.config.to_dict(),
+            "losses": self.losses,
+            **meta,
+        }
+        return save_training_state(
+            folder,
+            params=self.named_params,
+            optimizer=self.optimiser,
+            generator=self.generator,
+            rank=self.rank,
+            meta=record,
+        )
+
+    def load_state(self, folder: str | Path) -> dict[str, Any]:
+        """Continue from a checkpoint of this same run (same base, config and set-up)."""
+        meta = load_training_state(
+            folder,
+            params=self.named_params,
+            optimizer=self.optimiser,
+            generator=self.generator,
+            rank=self.rank,
+        )
+        self.step = int(meta["step"])
+        self.losses = [float(x) for x in meta.get("losses", [])][: self.step]
+        if not meta["rng_restored"]:
+            self._reseed(self.rank + self.world_size * self.step)
+        return meta
+
+    def finish(self) -> None:
+        """End of training: eval mode, weights frozen, Gaussian layers replaced by their mean."""
+        network = self.model.network
+        network.eval()
+        if self.config.bayes is not None:
+            to_mean_network(network)
+        for p in network.parameters():
+            p.requires_grad_(False)
+
+
 def train(
     model: DiffusionModel,
     images: torch.Tensor,
@@ -80,52 +250,18 @@ def train(
     """Train `model` in place on images in [0, 1] with one condition each; returns the losses.
 
     With `config.lora` a fresh adapter is injected and only it is trained (the base weights stay
-    bit-identical); otherwise every weight is trained.
+    bit-identical); otherwise every weight is trained. With `config.bayes` the model ends as the
+    Bayesian run's mean network (σ = 0): an ordinary model.
     """
-    if len(images) != len(conditions):
-        raise ConfigError(f"got {len(images)} images but {len(conditions)} conditions")
-    if len(images) == 0:
-        raise ConfigError("`images` is empty")
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    if config.lora is not None:
-        add_lora(model.network, config.lora)
-        for p in model.network.parameters():
-            p.requires_grad_(False)
-        params = lora_parameters(model.network)
-        for p in params:
-            p.requires_grad_(True)
-    else:
-        params = [p for p in model.network.parameters()]
-        for p in params:
-            p.requires_grad_(True)
-    optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    x_all = model.encode_images(images)
-    conds = list(conditions)
-    model.network.train()
-    losses: list[float] = []
+    trainer = FewShotTrainer(model, images, conditions, config)
     desc = progress if isinstance(progress, str) else "training"
     bar = tqdm(range(config.steps), disable=progress is False, desc=desc, leave=False)
     for step in bar:
-        # 1. a batch of images, drawn with replacement, and their conditions (some dropped to ∅)
-        idx = torch.randint(0, len(x_all), (config.batch_size,), generator=generator)
-        drop = torch.rand(config.batch_size, generator=generator) < config.label_dropout
-        batch_conds = [None if drop[i] else conds[j] for i, j in enumerate(idx.tolist())]
-        cond = model.encode_condition(batch_conds)
-        # 2. the ε-prediction loss and one optimiser step
-        for group in optimiser.param_groups:
-            group["lr"] = _lr_at(step, config)
-        loss = diffusion_loss(model, x_all[idx], cond, generator)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimiser.step()
-        losses.append(loss.item())
+        loss = trainer.train_step()
         if on_step is not None:
-            on_step(step, losses[-1])
+            on_step(step, loss)
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
-    model.network.eval()
-    for p in model.network.parameters():
-        p.requires_grad_(False)
-    return losses
+            recent = trainer.losses[-20:]
+            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+    trainer.finish()
+    return trainer.losses
