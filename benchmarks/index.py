@@ -283,7 +283,7 @@ def main() -> None:
     dense_q, dense_single = (200, 20) if args.quick else (2_000, 100)
     print(
         f"dmsec index benchmark: n={n:,} quick={args.quick} faiss={faiss.__version__} "
-        f"omp_threads={faiss.omp_get_max_threads()} OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} cpus={os.cpu_count()} {platform.processor() or platform.machine()}"
+        f"omp_threads={faiss.omp_get_max_threads()} OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} cpus={len(os.sched_getaffinity(0))} {platform.processor() or platform.machine()}"
     )
 
     codes, queries = pdq_data(n, pdq_q)
