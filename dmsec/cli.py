@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "protect": "dmsec.protect.cli:protect",
     "finetune": "dmsec.finetune.cli:finetune",
     "spot": "dmsec.causal.cli:spot",
+    "demo": "dmsec.demo:demo",
 }
 
 

@@ -138,8 +138,13 @@ def build_zoo(
     cache_dir: str | Path | None = None,
     force: bool = False,
     progress: bool = True,
+    device: str = "cpu",
 ) -> Zoo:
-    """Return the zoo for `config`, training it first unless a complete build is cached."""
+    """Return the zoo for `config`, training it first unless a complete build is cached.
+
+    `device` only changes where training runs (a GPU build is numerically close to, not
+    bit-identical with, a CPU build; the manifest records which).
+    """
     if isinstance(config, str):
         if config not in PRESETS:
             raise ConfigError(f"unknown zoo preset {config!r}; choose from {sorted(PRESETS)}")
@@ -155,9 +160,9 @@ def build_zoo(
     images, labels = load_digit_images()
     jobs = [(s, strength) for s in config.sets for strength in config.strengths(s)]
     bar = tqdm(total=1 + len(jobs), desc=f"zoo {config.name}", disable=not progress)
-    entries = [_train_base(config, images, labels, tmp, progress)]
+    entries = [_train_base(config, images, labels, tmp, progress, device)]
     bar.update(1)
-    base_handle = load_model(tmp / "base")
+    base_handle = load_model(tmp / "base", device=device)
     for fset, strength in jobs:
         bar.set_postfix_str(f"{fset.name}-{strength}")
         entries.append(
@@ -170,6 +175,7 @@ def build_zoo(
         "config_hash": config.config_hash(),
         "build_seconds": round(time.perf_counter() - started, 1),
         "torch": torch.__version__,
+        "device": device,
         "null_class": NULL_CLASS,
         "instance_class": INSTANCE_CLASS,
         "entries": [asdict(e) for e in entries],
@@ -274,6 +280,7 @@ def _train_finetune(
     info = ModelInfo(
         kind=fset.method, base_model="../base", null_class=NULL_CLASS, instance_class=INSTANCE_CLASS
     )
+    handle.to("cpu")
     if lora is not None:
         save_lora(handle.network, folder, base_model="../base")
         (folder / MODEL_CARD).write_text(info.to_json())

@@ -21,11 +21,12 @@ def zoo() -> None:
     default=None,
     help="Default: $DMSEC_CACHE or ~/.cache/dmsec.",
 )
-def build(small: bool, force: bool, cache_dir: str | None) -> None:
+@click.option("--device", default="cpu", show_default=True, help="Where to train (cpu, cuda).")
+def build(small: bool, force: bool, cache_dir: str | None, device: str) -> None:
     """Train (or reuse) the zoo and print where it is."""
     from dmsec.zoo.build import build_zoo
 
-    z = build_zoo("small" if small else "full", cache_dir=cache_dir, force=force)
+    z = build_zoo("small" if small else "full", cache_dir=cache_dir, force=force, device=device)
     _print_zoo(z)
 
 

@@ -116,3 +116,7 @@ SMALL = ZooConfig(
 )
 
 PRESETS = {"full": FULL, "small": SMALL}
+
+# FineXtract's (w, k) for zoo pairs, chosen from benchmarks/extraction.py's w sweep (see its output
+# in the README); the paper's Stable Diffusion defaults (3, -0.02) / (5, 0) overshoot at 16x16.
+ZOO_GUIDANCE: dict[str, tuple[float, float]] = {"full": (2.0, 0.0), "lora": (2.0, 0.0)}
