@@ -69,7 +69,7 @@ def authenticate(checkpoint: str, images: tuple[str, ...], base: str | None, out
         raise click.ClickException(str(exc)) from None
     sources = [d.source or f"image {d.index}" for d in decoded]
     click.echo(f"CGI-DM on {len(evidence)} images ({pair.kind} pair, {steps} steps)")
-    click.echo("  cgi = similarity(recovered, original), higher = member; gap = L_pre − L_ft")
+    click.echo("  (cgi: similarity of recovered to original, higher = member; gap: L_pre − L_ft)")
     for source, ev in zip(sources, evidence, strict=True):
         click.echo(
             f"  cgi {ev.score:.4f}  (masked {ev.masked_score:.4f})  gap {ev.baseline_gap:+.5f}  {source}"
