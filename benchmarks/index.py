@@ -107,10 +107,12 @@ def pdq_data(n: int, nq: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def pdq_truth(codes: np.ndarray, queries: np.ndarray) -> set[tuple[int, int]]:
     """Brute force in numpy: every (query, id) within PDQ_THRESHOLD bits."""
-    db = codes.view(np.uint64)
+    columns = [np.ascontiguousarray(codes.view(np.uint64)[:, w]) for w in range(4)]
     truth = set()
     for q, query in enumerate(queries.view(np.uint64)):
-        dist = np.bitwise_count(db ^ query).sum(axis=1, dtype=np.int32)
+        dist = np.bitwise_count(columns[0] ^ query[0])
+        for w in range(1, 4):
+            dist += np.bitwise_count(columns[w] ^ query[w])
         truth.update((q, int(i)) for i in np.flatnonzero(dist <= PDQ_THRESHOLD))
     return truth
 

@@ -17,8 +17,9 @@ almost never. The first two words are stored again in each chunk's sorted order 
 are sequential; the price is 16 x (2 x 8 + 4) bytes per code (~320 MB per million PDQ codes).
 Batches are verified in blocks spread over threads (NumPy releases the GIL in these loops).
 
-FAISS ships the same method (``IndexBinaryMultiHash``), but its per-query hash sets made it
-several times slower here; see benchmarks/index.py.
+FAISS ships the same method (``IndexBinaryMultiHash``, python-threatexchange's PDQ index), but
+its per-query hash sets made it ~6x slower: at 1M random PDQ codes on 2 pinned cores, 17.7k vs
+2.8k batched queries/s at distance <= 31, both exact (benchmarks/index.py).
 """
 
 from __future__ import annotations
