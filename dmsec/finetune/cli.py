@@ -1,0 +1,179 @@
+"""`dmsec finetune --images DIR --base MODEL --out DIR [--lora] [--bayesian] [--workers N]`.
+
+Without `--workers` the run is in process (no Ray); with it, `pipelines/finetune.py` runs the same
+trainer data-parallel on Ray Train, with checkpoints and resume. Both write the zoo's formats.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import click
+
+# The zoo's recipes (dmsec.zoo.config): full lr 1e-4, LoRA lr 1e-3, batch 10, 800 steps "heavy".
+DEFAULT_LR = {"full": 1e-4, "lora": 1e-3}
+
+
+def load_pipeline() -> ModuleType:
+    """`pipelines.finetune`, from the path or from the source checkout dmsec is installed from."""
+    try:
+        return importlib.import_module("pipelines.finetune")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("pipelines", "pipelines.finetune"):
+            raise
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pipelines" / "finetune.py").is_file():
+        raise click.ClickException(
+            "--workers needs pipelines/finetune.py (run from a source checkout of dmsec)"
+        )
+    sys.path.insert(0, str(root))
+    return importlib.import_module("pipelines.finetune")
+
+
+def _condition(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+@click.command()
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False),
+    required=True,
+    help="Folder of PNG training images.",
+)
+@click.option(
+    "--base",
+    type=click.Path(exists=True),
+    required=True,
+    help="Pretrained model (a diffusers folder).",
+)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option("--lora", is_flag=True, help="Train a LoRA adapter instead of every weight.")
+@click.option("--lora-rank", type=int, default=8, show_default=True)
+@click.option("--bayesian", is_flag=True, help="Bayesian fine-tuning (arXiv 2405.19931).")
+@click.option(
+    "--preset",
+    type=click.Choice(["scripts", "parser"]),
+    default="scripts",
+    show_default=True,
+    help="scripts: σ=0.01, λ=0 (what the authors ran); parser: σ=0.02, λ=0.2.",
+)
+@click.option("--sigma-init", type=float, default=None, help="Override the preset's σ_init.")
+@click.option("--sigma-prior", type=float, default=None, help="Override the preset's σ_p.")
+@click.option("--kl-weight", type=float, default=None, help="Override the preset's λ.")
+@click.option("--steps", type=int, default=800, show_default=True)
+@click.option("--batch-size", type=int, default=10, show_default=True)
+@click.option("--lr", type=float, default=None, help="Default: 1e-4 full, 1e-3 LoRA.")
+@click.option(
+    "--condition",
+    default=None,
+    help="Class id or prompt the images are bound to (default: the base's instance).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Run on Ray Train with this many data-parallel workers.",
+)
+@click.option("--checkpoint-every", type=int, default=100, show_default=True)
+@click.option(
+    "--storage",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Ray run storage (default: <out's parent>/ray_runs); rerun to resume.",
+)
+@click.option("--run-name", default=None, help="Ray run name (default: the output's name).")
+@click.option("--gpu", is_flag=True, help="Train on CUDA (one GPU per Ray worker).")
+def finetune(images: str, base: str, out: str, lora: bool, lora_rank: int, bayesian: bool,
+             preset: str, sigma_init: float | None, sigma_prior: float | None,
+             kl_weight: float | None, steps: int, batch_size: int, lr: float | None,
+             condition: str | None, seed: int, workers: int | None, checkpoint_every: int,
+             storage: str | None, run_name: str | None, gpu: bool) -> None:  # fmt: skip
+    """Few-shot fine-tune BASE on the images of a folder (vanilla or Bayesian, full or LoRA)."""
+    from dmsec.errors import DmsecError
+    from dmsec.finetune.bayesian import BayesConfig
+    from dmsec.finetune.export import (
+        check_output_folder,
+        instance_condition,
+        load_training_images,
+    )
+    from dmsec.finetune.vanilla import TrainConfig
+    from dmsec.models.loading import load_model
+    from dmsec.models.lora import LoraSpec
+
+    try:
+        bayes = None
+        if bayesian:
+            overrides: dict[str, Any] = {
+                "sigma_init": sigma_init,
+                "sigma_prior": sigma_prior,
+                "kl_weight": kl_weight,
+            }
+            bayes = replace(
+                BayesConfig.preset(preset), **{k: v for k, v in overrides.items() if v is not None}
+            )
+        spec = LoraSpec(rank=lora_rank, alpha=float(lora_rank)) if lora else None
+        config = TrainConfig(
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr if lr is not None else DEFAULT_LR["lora" if lora else "full"],
+            lora=spec,
+            seed=seed,
+            bayes=bayes,
+        )
+        check_output_folder(out)
+        model = load_model(base)
+        data = load_training_images(images, model)
+        cond = instance_condition(model, _condition(condition))
+        if workers is None:
+            folder = _run_in_process(model, data, cond, config, base, out, gpu)
+        else:
+            folder = _run_on_ray(base, data, cond, config, out, workers, checkpoint_every,
+                                 storage, run_name, gpu)  # fmt: skip
+    except DmsecError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"fine-tune written to {folder}")
+
+
+def _run_in_process(model: Any, data: Any, cond: Any, config: Any, base: str, out: str,
+                    gpu: bool) -> Path:  # fmt: skip
+    from dataclasses import asdict
+
+    from dmsec.finetune.export import base_reference, save_finetune
+    from dmsec.finetune.vanilla import train
+
+    if gpu:
+        model.to("cuda")
+    train(model, data, [cond] * len(data), config, progress="finetune")
+    record = {"train": asdict(config), "base": base, "n_images": len(data), "workers": 0}
+    return save_finetune(model, out, base_reference(base, out), extra={"finetune": record})
+
+
+def _run_on_ray(base: str, data: Any, cond: Any, config: Any, out: str, workers: int,
+                checkpoint_every: int, storage: str | None, run_name: str | None,
+                gpu: bool) -> Path:  # fmt: skip
+    import os
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    pipeline = load_pipeline()
+    job = pipeline.FinetuneJob(
+        base=base,
+        images=data,
+        condition=cond,
+        out=out,
+        train=config,
+        workers=workers,
+        use_gpu=gpu,
+        checkpoint_every=checkpoint_every,
+        storage_path=storage,
+        run_name=run_name,
+    )
+    return Path(pipeline.run_finetune(job))
