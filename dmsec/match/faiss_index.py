@@ -33,13 +33,12 @@ from dmsec.match.errors import RegistryError
 from dmsec.match.gpu import GpuFlatSearcher, gpu_faiss_available, range_via_knn
 from dmsec.match.multihash import CHUNK_BITS, MultiIndexHash
 from dmsec.match.policy import IndexKind, IndexPolicy
+from dmsec.match.ranges import RangeResult, filter_ranges, merge_ranges, pad_knn, replace_rows
 
 # Multi-index hashing beats FAISS's flat scan up to nflip = 3 (threshold 63 for 256-bit codes).
 MULTIHASH_MAX_NFLIP = 3
 TAIL_MIN = 4096  # codes added after the tables were built that are scanned before a rebuild
 
-RangeResult = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""``(lims, scores, ids)``: query i's hits are ``scores[lims[i]:lims[i+1]]``, same for ids."""
 
 _KIND_OF_TYPE: dict[str, IndexKind] = {
     "IndexFlatIP": "flat",
@@ -227,7 +226,7 @@ class VectorIndex:
                 ids = self._positions_to_ids(pos)
             else:
                 scores, ids = self._index.search(queries, min(k, self.ntotal))
-        return _pad(scores.astype(np.float32), ids.astype(np.int64), k)
+        return pad_knn(scores.astype(np.float32), ids.astype(np.int64), k)
 
     # -- internals ------------------------------------------------------------------------------
     def _range_search_cpu(self, queries: np.ndarray, threshold: float) -> RangeResult:
@@ -240,7 +239,7 @@ class VectorIndex:
             radius = float(np.nextafter(np.float32(threshold), np.float32(-np.inf)))
             lims, sims, ids = self._index.range_search(queries, radius)
         keep = sims >= np.float32(threshold)
-        return _filter_ranges(lims.astype(np.int64), sims.astype(np.float32), ids, keep)
+        return filter_ranges(lims.astype(np.int64), sims.astype(np.float32), ids, keep)
 
     def _range_search_gpu(self, queries: np.ndarray, threshold: float) -> RangeResult:
         searcher = self._gpu_searcher()
@@ -258,15 +257,8 @@ class VectorIndex:
         if len(unresolved) == 0:
             return lims, scores, ids
         # Queries with more than GPU_MAX_K hits: answer them on the CPU and splice them in.
-        c_lims, c_scores, c_ids = self._range_search_cpu(queries[unresolved], threshold)
-        rows_s = [scores[lims[i] : lims[i + 1]] for i in range(len(queries))]
-        rows_i = [ids[lims[i] : lims[i + 1]] for i in range(len(queries))]
-        for j, q in enumerate(unresolved):
-            rows_s[q] = c_scores[c_lims[j] : c_lims[j + 1]]
-            rows_i[q] = c_ids[c_lims[j] : c_lims[j + 1]]
-        counts = np.array([len(r) for r in rows_i], dtype=np.int64)
-        lims = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return lims, np.concatenate(rows_s).astype(np.float32), np.concatenate(rows_i)
+        cpu = self._range_search_cpu(queries[unresolved], threshold)
+        return replace_rows((lims, scores, ids), unresolved, cpu)
 
     def _range_search_dense_flat(self, queries: np.ndarray, threshold: float) -> RangeResult:
         """Exact range search as k-NN with growing k: FAISS's k-NN on a flat index runs on BLAS
@@ -295,7 +287,7 @@ class VectorIndex:
             flat = faiss.IndexBinaryFlat(self.dim)
             flat.add(tail)
             t_lims, t_dist, t_rows = flat.range_search(queries, threshold + 1)
-            lims, dist, rows = _merge_ranges(
+            lims, dist, rows = merge_ranges(
                 (lims, dist, rows), (t_lims.astype(np.int64), t_dist, t_rows + mih.n)
             )
         return lims, dist.astype(np.float32), self._positions_to_ids(rows)
@@ -361,18 +353,6 @@ def _new_base(kind: IndexKind, metric: Metric, dim: int, policy: IndexPolicy, n:
     raise ConfigError(f"`kind` {kind!r} is not available for inner-product vectors")
 
 
-def _filter_ranges(
-    lims: np.ndarray, scores: np.ndarray, ids: np.ndarray, keep: np.ndarray
-) -> RangeResult:
-    """Drop range-search results where `keep` is False, fixing up `lims`."""
-    if keep.all():
-        return lims, scores, ids.astype(np.int64)
-    query_of = np.repeat(np.arange(len(lims) - 1), np.diff(lims))
-    counts = np.bincount(query_of[keep], minlength=len(lims) - 1)
-    new_lims = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return new_lims, scores[keep], ids[keep].astype(np.int64)
-
-
 _BLAS_LOCK = threading.Lock()
 
 
@@ -386,26 +366,3 @@ def _blas_for_batches() -> Iterator[None]:
             yield
         finally:
             faiss.cvar.distance_compute_blas_threshold = saved
-
-
-def _merge_ranges(a: RangeResult, b: RangeResult) -> RangeResult:
-    """Two range-search results over the same queries, merged per query."""
-    nq = len(a[0]) - 1
-    query_of = np.concatenate([np.repeat(np.arange(nq), np.diff(r[0])) for r in (a, b)])
-    order = np.argsort(query_of, kind="stable")
-    lims = np.concatenate([[0], np.cumsum(np.bincount(query_of, minlength=nq))]).astype(np.int64)
-    scores = np.concatenate([a[1], b[1]])[order]
-    ids = np.concatenate([a[2], b[2]]).astype(np.int64)[order]
-    return lims, scores, ids
-
-
-def _pad(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Widen (nq, k') results to (nq, k) with id -1."""
-    if scores.shape[1] >= k:
-        return scores, ids
-    extra = k - scores.shape[1]
-    nq = len(scores)
-    return (
-        np.concatenate([scores, np.zeros((nq, extra), np.float32)], axis=1),
-        np.concatenate([ids, np.full((nq, extra), -1, np.int64)], axis=1),
-    )

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from dmsec.match.codes import codes_from_arrow, codes_to_arrow
 from dmsec.match.embedder import Embedder
 from dmsec.match.errors import RegistryError
+from dmsec.match.faiss_index import VectorIndex
 from dmsec.match.images import DecodedImage
 from dmsec.match.records import AddReport, Duplicate, DuplicateReason
 
@@ -54,6 +55,16 @@ def split_by_sha256(
             first_with[d.sha256] = d.index
             fresh.append(d)
     return fresh
+
+
+def rows_with_code(
+    index: VectorIndex, embedder: Embedder, codes: np.ndarray, table: pa.Table
+) -> pa.Table:
+    """Rows of `table` whose code in `index` is identical to one of `codes`."""
+    threshold = 0.0 if embedder.metric == "hamming" else 1.0 - 1e-6
+    _, _, found = index.range_search(codes, threshold)
+    found = np.unique(found)  # ids no longer in `table` (stale HNSW entries) drop out below
+    return table.filter(pc.is_in(table["id"], pa.array(found, pa.int64())))
 
 
 def split_identical(

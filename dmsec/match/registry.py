@@ -35,6 +35,7 @@ from dmsec.match.ingest import (
     artwork_rows,
     per_item,
     resolve_aliases,
+    rows_with_code,
     split_by_sha256,
     split_identical,
 )
@@ -110,7 +111,7 @@ class ProtectedArtworkIndex:
             store, manifest, {e.name: e for e in resolved}, table, limits=limits, use_gpu=use_gpu
         )
         for e in resolved:
-            registry._indexes[e.name] = registry._build_index(e, table)
+            registry._indexes[e.name] = registry._build_index(e)
         registry._commit(names)
         return registry
 
@@ -228,7 +229,8 @@ class ProtectedArtworkIndex:
         fresh = split_by_sha256(self._table, decoded, report, aliases)
         if fresh:
             codes = {n: e.embed([d.pixels for d in fresh]) for n, e in self._embedders.items()}
-            near = self._identical_rows(codes)
+            first = self.embedder()
+            near = rows_with_code(self._index(first.name), first, codes[first.name], self._table)
             keep = split_identical(fresh, codes, near, self._embedders, report, aliases)
             if keep:
                 fresh = [fresh[i] for i in keep]
@@ -251,14 +253,6 @@ class ProtectedArtworkIndex:
         resolve_aliases(report, aliases)
         return report
 
-    def _identical_rows(self, codes: dict[str, np.ndarray]) -> pa.Table:
-        """Live artworks whose first-embedder code is identical to one of `codes`."""
-        first = self.embedder()
-        threshold = 0.0 if first.metric == "hamming" else 1.0 - 1e-6
-        _, _, found = self._index(first.name).range_search(codes[first.name], threshold)
-        found = np.unique(found[np.isin(found, self._live_ids)])
-        return self._table.filter(pc.is_in(self._table["id"], pa.array(found, pa.int64())))
-
     def _extend_indexes(self, codes: dict[str, np.ndarray]) -> np.ndarray:
         """Give new codes fresh ids and add them to every index (an empty index is built for
         its first batch, so it gets the kind the policy picks for that size)."""
@@ -267,14 +261,7 @@ class ProtectedArtworkIndex:
         for name, e in self._embedders.items():
             index = self._index(name)
             if index.ntotal == 0:
-                self._indexes[name] = VectorIndex.build(
-                    codes[name],
-                    ids,
-                    metric=e.metric,
-                    dim=e.dim,
-                    policy=self.policy,
-                    use_gpu=self.use_gpu,
-                )
+                self._indexes[name] = self._build_index(e, codes[name], ids)
             else:
                 index.add(codes[name], ids)
         self._manifest.next_id = int(ids[-1]) + 1
@@ -341,7 +328,7 @@ class ProtectedArtworkIndex:
         if policy is not None:
             self._manifest.policy = policy
         for name, e in self._embedders.items():
-            self._indexes[name] = self._build_index(e, self._table)
+            self._indexes[name] = self._build_index(e)
         self._commit(self.embedder_names)
 
     def stats(self) -> RegistryStats:
@@ -382,7 +369,7 @@ class ProtectedArtworkIndex:
                     raise RegistryError(
                         f"{self._store.uri(index_file(name))} is missing; run `dmsec index rebuild`"
                     )
-                index = self._build_index(e, self._table)
+                index = self._build_index(e)
             else:
                 index = VectorIndex.from_bytes(
                     data, metric=e.metric, dim=e.dim, policy=self.policy, use_gpu=self.use_gpu
@@ -396,10 +383,15 @@ class ProtectedArtworkIndex:
             self._indexes[name] = index
         return self._indexes[name]
 
-    def _build_index(self, e: Embedder, table: pa.Table) -> VectorIndex:
+    def _build_index(
+        self, e: Embedder, codes: np.ndarray | None = None, ids: np.ndarray | None = None
+    ) -> VectorIndex:
+        """A new index for `e` over `codes` (default: every artwork's code in the table)."""
+        if codes is None or ids is None:
+            codes, ids = codes_from_arrow(e, self._table[e.name]), self._table["id"].to_numpy()
         return VectorIndex.build(
-            codes_from_arrow(e, table[e.name]),
-            table["id"].to_numpy(),
+            codes,
+            ids,
             metric=e.metric,
             dim=e.dim,
             policy=self.policy,

@@ -46,11 +46,14 @@ class ZooEmbedder(Embedder):
         return {} if self._threshold is None else {"threshold": self._threshold}
 
     def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """One 256-d vector per image (images of different sizes are resized one by one)."""
+        """One 256-d vector per image; images of one size are embedded in one batch."""
         out = np.empty((len(images), self.dim), dtype=np.float32)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, pixels in enumerate(images):
             if pixels.ndim != 3 or pixels.shape[2] != 3:
                 raise EmbedderError(f"image {i} must be (H, W, 3); got {pixels.shape}")
-            x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
-            out[i] = zoo_embedding(x)[0]
+            by_shape.setdefault(pixels.shape, []).append(i)
+        for positions in by_shape.values():
+            batch = np.stack([images[i] for i in positions]).transpose(0, 3, 1, 2)
+            out[positions] = zoo_embedding(torch.from_numpy(np.ascontiguousarray(batch)))
         return out
