@@ -1,7 +1,8 @@
 """Learned dense embedders through transformers: DINOv2 (CLS token) and CLIP (image embeds).
 
-Weights are loaded only from a local folder the user supplies (a `save_pretrained` folder or a
-Hugging Face cache snapshot), with ``local_files_only=True`` and safetensors only, so nothing is
+Weights are loaded only from what is already on disk: a `save_pretrained` folder, or a Hugging
+Face repo id (``facebook/dinov2-small``) found in the local Hugging Face cache (`cache_dir`, or
+the default cache). Loading uses ``local_files_only=True`` and safetensors only, so nothing is
 downloaded and no pickle is unpickled. The registry records a fingerprint (sha256 of the config
 and weight files) so a search with different weights than the registry was built with fails
 loudly instead of returning meaningless scores.
@@ -16,6 +17,7 @@ there is no calibrated default threshold: calibrate one on your data and pass it
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +29,25 @@ import torch
 from dmsec.match.embedder import Embedder, Metric, register_embedder
 from dmsec.match.errors import EmbedderError
 from dmsec.match.images import to_uint8
+
+
+def resolve_model_dir(model_path: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """`model_path` if it is a folder, else the cached snapshot of that Hugging Face repo id."""
+    path = Path(model_path).expanduser()
+    if path.is_dir():
+        return path
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", str(model_path)):
+        from huggingface_hub import snapshot_download
+
+        try:
+            found = snapshot_download(str(model_path), cache_dir=cache_dir, local_files_only=True)
+        except Exception as exc:  # huggingface_hub raises several types for "not cached"
+            raise EmbedderError(
+                f"`model_path` {model_path!r} is neither a folder nor a repo in the local Hugging "
+                f"Face cache ({type(exc).__name__}); nothing is downloaded"
+            ) from None
+        return Path(str(found))
+    raise EmbedderError(f"`model_path` {model_path} is not a folder")
 
 
 def model_fingerprint(model_path: str | Path) -> str:
@@ -55,6 +76,7 @@ class TransformersEmbedder(Embedder):
         self,
         model_path: str | Path,
         *,
+        cache_dir: str | Path | None = None,
         threshold: float | None = None,
         fingerprint: str | None = None,
         device: str = "cpu",
@@ -62,7 +84,10 @@ class TransformersEmbedder(Embedder):
     ) -> None:
         if batch_size < 1:
             raise EmbedderError(f"`batch_size` must be >= 1; got {batch_size}")
-        self.model_path = Path(model_path)
+        local = Path(model_path).expanduser()
+        self.model_path = str(local.resolve()) if local.is_dir() else str(model_path)
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
+        self._dir: Path | None = None
         self.device = torch.device(device)
         self.batch_size = batch_size
         self._threshold = threshold
@@ -74,6 +99,13 @@ class TransformersEmbedder(Embedder):
         self._lock = threading.Lock()
         if threshold is not None:
             self.validate_threshold(threshold)
+
+    @property
+    def model_dir(self) -> Path:
+        """The local folder holding the model (resolved once)."""
+        if self._dir is None:
+            self._dir = resolve_model_dir(self.model_path, self.cache_dir)
+        return self._dir
 
     # -- what subclasses provide ---------------------------------------------------------------
     def _load_model(self) -> Any:
@@ -92,7 +124,7 @@ class TransformersEmbedder(Embedder):
         if self._dim is None:
             from transformers import AutoConfig
 
-            config = AutoConfig.from_pretrained(str(self.model_path), local_files_only=True)
+            config = AutoConfig.from_pretrained(str(self.model_dir), local_files_only=True)
             self._dim = int(self._dim_from_config(config))
         return self._dim
 
@@ -105,12 +137,14 @@ class TransformersEmbedder(Embedder):
     def fingerprint(self) -> str:
         """sha256 of the model's config and weights (computed once)."""
         if self._fingerprint is None:
-            self._fingerprint = model_fingerprint(self.model_path)
+            self._fingerprint = model_fingerprint(self.model_dir)
         return self._fingerprint
 
     def config(self) -> dict[str, Any]:
         """Model path, fingerprint and threshold: enough to rebuild and to verify the weights."""
-        out: dict[str, Any] = {"model_path": str(self.model_path), "fingerprint": self.fingerprint}
+        out: dict[str, Any] = {"model_path": self.model_path, "fingerprint": self.fingerprint}
+        if self.cache_dir is not None:
+            out["cache_dir"] = self.cache_dir
         if self._threshold is not None:
             out["threshold"] = self._threshold
         return out
@@ -145,7 +179,7 @@ class TransformersEmbedder(Embedder):
 
             try:
                 self._processor = AutoImageProcessor.from_pretrained(
-                    str(self.model_path), local_files_only=True
+                    str(self.model_dir), local_files_only=True
                 )
                 model = self._load_model()
             except (OSError, ValueError) as exc:
@@ -165,7 +199,7 @@ class Dinov2Embedder(TransformersEmbedder):
         from transformers import Dinov2Model
 
         return Dinov2Model.from_pretrained(
-            str(self.model_path), local_files_only=True, use_safetensors=True
+            str(self.model_dir), local_files_only=True, use_safetensors=True
         )
 
     def _dim_from_config(self, config: Any) -> int:
@@ -189,7 +223,7 @@ class ClipEmbedder(TransformersEmbedder):
         from transformers import CLIPVisionModelWithProjection
 
         return CLIPVisionModelWithProjection.from_pretrained(
-            str(self.model_path), local_files_only=True, use_safetensors=True
+            str(self.model_dir), local_files_only=True, use_safetensors=True
         )
 
     def _dim_from_config(self, config: Any) -> int:

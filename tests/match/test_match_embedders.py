@@ -235,3 +235,27 @@ def test_dense_embedder_checks_the_model_type(tiny_model_dirs: dict) -> None:
     e = create_embedder("clip", {"model_path": str(tiny_model_dirs["dinov2"])})
     with pytest.raises(EmbedderError, match="not clip"):
         _ = e.dim
+
+
+def test_dense_embedder_finds_a_repo_id_in_the_local_hf_cache(
+    tiny_model_dirs: dict, tmp_path, artworks: list
+) -> None:
+    import shutil
+
+    snapshot = tmp_path / "hub" / "models--tiny--dinov2" / "snapshots" / "0123abcd"
+    shutil.copytree(tiny_model_dirs["dinov2"], snapshot)
+    (tmp_path / "hub" / "models--tiny--dinov2" / "refs").mkdir()
+    (tmp_path / "hub" / "models--tiny--dinov2" / "refs" / "main").write_text("0123abcd")
+    cached = create_embedder(
+        "dinov2", {"model_path": "tiny/dinov2", "cache_dir": str(tmp_path / "hub")}
+    )
+    local = create_embedder("dinov2", {"model_path": str(tiny_model_dirs["dinov2"])})
+    np.testing.assert_array_equal(
+        cached.embed(pixels(artworks[:2])), local.embed(pixels(artworks[:2]))
+    )
+    assert cached.config()["model_path"] == "tiny/dinov2"
+    missing = create_embedder(
+        "dinov2", {"model_path": "nobody/nothing", "cache_dir": str(tmp_path)}
+    )
+    with pytest.raises(EmbedderError, match="local Hugging Face cache"):
+        _ = missing.dim
