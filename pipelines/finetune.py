@@ -137,7 +137,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             _check_resumable(read_training_meta(folder), job.train, folder)
             trainer.load_state(folder)
     # 3. train, reporting a checkpoint every `checkpoint_every` steps and at the end
-    total = job.train.steps
+    total, start = job.train.steps, trainer.step
     while True:
         done = trainer.step >= total
         if not done:
@@ -145,7 +145,11 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         at_end = trainer.step >= total
         if done or at_end or trainer.step % job.checkpoint_every == 0:
             recent = trainer.losses[-job.checkpoint_every :] or [float("nan")]
-            metrics = {"step": trainer.step, "loss": sum(recent) / len(recent)}
+            metrics = {
+                "step": trainer.step,
+                "start_step": start,
+                "loss": sum(recent) / len(recent),
+            }
             with tempfile.TemporaryDirectory() as tmp:
                 trainer.save_state(tmp, workers=world)
                 if at_end and rank == 0:
@@ -160,8 +164,17 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             return
 
 
-def run_finetune(job: FinetuneJob) -> Path:
-    """Run `job` on the connected Ray cluster (a local one is started if none is); returns out."""
+@dataclass(frozen=True)
+class FinetuneResult:
+    """Where the fine-tune was written, the last reported metrics and the last checkpoint."""
+
+    out: Path
+    metrics: dict[str, Any]
+    checkpoint: str
+
+
+def run_finetune(job: FinetuneJob) -> FinetuneResult:
+    """Run `job` on the connected Ray cluster (a local one is started if none is)."""
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -195,7 +208,7 @@ def run_finetune(job: FinetuneJob) -> Path:
         if out.exists():
             shutil.rmtree(out)  # check_output_folder allowed only an earlier fine-tune here
         shutil.copytree(exported, out)
-    return out
+    return FinetuneResult(out, dict(result.metrics or {}), result.checkpoint.path)
 
 
 if __name__ == "__main__":  # python pipelines/finetune.py --images DIR --base M --out DIR ...

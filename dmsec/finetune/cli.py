@@ -176,4 +176,4 @@ def _run_on_ray(base: str, data: Any, cond: Any, config: Any, out: str, workers:
         storage_path=storage,
         run_name=run_name,
     )
-    return Path(pipeline.run_finetune(job))
+    return Path(pipeline.run_finetune(job).out)
