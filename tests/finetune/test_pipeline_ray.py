@@ -87,9 +87,7 @@ def test_workers_checkpoint_their_own_random_streams(runs):
 def test_rerun_resumes_from_the_latest_checkpoint(runs):
     pipeline, out = runs
     job, first = out[2]
-    longer = pipeline.FinetuneJob(
-        **{**job.__dict__, "train": TrainConfig(**{**CONFIG.__dict__, "steps": 3})}
-    )
+    longer = replace(job, train=replace(CONFIG, steps=3))
     result = pipeline.run_finetune(longer)
     assert result.metrics["start_step"] == 2 and result.metrics["step"] == 3
     meta = read_training_meta(result.checkpoint)
