@@ -47,6 +47,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
     n = args.n_samples or (20 if args.quick else 100)
+    if args.device.startswith("cuda"):
+        # exact float32 on both paths: TF32 kernels round differently per batch size
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     repeats = args.repeats or (1 if args.quick else 2)
 
     zoo = build_zoo("small" if args.quick else "full", device=args.device)
