@@ -13,8 +13,9 @@ multi-index hashing tables (`dmsec.match.multihash`) built in memory from the fl
 first search; codes added later are scanned as a tail until it grows past 1/16 of the tables,
 when they are rebuilt. The FAISS index itself is only ever extended.
 
-Removal: flat and IVF indexes delete codes in place; HNSW cannot, so its removed codes stay as
-stale entries that the registry filters out until `rebuild`.
+Removal: flat (multi-hash included) and IVF indexes delete codes in place (multi-hash tables are
+then rebuilt on the next search); HNSW cannot, so its removed codes stay as stale entries that the
+registry filters out until `rebuild`.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ class VectorIndex:
 
     @property
     def kind(self) -> IndexKind:
-        """ "flat", "multihash", "hnsw" or "ivf"."""
+        """One of "flat", "multihash", "hnsw" or "ivf"."""
         name = type(self.base).__name__
         if name not in _KIND_OF_TYPE:
             raise RegistryError(f"unsupported FAISS index type {name}")
