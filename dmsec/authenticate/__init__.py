@@ -3,18 +3,21 @@
 Paper: "CGI-DM: Digital Copyright Authentication for Diffusion Models via Contrasting Gradient
 Inversion" (Wu et al., CVPR 2024, arXiv 2403.11162); spec: docs/papers/cgi-dm.md.
 
-API the scan calls per match::
+API the scan calls per match (checkpoint pair x protected artwork)::
 
-    from dmsec.authenticate import CgiDmConfig, authenticate
-    evidence = authenticate(pair, images, CgiDmConfig())   # images (B, C, H, W) in [0, 1]
-    evidence[i].score            # similarity(recovered, original): CGI-DM's score, higher = member
-    evidence[i].recovered_image  # (C, H, W) in [0, 1]: the visual evidence
-    evidence[i].baseline_gap     # L_pre(x) − L_ft(x) without inversion (the baseline)
+    from dmsec.authenticate import CgiDmConfig, authenticate, to_model_images
+    images = to_model_images(pair.pretrained, [rgb])        # decoded (H, W, 3) arrays in [0, 1]
+    evidence = authenticate(pair, images, CgiDmConfig())    # one Evidence per image
+    evidence[0].score            # similarity(recovered, original): CGI-DM's score, higher = member
+    evidence[0].recovered_image  # (C, H, W) in [0, 1]: the visual evidence for the report
+    evidence[0].baseline_gap     # L_pre(x) − L_ft(x) without inversion (the baseline)
 
 `pair` is any `dmsec.models.pair.ModelPair` (full or LoRA; pixel-space UNet or latent Stable
-Diffusion). Modules: `masking` (block-wise mask), `inversion` (L2 PGD on the removed entries,
-the paper's defaults scaled to the model), `loss_gap` (baseline), `evidence` (scores, `Evidence`),
-`cli` (`dmsec authenticate`).
+Diffusion); several images of one checkpoint go in one call (they share the PGD batch).
+
+Modules: `masking` (block-wise mask), `inversion` (L2 PGD on the removed entries, the paper's
+defaults scaled to the model), `loss_gap` (the baseline), `evidence` (scores, `Evidence`),
+`inputs` (decoded images to the model's size), `cli` (`dmsec authenticate`).
 """
 
 from dmsec.authenticate.evidence import (
@@ -24,6 +27,7 @@ from dmsec.authenticate.evidence import (
     instance_condition,
     pixel_similarity,
 )
+from dmsec.authenticate.inputs import model_image_shape, to_model_images
 from dmsec.authenticate.inversion import (
     CgiDmConfig,
     InversionResult,
@@ -43,5 +47,7 @@ __all__ = [
     "instance_condition",
     "loss_gap",
     "mask_out",
+    "model_image_shape",
     "pixel_similarity",
+    "to_model_images",
 ]

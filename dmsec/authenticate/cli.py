@@ -35,6 +35,7 @@ def authenticate(checkpoint: str, images: tuple[str, ...], base: str | None, out
                  pretrained_condition: str, seed: int, batch_size: int | None, device: str) -> None:  # fmt: skip
     """Was each of IMAGES in the fine-tuning set of CHECKPOINT? CGI-DM evidence per image."""
     from dmsec.authenticate.evidence import authenticate as run_authenticate
+    from dmsec.authenticate.inputs import to_model_images
     from dmsec.authenticate.inversion import CgiDmConfig
     from dmsec.errors import DmsecError
     from dmsec.match.images import load_images
@@ -58,7 +59,7 @@ def authenticate(checkpoint: str, images: tuple[str, ...], base: str | None, out
             click.echo(f"skipped {err.source}: {err.reason}", err=True)
         if not decoded:
             raise click.ClickException("no image could be decoded")
-        batch = _to_model_images(pretrained, [d.pixels for d in decoded])
+        batch = to_model_images(pretrained, [d.pixels for d in decoded])
         config = CgiDmConfig(
             steps=steps, eps=eps, alpha=alpha, condition=_parse_condition(condition),
             pretrained_condition=pretrained_condition,  # type: ignore[arg-type]
@@ -83,34 +84,6 @@ def _parse_condition(value: str | None) -> int | str | None:
     if value is None:
         return None
     return int(value) if value.lstrip("-").isdigit() else value
-
-
-def model_image_shape(handle: Any) -> tuple[int, int, int]:
-    """(C, H, W) of the images a handle encodes: its sample shape, or the VAE's output size."""
-    channels, height, width = handle.sample_shape
-    vae = getattr(handle, "vae", None)
-    if vae is None:
-        return channels, height, width
-    factor = 2 ** (len(vae.config.block_out_channels) - 1)
-    return int(vae.config.in_channels), height * factor, width * factor
-
-
-def _to_model_images(handle: Any, pixels: list[Any]) -> Any:
-    """Decoded RGB arrays (H, W, 3) -> (B, C, H', W') in [0, 1] at the model's image size."""
-    import torch
-    import torch.nn.functional as F
-
-    channels, height, width = model_image_shape(handle)
-    out = []
-    for arr in pixels:
-        x = torch.from_numpy(arr).permute(2, 0, 1)[None].float()
-        if channels == 1:
-            x = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
-        if tuple(x.shape[-2:]) != (height, width):
-            x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True,
-                              align_corners=False)  # fmt: skip
-        out.append(x.clamp(0, 1))
-    return torch.cat(out)
 
 
 def _write_evidence(out: Path, sources: list[str], images: Any, evidence: list[Any],

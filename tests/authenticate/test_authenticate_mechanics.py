@@ -77,12 +77,12 @@ def test_lora_pair_matches_the_two_network_path(tiny_unet):
 def test_an_images_recovery_does_not_depend_on_its_batch(tiny_unet):
     pair = _full_pair(tiny_unet)
     images = _images(3, (1, 8, 8))
-    config = CgiDmConfig(steps=5)
+    config = CgiDmConfig(steps=5, baseline_draws=8)
     together = authenticate(pair, images, config)
     alone = authenticate(pair, images[1:2], config)
     assert torch.allclose(together[1].recovered_image, alone[0].recovered_image, atol=1e-5)
     assert together[1].baseline_gap == pytest.approx(alone[0].baseline_gap, abs=1e-6)
-    chunked = authenticate(pair, images, CgiDmConfig(steps=5, batch_size=2))
+    chunked = authenticate(pair, images, CgiDmConfig(steps=5, baseline_draws=8, batch_size=2))
     assert [e.score for e in chunked] == pytest.approx([e.score for e in together], abs=1e-5)
 
 
