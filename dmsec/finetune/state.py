@@ -6,7 +6,8 @@ Folder layout (one folder per checkpoint; Ray Train merges the workers' files in
     state.safetensors          trainable tensors "param/<name>" (for Bayesian layers μ and σ)
                                and optimiser state "optim/<name>/<key>"             (rank 0)
     rng-rank<r>.safetensors    worker r's generators: its batch/noise stream and torch's global
-                               one (weight noise ξ), so a resumed run continues bit for bit
+                               ones (weight noise ξ; CPU, and CUDA when in use), so a resumed
+                               run continues bit for bit
 
 Only trainable tensors are stored: the frozen ones (a LoRA's base, the Gaussian priors) are
 rebuilt from the base model when the trainer is set up again before `load_training_state`.
@@ -50,6 +51,8 @@ def save_training_state(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = {"rng/batch": generator.get_state(), "rng/global": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        rng["rng/cuda"] = torch.cuda.get_rng_state()  # weight noise ξ drawn on the GPU
     save_file(rng, str(folder / rng_file(rank)))
     if rank != 0:
         return folder
@@ -123,4 +126,6 @@ def load_training_state(
         rng = load_state_dict(rng_path)
         generator.set_state(rng["rng/batch"])
         torch.set_rng_state(rng["rng/global"])
+        if "rng/cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["rng/cuda"])
     return meta
