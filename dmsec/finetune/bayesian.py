@@ -26,7 +26,8 @@ flags: full fine-tune: every `nn.Linear` inside the UNet's down/mid/up blocks (a
 projections, feed-forward), weight and bias, except cross-attention (`attn2`) and the resnets'
 `time_emb_proj` (the official `skip_time` default skips both the `time_embedding` and every
 `time_emb_proj`); convolutions and norms are never Linear, so never Bayesian. LoRA: only the up
-(B) matrices of adapters on Linear layers in the up blocks; prior mean 0.
+(B) matrices of adapters on Linear layers in the up blocks, prior mean 0; here cross-attention
+adapters count too (the official LoRA script passes `--convert_attn2`), `time_emb_proj` ones not.
 
 At the tiny zoo's scale (`UNet2DModel`, channels (16, 32, 32)) that rule leaves the self-attention
 projections `to_q/to_k/to_v/to_out.0` of the lowest-resolution blocks (down_blocks.2, mid_block,
@@ -60,12 +61,14 @@ LORA_BLOCKS = ("up_blocks",)
 
 @dataclass(frozen=True)
 class BayesConfig:
-    """σ_init, σ_p, λ and which module names (path components) stay deterministic."""
+    """σ_init, σ_p, λ and which module-name components stay deterministic (`skip` for a full
+    fine-tune, `lora_skip` for LoRA up matrices)."""
 
     sigma_init: float = 0.01
     sigma_prior: float = 0.01
     kl_weight: float = 0.0
     skip: tuple[str, ...] = ("attn2", "time_emb_proj")
+    lora_skip: tuple[str, ...] = ("time_emb_proj",)
 
     def __post_init__(self) -> None:
         if not self.sigma_init >= SIGMA_MIN:
@@ -151,10 +154,11 @@ def make_bayesian(network: nn.Module, config: BayesConfig, lora: bool = False) -
     Full fine-tune: weight and bias, prior mean = the current (pretrained) values. LoRA: the
     up matrix only, prior mean 0 (μ starts at the adapter's initial B, zero for a fresh adapter).
     """
-    targets = bayesian_targets(network, lora, config.skip)
+    skip = config.lora_skip if lora else config.skip
+    targets = bayesian_targets(network, lora, skip)
     if not targets:
         what = "LoRA up matrices on Linear layers in up_blocks" if lora else "Linear layers"
-        raise ConfigError(f"`network` has no {what} to make Bayesian (skip={config.skip})")
+        raise ConfigError(f"`network` has no {what} to make Bayesian (skip={skip})")
     modules = dict(network.named_modules())
     for name in targets:
         module = modules[name]

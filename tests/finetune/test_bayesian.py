@@ -68,11 +68,18 @@ def test_full_targets_skip_cross_attention(tiny_sd):
 
 def test_lora_targets_are_up_matrices_in_up_blocks(tiny_unet):
     network = add_lora(copy.deepcopy(tiny_unet.network), LoraSpec(rank=2, alpha=2.0))
-    names = bayesian_targets(network, lora=True, skip=BayesConfig().skip)
+    names = bayesian_targets(network, lora=True, skip=BayesConfig().lora_skip)
     assert names
     for name in names:
         assert name.startswith("up_blocks.") and ".lora_B." in name
         assert "time_emb_proj" not in name and "conv" not in name
+
+
+def test_lora_targets_include_cross_attention_as_the_official_lora_script(tiny_sd):
+    network = add_lora(copy.deepcopy(tiny_sd.network), LoraSpec(rank=2, alpha=2.0))
+    names = make_bayesian(network, BayesConfig(), lora=True)
+    assert any(".attn2." in n for n in names) and any(".attn1." in n for n in names)
+    assert all(n.startswith("up_blocks.") and ".lora_B." in n for n in names)
 
 
 def test_sigma_zero_gives_the_deterministic_mean_network(tiny_unet):
