@@ -1,0 +1,107 @@
+"""`dmsec scan`, `dmsec query` and `dmsec report`.
+
+    dmsec scan [--config configs/scan.yaml] [--source URI] [--registry LOC] [--out DIR] [--set k=v]
+    dmsec query "SELECT repo_id, artwork_title, similarity FROM matches" [--results DIR]
+    dmsec report [--scan ID] [--results DIR] [--out FILE]
+
+With no options, `dmsec scan` runs the embedded default: the small tiny zoo as a local hub, a
+registry of its protected images (built in `<out>/registry` if missing), local Ray, results in
+./results; it prints a line per checkpoint, the summary table and where the report is.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from dmsec.errors import DmsecError
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Scan config YAML (default: the embedded default, see configs/scan.yaml).")  # fmt: skip
+@click.option("--source", default=None, help="Hub to scan (sets source.uri): a path, hf://, civitai://, s3://, zoo:small.")  # fmt: skip
+@click.option("--registry", default=None, help="Protected-artwork registry folder (sets registry.location).")  # fmt: skip
+@click.option("--out", default=None, help="Results folder (sets results.out).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set extract.n_samples=64 (repeatable).")  # fmt: skip
+@click.option("--local", is_flag=True, help="Run the stages in this process instead of on Ray.")
+def scan(config_path: str | None, source: str | None, registry: str | None, out: str | None,
+         overrides: tuple[str, ...], local: bool) -> None:  # fmt: skip
+    """Scan a hub for checkpoints that leak protected artwork; write Parquet findings."""
+    from dmsec.scan.config import load_scan_config
+    from dmsec.scan.executors import executor_for
+    from dmsec.scan.runner import run_scan
+
+    sets = list(overrides)
+    for key, value in (("source.uri", source), ("registry.location", registry), ("results.out", out)):  # fmt: skip
+        if value is not None:
+            sets.append(f"{key}={json.dumps(value)}")
+    if local:
+        sets.append("run.executor=local")
+    try:
+        config = load_scan_config(config_path, sets)
+        summary = run_scan(config, executor_for(config), echo=click.echo)
+    except DmsecError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("")
+    click.echo(summary.table())
+
+
+@click.command()
+@click.argument("sql")
+@click.option("--results", "root", default="results", show_default=True, help="Results folder.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)  # fmt: skip
+def query(sql: str, root: str, fmt: str) -> None:
+    """Run SQL (DuckDB) over the result tables: checkpoints, candidates, matches, scans."""
+    from dmsec.results.query import query as run_query
+
+    try:
+        table = run_query(root, sql)
+    except DmsecError as exc:
+        raise click.ClickException(str(exc)) from None
+    binary = [f.name for f in table.schema if str(f.type) in ("binary", "large_binary")]
+    rows = [{k: (f"<{len(v)} bytes>" if k in binary and v is not None else v) for k, v in r.items()} for r in table.to_pylist()]  # fmt: skip
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(row, default=str))
+    elif fmt == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=table.column_names)
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        _print_table(table.column_names, rows)
+
+
+def _print_table(columns: list[str], rows: list[dict[str, object]]) -> None:
+    cells = [[_cell(r[c]) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    click.echo("  ".join("-" * w for w in widths))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    click.echo(f"({len(rows)} rows)")
+
+
+def _cell(value: object) -> str:
+    text = f"{value:.4f}" if isinstance(value, float) else "" if value is None else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@click.command()
+@click.option("--scan", "scan_id", default=None, help="Scan id (default: the newest scan with results).")  # fmt: skip
+@click.option("--results", "root", default="results", show_default=True, help="Results folder.")
+@click.option("--out", default=None, help="HTML file (default: <results>/reports/<scan>.html).")
+def report(scan_id: str | None, root: str, out: str | None) -> None:
+    """Write one scan's self-contained HTML report (each match side by side with its artwork)."""
+    from dmsec.results.report import write_report
+
+    try:
+        path = write_report(root, scan_id, out)
+    except DmsecError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(path))

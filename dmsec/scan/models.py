@@ -1,0 +1,102 @@
+"""Warm base models for the extract and authenticate stages, and model-space image conversion.
+
+A worker keeps the last `max_warm` base models it loaded (least recently used goes first); a
+fine-tune is loaded per checkpoint on top of its warm base (a LoRA on a copy of it, so the warm
+base itself never carries an adapter) and dropped afterwards. The scan sorts checkpoints by base
+model before they reach the workers, so consecutive checkpoints usually share the warm one.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dmsec.errors import CheckpointError
+from dmsec.models.base import DiffusionModel
+from dmsec.models.loading import load_model
+from dmsec.models.lora import LORA_WEIGHTS_NAME
+from dmsec.models.pair import ModelPair, make_pair
+from dmsec.scan.records import ScanItem
+
+
+def resolve_device(device: str) -> str:
+    """ "auto" -> "cuda" when a GPU is visible to this process, else "cpu"."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def checkpoint_path(snapshot: str | Path) -> Path:
+    """What to hand `load_model` for a pulled snapshot: the folder, or its one weights file.
+
+    A folder with LoRA weights, `unet/`, `model_index.json` or a `config.json` loads as a
+    folder; a snapshot of a single-file checkpoint (one `.safetensors` at the top) loads the file.
+    """
+    folder = Path(snapshot)
+    markers = (LORA_WEIGHTS_NAME, "unet", "model_index.json", "config.json")
+    if any((folder / m).exists() for m in markers):
+        return folder
+    weights = sorted(folder.glob("*.safetensors"))
+    if len(weights) == 1:
+        return weights[0]
+    raise CheckpointError(folder, f"cannot tell how to load this checkpoint ({len(weights)} top-level .safetensors files)")  # fmt: skip
+
+
+class WarmModels:
+    """An LRU of loaded base models and the pairs built on them; see the module docstring."""
+
+    def __init__(self, device: str = "auto", max_warm: int = 2) -> None:
+        if max_warm < 1:
+            raise ValueError(f"`max_warm` must be >= 1; got {max_warm}")
+        self.device = resolve_device(device)
+        self.max_warm = max_warm
+        self._bases: OrderedDict[str, DiffusionModel] = OrderedDict()
+        self.loads = 0  # how many base models were loaded from disk (for tests and benchmarks)
+
+    def base(self, path: str) -> DiffusionModel:
+        """The base model at `path`, loaded once and kept warm."""
+        if path in self._bases:
+            self._bases.move_to_end(path)
+            return self._bases[path]
+        handle = load_model(path, device=self.device).eval()
+        self.loads += 1
+        self._bases[path] = handle
+        while len(self._bases) > self.max_warm:
+            self._bases.popitem(last=False)
+        return handle
+
+    def pair(self, item: ScanItem) -> ModelPair:
+        """(pretrained, fine-tuned) for a pulled item."""
+        if not item.local_path or not item.base_path:
+            raise CheckpointError(item.name, "was not pulled (no local path or base model path)")
+        base = self.base(item.base_path)
+        finetuned = load_model(checkpoint_path(item.local_path), base=base, device=self.device)
+        return make_pair(base, finetuned.eval())
+
+
+def model_image_shape(handle: DiffusionModel) -> tuple[int, int, int]:
+    """(C, H, W) of the images a handle encodes: its sample shape, or its VAE's output size."""
+    channels, height, width = handle.sample_shape
+    vae = getattr(handle, "vae", None)
+    if vae is None:
+        return channels, height, width
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    return int(vae.config.in_channels), height * factor, width * factor
+
+
+def to_model_images(handle: DiffusionModel, pixels: list[np.ndarray]) -> torch.Tensor:
+    """Float RGB arrays (H, W, 3) in [0, 1] -> (B, C, H', W') at the model's image size."""
+    channels, height, width = model_image_shape(handle)
+    out = []
+    for arr in pixels:
+        x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)[None]
+        if channels == 1:
+            x = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+        if tuple(x.shape[-2:]) != (height, width):
+            x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)  # fmt: skip
+        out.append(x.clamp(0, 1))
+    return torch.cat(out) if out else torch.empty(0, channels, height, width)

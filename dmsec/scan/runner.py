@@ -1,0 +1,163 @@
+"""The scan's driver: plan, run the stages through an executor, commit results, then the ledger.
+
+    summary = run_scan(config, executor)          # executor: local_executor or pipelines/scan.py
+
+1. resolve the config (source, registry, hash); lock the results folder; delete orphan parts;
+2. re-mark the ledger from committed checkpoint rows (a crash after data, before ledger);
+3. list refs, keep those the ledger has not seen with this config hash, order them by base model;
+4. hand them to the executor (the stages: pull -> extract -> match -> authenticate), which yields
+   finished items in any order; every `flush_every` items are committed as one part (data files,
+   then the ledger marks), with a progress line per checkpoint;
+5. write the scan record (resolved config, versions, seeds, counts) and the report.
+A rerun with nothing new writes no rows (only its scan record).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dmsec.hub import CheckpointRef, Ledger, ListFilter, source_from_uri
+from dmsec.hub.ref import parse_timestamp
+from dmsec.results.provenance import package_versions, seeds_of
+from dmsec.results.store import ResultsStore
+from dmsec.scan.config import ScanConfig, config_to_yaml
+from dmsec.scan.records import ScanItem, utc_now
+from dmsec.scan.rows import part_tables
+from dmsec.scan.setup import ResolvedScan, resolve_scan
+from dmsec.scan.summary import ScanSummary, progress_line
+
+logger = logging.getLogger(__name__)
+
+#: (items, resolved scan, staging folder) -> finished items, in any order
+Executor = Callable[[list[ScanItem], ResolvedScan, Path], Iterable[ScanItem]]
+Echo = Callable[[str], None]
+
+
+def new_scan_id(now: datetime | None = None) -> str:
+    """`YYYYMMDDTHHMMSSZ-xxxxxx`: sorts by start time, unique per run."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def ledger_status(item: ScanItem) -> str:
+    """What the ledger records: the item's status, or "failed" (retried next run) if retryable."""
+    return "failed" if item.status == "error" and item.retryable else item.status
+
+
+def list_refs(resolved: ResolvedScan) -> list[CheckpointRef]:
+    """Every ref the source lists under the config's filter."""
+    s = resolved.config.source
+    flt = ListFilter(
+        kinds=frozenset(s.kinds),
+        base_models=frozenset(s.base_models) if s.base_models else None,
+        since=parse_timestamp(s.since) if s.since else None,
+        limit=s.limit,
+    )
+    return list(source_from_uri(resolved.source_uri).list(flt))
+
+
+def repair_ledger(store: ResultsStore, ledger: Ledger, config_hash: str) -> int:
+    """Mark in the ledger every committed checkpoint it lacks (data is committed first)."""
+    committed = store.committed_statuses(config_hash)
+    entries = {e.key[:3]: e.status for e in ledger.entries() if e.scan_config_hash == config_hash}
+    missing = [(k, s) for k, s in committed.items() if entries.get(k) != s]
+    if not missing:
+        return 0
+    refs = [(CheckpointRef(source=k[0], repo_id=k[1], revision=k[2], kind="full"), s) for k, s in missing]  # fmt: skip
+    return ledger.mark_many(refs, config_hash)
+
+
+def plan_items(refs: list[CheckpointRef], ledger: Ledger, scan_id: str, config_hash: str) -> list[ScanItem]:  # fmt: skip
+    """Pending refs as items, ordered by base model (so warm bases serve runs of fine-tunes)."""
+    pending = sorted(ledger.pending(refs, config_hash), key=lambda r: (r.base_model or "", r.repo_id, r.revision))  # fmt: skip
+    return [ScanItem(ref=r.to_dict(), scan_id=scan_id, config_hash=config_hash, order=i) for i, r in enumerate(pending)]  # fmt: skip
+
+
+class _PartWriter:
+    """Commits finished items in parts: data files, then ledger marks, then staging cleanup."""
+
+    def __init__(self, store: ResultsStore, ledger: Ledger, resolved: ResolvedScan, scan_id: str, scan_date: str) -> None:  # fmt: skip
+        self.store, self.ledger, self.resolved = store, ledger, resolved
+        self.scan_id, self.scan_date = scan_id, scan_date
+        self.buffer: list[ScanItem] = []
+        self.part = 0
+        self.rows = {"checkpoints": 0, "candidates": 0, "matches": 0}
+
+    def add(self, item: ScanItem) -> None:
+        self.buffer.append(item)
+        if len(self.buffer) >= self.resolved.config.results.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        tables = part_tables(self.buffer, self.resolved.config.extract.method)
+        counts = self.store.commit_part(self.scan_id, self.scan_date, self.part, tables)
+        refs = [(CheckpointRef.from_dict(it.ref), ledger_status(it)) for it in self.buffer]
+        self.ledger.mark_many(refs, self.resolved.config_hash)
+        for table, n in counts.items():
+            self.rows[table] += n
+        if not self.resolved.config.results.keep_staging:
+            for it in self.buffer:
+                if it.staging_dir:
+                    shutil.rmtree(it.staging_dir, ignore_errors=True)
+        self.part += 1
+        self.buffer = []
+
+
+def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> ScanSummary:
+    """Run one scan end to end (see the module docstring); returns its summary."""
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    scan_id, scan_date = new_scan_id(now), f"{now:%Y-%m-%d}"
+    resolved = resolve_scan(config)
+    store = ResultsStore(resolved.out)
+    summary = ScanSummary(scan_id=scan_id, out=str(store.root))
+    with store.lock():
+        removed = store.recover()
+        if removed:
+            echo(f"recovered from an interrupted scan: removed {len(removed)} uncommitted files")
+        ledger = Ledger(store.ledger_path)
+        repaired = repair_ledger(store, ledger, resolved.config_hash)
+        if repaired:
+            echo(f"ledger: re-marked {repaired} checkpoints committed by an interrupted scan")
+        refs = list_refs(resolved)
+        items = plan_items(refs, ledger, scan_id, resolved.config_hash)
+        summary.listed, summary.already_scanned = len(refs), len(refs) - len(items)
+        echo(f"scan {scan_id}: {len(refs)} checkpoints listed from {resolved.source_uri}, "
+             f"{len(items)} to scan ({summary.already_scanned} already in the ledger)")  # fmt: skip
+        record: dict[str, Any] = {"scan_id": scan_id, "scan_date": scan_date, "started_at": now.isoformat(),
+                  "status": "running", "config_hash": resolved.config_hash,
+                  "versions": package_versions(), "seeds": seeds_of(config),
+                  "source": resolved.source_uri, "registry": resolved.registry_location}  # fmt: skip
+        store.write_scan_record(scan_id, record, config_to_yaml(resolved.resolved_dict()))
+        writer = _PartWriter(store, ledger, resolved, scan_id, scan_date)
+        staging = store.staging_dir(scan_id)
+        if items:
+            for done, item in enumerate(executor(items, resolved, staging), start=1):
+                if item.pending:
+                    item.status = "ok"
+                item.finished_at = utc_now()
+                summary.add(item)
+                echo(progress_line(done, len(items), item))
+                writer.add(item)
+            writer.flush()
+        if not resolved.config.results.keep_staging:
+            shutil.rmtree(staging, ignore_errors=True)
+        summary.rows = dict(writer.rows)
+        summary.wall_s = time.perf_counter() - started
+        if resolved.config.results.report and items:
+            from dmsec.results.report import write_report
+
+            summary.report = str(write_report(store.root, scan_id))
+        record.update(status="finished", finished_at=utc_now(), wall_s=round(summary.wall_s, 2),
+                      counts=summary.counts(), rows=summary.rows, report=summary.report)  # fmt: skip
+        store.write_scan_record(scan_id, record)
+    return summary

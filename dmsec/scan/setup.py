@@ -1,0 +1,142 @@
+"""Resolving a scan config into what runs: the source, the registry, the config hash, stage kwargs.
+
+`resolve_scan(config)` turns `zoo:small` into the built zoo's folder (training it on first use),
+opens the registry (creating `<out>/registry` from the zoo's protected training images when the
+source is a zoo and no registry location is given), fixes the match threshold, and hashes the
+settings that change a checkpoint's findings (extract, match, authenticate, registry, pull
+policy, schema version). That hash keys the ledger: changing any of those rescans everything;
+changing where or how the scan runs (`run`, `results`, `source`) does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dmsec.errors import ConfigError
+from dmsec.hub import scan_config_hash
+from dmsec.results.schema import SCHEMA_VERSION
+from dmsec.scan.config import ScanConfig
+
+logger = logging.getLogger(__name__)
+ZOO_SCHEME = "zoo:"
+
+
+@dataclass(frozen=True)
+class ResolvedScan:
+    """A scan config with its source, registry and threshold resolved."""
+
+    config: ScanConfig
+    source_uri: str
+    zoo_root: str | None
+    registry_location: str
+    threshold: float
+    config_hash: str
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.results.out).expanduser()
+
+    def stage_kwargs(self, stage: str, staging_root: str | Path, device: str | None = None) -> dict[str, Any]:  # fmt: skip
+        """Constructor kwargs of stage `stage` ("pull", "extract", "match", "authenticate")."""
+        c, run = self.config, self.config.run
+        device = device or run.device
+        if stage == "pull":
+            policy = {k: v for k, v in dataclasses.asdict(c.pull).items() if k != "cache_dir" and v is not None}  # fmt: skip
+            return {"source_uri": self.source_uri, "cache_dir": c.pull.cache_dir, "policy": policy}
+        if stage == "extract":
+            return {"settings": dataclasses.asdict(c.extract), "staging_root": str(staging_root),
+                    "device": device, "max_warm_bases": run.max_warm_bases,
+                    "torch_threads": run.torch_threads}  # fmt: skip
+        if stage == "match":
+            return {"registry_location": self.registry_location, "embedder": c.registry.embedder,
+                    "threshold": self.threshold, "top_k": c.extract.top_k,
+                    "members": c.match.members, "max_matches": c.match.max_matches_per_checkpoint}  # fmt: skip
+        if stage == "authenticate":
+            return {"settings": dataclasses.asdict(c.authenticate), "device": device,
+                    "max_warm_bases": run.max_warm_bases, "torch_threads": run.torch_threads}  # fmt: skip
+        raise ConfigError(f"`stage` must be pull, extract, match or authenticate; got {stage!r}")
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The config as run: every null default filled in (written beside the results)."""
+        data = self.config.to_dict()
+        data["source"]["uri_resolved"] = self.source_uri
+        data["registry"]["location_resolved"] = self.registry_location
+        data["registry"]["threshold_resolved"] = self.threshold
+        data["extract"]["guidance_table"] = [list(t) for t in self.config.extract.guidance_table()]
+        data["config_hash"] = self.config_hash
+        return data
+
+
+def resolve_source(uri: str) -> tuple[str, str | None]:
+    """(source URI, zoo root or None): `zoo:<preset>` is the built zoo as a local folder."""
+    if not uri.startswith(ZOO_SCHEME):
+        return uri, None
+    from dmsec.zoo.build import build_zoo
+
+    preset = uri[len(ZOO_SCHEME) :]
+    zoo = build_zoo(preset, progress=False)
+    return str(zoo.root), str(zoo.root)
+
+
+def build_zoo_registry(zoo_root: str | Path, location: str | Path) -> Any:
+    """A registry holding the zoo's protected training images (embedder "zoo").
+
+    One owner per protected fine-tuning set ("owner of <set>"), titles "<set>/train_NN", and
+    `source_uri` the image's absolute path. Returns the `ProtectedArtworkIndex`.
+    """
+    from dmsec.match import ProtectedArtworkIndex
+    from dmsec.zoo.build import Zoo
+
+    zoo = Zoo(zoo_root)
+    registry = ProtectedArtworkIndex.create(location, embedders=["zoo"])
+    done: set[str] = set()
+    for entry in zoo.select(protected=True):
+        if entry.set is None or entry.set in done:
+            continue
+        done.add(entry.set)
+        paths = [str((zoo.root / p).resolve()) for p in entry.train_images]
+        titles = [f"{entry.set}/{Path(p).stem}" for p in paths]
+        report = registry.add(paths, owner=f"owner of {entry.set}", title=titles, source_uri=paths)
+        if report.errors:
+            raise ConfigError(f"zoo registry: could not add {report.errors[0].source}: {report.errors[0].reason}")  # fmt: skip
+    return registry
+
+
+def resolve_registry(config: ScanConfig, zoo_root: str | None) -> tuple[str, float]:
+    """(registry location, match threshold); builds the zoo registry when that is the default."""
+    from dmsec.match import ProtectedArtworkIndex
+
+    location = config.registry.location or str(Path(config.results.out).expanduser() / "registry")
+    if not ProtectedArtworkIndex.exists(location):
+        if config.registry.location is None and zoo_root is not None:
+            logger.info("building the zoo's protected-artwork registry at %s", location)
+            build_zoo_registry(zoo_root, location)
+        else:
+            raise ConfigError(f"`registry.location`: no registry at {location}; build one with `dmsec index add`")  # fmt: skip
+    registry = ProtectedArtworkIndex.open(location)
+    embedder = registry.embedder(config.registry.embedder)
+    return location, float(embedder.validate_threshold(config.registry.threshold))
+
+
+def resolve_scan(config: ScanConfig) -> ResolvedScan:
+    """Resolve `config` (see the module docstring)."""
+    source_uri, zoo_root = resolve_source(config.source.uri)
+    location, threshold = resolve_registry(config, zoo_root)
+    hashed = {
+        "schema_version": SCHEMA_VERSION,
+        "extract": dataclasses.asdict(config.extract),
+        "guidance": config.extract.guidance_table(),
+        "match": dataclasses.asdict(config.match),
+        "authenticate": dataclasses.asdict(config.authenticate),
+        "registry": {
+            "location": config.registry.location,
+            "embedder": config.registry.embedder,
+            "threshold": threshold,
+        },  # fmt: skip
+        "pull": {k: v for k, v in dataclasses.asdict(config.pull).items() if k != "cache_dir"},
+    }
+    return ResolvedScan(config, source_uri, zoo_root, location, threshold, scan_config_hash(hashed))

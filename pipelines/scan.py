@@ -1,0 +1,138 @@
+"""The scan as a Ray Data job: dmsec's stages wired as actor pools (the only Ray code of the scan).
+
+    python pipelines/scan.py [--config configs/scan.yaml] [--set key=value ...]
+    dmsec scan ...                      # the same, through the CLI
+
+items (one per pending checkpoint, JSON; file paths only, no pixels)
+  -> map_batches(PullStage)          light actors: download checkpoint + base into the cache
+  -> map_batches(ExtractStage)       heavy actors (GPU each when the cluster has GPUs, else CPU):
+                                     warm base models, FineXtract, generations to PNG files
+  -> map_batches(MatchStage)         light actors: registry search of every generation
+  -> map_batches(AuthenticateStage)  heavy actors: CGI-DM per matched artwork
+  -> the driver (`dmsec.scan.runner`) commits Parquet parts, then the ledger
+
+Pool sizes, CPU/GPU/memory reservations and threads come from the config's `run` section. Heavy
+pools take one checkpoint at a time per actor, so a slow checkpoint does not hold others back.
+Staging files are passed by path: on a multi-node cluster `results.out` must be on storage every
+node mounts (known limit: no object-store staging yet).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from dmsec.errors import ConfigError
+from dmsec.scan.authenticate import AuthenticateStage
+from dmsec.scan.extract import ExtractStage
+from dmsec.scan.match import MatchStage
+from dmsec.scan.pull import PullStage
+from dmsec.scan.records import ScanItem
+from dmsec.scan.setup import ResolvedScan
+
+logger = logging.getLogger(__name__)
+LIGHT_CPUS = 0.1  # pull and match actors mostly wait on I/O or do milliseconds of work
+
+
+def _init_ray(resolved: ResolvedScan) -> bool:
+    """Connect to `run.address` or start a local Ray; True when this call started it."""
+    if ray.is_initialized():
+        return False
+    run = resolved.config.run
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if run.address:
+        ray.init(address=run.address, include_dashboard=False)
+    else:
+        ray.init(num_cpus=run.num_cpus, object_store_memory=run.object_store_mb * 2**20,
+                 include_dashboard=False)  # fmt: skip
+    return True
+
+
+def _quiet_ray_data() -> None:
+    """The driver prints one line per finished checkpoint; Ray Data's own progress logs (a block
+    every few seconds when stdout is not a terminal) would bury them."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+
+def heavy_resources(resolved: ResolvedScan) -> tuple[dict[str, Any], str]:
+    """(Ray resources per extract/authenticate actor, device) for this cluster and config."""
+    run = resolved.config.run
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    heavy_actors = run.extract_actors + run.authenticate_actors
+    if gpus > 0 and run.device != "cpu" and run.gpus_per_actor != 0:
+        share = run.gpus_per_actor or min(1.0, gpus / heavy_actors)
+        return {"num_gpus": share, "num_cpus": run.cpus_per_actor}, "cuda"
+    if run.device == "cuda":
+        raise ConfigError("`run.device` is cuda but the Ray cluster has no GPUs")
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    wanted = heavy_actors * run.cpus_per_actor + (run.pull_actors + run.match_actors) * LIGHT_CPUS
+    if wanted > cpus + 1e-6:
+        raise ConfigError(
+            f"the actor pools reserve {wanted:.2f} CPUs but the cluster has {cpus:g}: lower "
+            "`run.extract_actors`, `run.authenticate_actors` or `run.cpus_per_actor`"
+        )
+    return {"num_cpus": run.cpus_per_actor}, "cpu"
+
+
+def ray_executor(items: list[ScanItem], resolved: ResolvedScan, staging: Path) -> Iterator[ScanItem]:  # fmt: skip
+    """Run `items` through the stages on Ray Data; yield each finished item (any order)."""
+    started_here = _init_ray(resolved)
+    _quiet_ray_data()
+    try:
+        run = resolved.config.run
+        heavy, device = heavy_resources(resolved)
+        memory = run.memory_mb * 2**20
+        ds = ray.data.from_items([{"item": it.to_json()} for it in items], override_num_blocks=len(items))  # fmt: skip
+        ds = ds.map_batches(
+            PullStage, batch_size=1, num_cpus=LIGHT_CPUS,
+            fn_constructor_kwargs=resolved.stage_kwargs("pull", staging),
+            compute=ray.data.ActorPoolStrategy(size=run.pull_actors),
+        )  # fmt: skip
+        ds = ds.map_batches(
+            ExtractStage, batch_size=1, memory=memory, **heavy,
+            fn_constructor_kwargs=resolved.stage_kwargs("extract", staging, device),
+            compute=ray.data.ActorPoolStrategy(size=run.extract_actors, max_tasks_in_flight_per_actor=1),
+        )  # fmt: skip
+        ds = ds.map_batches(
+            MatchStage, batch_size=1, num_cpus=LIGHT_CPUS,
+            fn_constructor_kwargs=resolved.stage_kwargs("match", staging),
+            compute=ray.data.ActorPoolStrategy(size=run.match_actors),
+        )  # fmt: skip
+        ds = ds.map_batches(
+            AuthenticateStage, batch_size=1, memory=memory, **heavy,
+            fn_constructor_kwargs=resolved.stage_kwargs("authenticate", staging, device),
+            compute=ray.data.ActorPoolStrategy(size=run.authenticate_actors, max_tasks_in_flight_per_actor=1),
+        )  # fmt: skip
+        for row in ds.iter_rows():
+            yield ScanItem.from_json(row["item"])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python pipelines/scan.py [--config FILE] [--set key=value ...]`."""
+    import argparse
+
+    from dmsec.scan.config import load_scan_config
+    from dmsec.scan.runner import run_scan
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help="scan config YAML (default: embedded)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    config = load_scan_config(args.config, args.overrides)
+    summary = run_scan(config, ray_executor)
+    print()
+    print(summary.table())
+
+
+if __name__ == "__main__":
+    main()
