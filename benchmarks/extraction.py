@@ -32,11 +32,15 @@ QUICK_W_GRID = (1.0, 1.5, 2.0, 3.0, 5.0)
 
 
 def scores(train: torch.Tensor, candidates: torch.Tensor) -> tuple[float, float]:
-    return metrics.extraction_success_rate(train, candidates), metrics.average_similarity(train, candidates)
+    return metrics.extraction_success_rate(train, candidates), metrics.average_similarity(
+        train, candidates
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--seeds", type=str, default=None, help="comma-separated, e.g. 0,1,2")
@@ -50,7 +54,9 @@ def main() -> None:
     base = zoo.load("base", device=args.device)
     defaults = tuple((kind, w, k) for kind, (w, k) in ZOO_GUIDANCE.items())
     protected_train = torch.cat([zoo.train_images(e.name) for e in zoo.select(protected=True)])
-    print(f"zoo {zoo.root.name}; N={n} generations per run; seeds {seeds}; copy threshold {metrics.copy_threshold():.4f}")
+    print(
+        f"zoo {zoo.root.name}; N={n} generations per run; seeds {seeds}; copy threshold {metrics.copy_threshold():.4f}"
+    )
     print(f"zoo default guidance (w, k): {ZOO_GUIDANCE}; baseline: CFG scale 3 on the fine-tune")
 
     # result[(checkpoint, method, w)] -> list over seeds of (A-ESR, AS)
@@ -70,15 +76,21 @@ def main() -> None:
                 if e.protected:
                     result[(e.name, method, w)].append(scores(train, cands))
                 elif w == default_w:
-                    control[(e.name, method)].append(metrics.extraction_success_rate(protected_train, cands))
+                    control[(e.name, method)].append(
+                        metrics.extraction_success_rate(protected_train, cands)
+                    )
         print(f"  done {e.name}", flush=True)
 
     def mean(name: str, method: str, w: float, i: int) -> float:
         return float(np.mean([r[i] for r in result[(name, method, w)]]))
 
-    dw = {e.name: dict((kd, w) for kd, w, _ in defaults)[e.method or "full"] for e in zoo.fine_tunes}
+    dw = {
+        e.name: dict((kd, w) for kd, w, _ in defaults)[e.method or "full"] for e in zoo.fine_tunes
+    }
     print("\nper protected checkpoint at the default w (mean over seeds)")
-    print(f"{'checkpoint':<22}{'w':>5}{'FX A-ESR':>10}{'base A-ESR':>12}{'FX AS':>8}{'base AS':>9}{'A-ESR ratio':>13}")
+    print(
+        f"{'checkpoint':<22}{'w':>5}{'FX A-ESR':>10}{'base A-ESR':>12}{'FX AS':>8}{'base AS':>9}{'A-ESR ratio':>13}"
+    )
     for e in zoo.select(protected=True):
         fx, bl = mean(e.name, "finextract", dw[e.name], 0), mean(e.name, "baseline", dw[e.name], 0)
         ratio = f"{fx / bl:.2f}x" if bl > 0 else ("inf" if fx > 0 else "-")

@@ -29,7 +29,9 @@ def direct_samples(handle, condition, n: int, seed: int) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="the small zoo")
     parser.add_argument("--n-samples", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1)
@@ -41,7 +43,9 @@ def main() -> None:
     wall = time.perf_counter() - t0
     print(f"zoo {zoo.root.name}: built in {zoo.manifest['build_seconds']:.0f} s on {zoo.manifest.get('device', 'cpu')} "
           f"({'reused from cache' if wall < zoo.manifest['build_seconds'] else 'just built'})")  # fmt: skip
-    print(f"copy threshold (calibrated on digits): {metrics.copy_threshold():.4f}; {args.n_samples} samples per checkpoint")
+    print(
+        f"copy threshold (calibrated on digits): {metrics.copy_threshold():.4f}; {args.n_samples} samples per checkpoint"
+    )
     print(f"{'checkpoint':<24}{'method':<7}{'strength':<9}{'protected':<10}{'steps':>6}{'train s':>9}"
           f"{'copied train':>14}{'copied holdout':>16}{'mean best sim':>15}")  # fmt: skip
     by_group: dict[tuple[str, bool], list[float]] = {}
@@ -64,10 +68,14 @@ def main() -> None:
             metrics.copied_share(all_protected, direct_samples(base, c, args.n_samples, args.seed))
             for c in (None, INSTANCE_CLASS)
         ]
-    print(f"{'base':<24}{'':<7}{'':<9}{'':<10}{'':>6}{'':>9}{np.mean(base_shares):>14.2f}   (∅ and instance class)")
+    print(
+        f"{'base':<24}{'':<7}{'':<9}{'':<10}{'':>6}{'':>9}{np.mean(base_shares):>14.2f}   (∅ and instance class)"
+    )
     heavy = float(np.mean(by_group[("heavy", True)]))
     light = float(np.mean(by_group[("light", True)]))
-    print(f"copied share: heavy={heavy:.2f} light={light:.2f} base={float(np.mean(base_shares)):.2f}")
+    print(
+        f"copied share: heavy={heavy:.2f} light={light:.2f} base={float(np.mean(base_shares)):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ optional extra breaks only the command that needs it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 
 import click

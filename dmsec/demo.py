@@ -33,7 +33,9 @@ def demo(zoo_name: str, out: str, n_samples: int) -> None:
     click.echo(f"1/2 building or reusing the {zoo_name} zoo ...")
     zoo = build_zoo(zoo_name)
     click.echo(f"    zoo at {zoo.root}")
-    click.echo(f"2/2 FineXtract vs baseline on {len(zoo.fine_tunes)} fine-tunes, {n_samples} generations each")
+    click.echo(
+        f"2/2 FineXtract vs baseline on {len(zoo.fine_tunes)} fine-tunes, {n_samples} generations each"
+    )
     base = zoo.load("base")
     rows = []
     header = f"{'checkpoint':<24}{'protected':>10}{'finextract A-ESR':>18}{'baseline A-ESR':>16}"
@@ -41,15 +43,26 @@ def demo(zoo_name: str, out: str, n_samples: int) -> None:
     for e in zoo.fine_tunes:
         pair = make_pair(base, zoo.load(e.name))
         train = zoo.train_images(e.name)
-        row = {"checkpoint": e.name, "protected": e.protected, "kind": e.kind, "strength": e.strength}
+        row = {
+            "checkpoint": e.name,
+            "protected": e.protected,
+            "kind": e.kind,
+            "strength": e.strength,
+        }
         for method in ("finextract", "baseline"):
-            result = extract(pair, ExtractConfig(n_samples=n_samples, n_groups=len(train)), method=method)
+            result = extract(
+                pair, ExtractConfig(n_samples=n_samples, n_groups=len(train)), method=method
+            )
             row[f"{method}_aesr"] = metrics.extraction_success_rate(train, result.images)
             row[f"{method}_as"] = metrics.average_similarity(train, result.images)
             row[f"{method}_candidates"] = [png_bytes(im) for im in result.images]
         rows.append(row)
-        click.echo(f"{e.name:<24}{e.protected!s:>10}{row['finextract_aesr']:>18.2f}{row['baseline_aesr']:>16.2f}")
+        click.echo(
+            f"{e.name:<24}{e.protected!s:>10}{row['finextract_aesr']:>18.2f}{row['baseline_aesr']:>16.2f}"
+        )
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), out_dir / "extraction.parquet")
-    click.echo(f"done in {time.perf_counter() - started:.0f} s; results in {out_dir / 'extraction.parquet'}")
+    click.echo(
+        f"done in {time.perf_counter() - started:.0f} s; results in {out_dir / 'extraction.parquet'}"
+    )

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
-from torch import nn
 
 Condition = int | str | None
 
@@ -33,7 +32,7 @@ class DiffusionModel(ABC):
     #: "unet2d" or "stable-diffusion"; used in manifests and errors.
     family: str
     #: the trainable noise-prediction network (a diffusers UNet).
-    network: nn.Module
+    network: Any  # a diffusers UNet (diffusers' mixins defeat mypy's nn.Module checks)
     #: ᾱ_t for t = 0..T-1, float32 on the handle's device.
     alphas_cumprod: torch.Tensor
 
@@ -81,7 +80,7 @@ class DiffusionModel(ABC):
         self.alphas_cumprod = self.alphas_cumprod.to(device)
         return self
 
-    def modules(self) -> list[nn.Module]:
+    def modules(self) -> list[Any]:
         """All torch modules the handle owns (network, text encoder, VAE...)."""
         return [self.network]
 

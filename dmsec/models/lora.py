@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from peft import (
@@ -57,7 +58,7 @@ class LoraSpec:
         # init_random=True gives a non-zero up matrix, so a fresh adapter is not a no-op (tests).
         return LoraConfig(
             r=self.rank,
-            lora_alpha=self.alpha,
+            lora_alpha=self.alpha,  # type: ignore[arg-type]  # peft accepts floats
             target_modules=list(self.target_modules),
             init_lora_weights=not init_random,
         )
@@ -210,9 +211,8 @@ def mixed_adapter_batch(network: nn.Module, adapter_names: Sequence[str]) -> Ite
         kwargs["adapter_names"] = names
         return args, kwargs
 
-    hooks = [
-        layer.register_forward_pre_hook(inject, with_kwargs=True) for layer in tuner_layers(network)
-    ]
+    layers: list[Any] = tuner_layers(network)
+    hooks = [layer.register_forward_pre_hook(inject, with_kwargs=True) for layer in layers]
     try:
         yield network
     finally:

@@ -85,7 +85,9 @@ class FullPair(ModelPair):
     def encode_ft(self, conditions: Sequence[Condition]) -> Any:
         return self.finetuned.encode_condition(conditions)
 
-    def predict_pair(self, x_pre, x_ft, t, cond_pre, cond_ft):  # type: ignore[no-untyped-def]
+    def predict_pair(
+        self, x_pre: torch.Tensor, x_ft: torch.Tensor, t: torch.Tensor, cond_pre: Any, cond_ft: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.pretrained.predict_noise(x_pre, t, cond_pre), self.finetuned.predict_noise(
             x_ft, t, cond_ft
         )
@@ -119,7 +121,9 @@ class LoraPair(ModelPair):
     def encode_ft(self, conditions: Sequence[Condition]) -> Any:
         return self.model.encode_condition(conditions)
 
-    def predict_pair(self, x_pre, x_ft, t, cond_pre, cond_ft):  # type: ignore[no-untyped-def]
+    def predict_pair(
+        self, x_pre: torch.Tensor, x_ft: torch.Tensor, t: torch.Tensor, cond_pre: Any, cond_ft: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n = x_pre.shape[0]
         t = t.expand(n) if t.ndim == 0 else t
         names = [BASE_ADAPTER] * n + [self.adapter_name] * x_ft.shape[0]

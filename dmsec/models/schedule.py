@@ -19,7 +19,7 @@ DEFAULT_SCHEDULE: dict[str, Any] = {
 }
 
 
-def make_scheduler(config: dict[str, Any] | None = None) -> DDPMScheduler:
+def make_scheduler(config: dict[str, Any] | None = None) -> Any:
     """A diffusers DDPMScheduler from a config dict (the default above when None)."""
     return DDPMScheduler.from_config({**DEFAULT_SCHEDULE, **(config or {})})
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from torch import nn
 from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerBase
 
 from dmsec.errors import CheckpointError, ConfigError
@@ -40,23 +39,23 @@ class StableDiffusionHandle(DiffusionModel):
 
     def __init__(
         self,
-        unet: UNet2DConditionModel,
-        text_encoder: nn.Module,
+        unet: Any,
+        text_encoder: Any,
         tokenizer: PreTrainedTokenizerBase,
-        vae: AutoencoderKL,
+        vae: Any,
         schedule: dict[str, Any] | None = None,
         info: ModelInfo | None = None,
     ) -> None:
         self.network = unet
-        self.text_encoder = text_encoder
+        self.text_encoder: Any = text_encoder
         self.tokenizer = tokenizer
-        self.vae = vae
+        self.vae: Any = vae
         self.schedule = dict(schedule if schedule is not None else SD_SCHEDULE)
         self.alphas_cumprod = alphas_cumprod(self.schedule).to(next(unet.parameters()).device)
         self.info = info or ModelInfo()
         self.scaling_factor = float(getattr(vae.config, "scaling_factor", 0.18215))
 
-    def modules(self) -> list[nn.Module]:
+    def modules(self) -> list[Any]:
         return [self.network, self.text_encoder, self.vae]
 
     @property
@@ -184,17 +183,19 @@ def tiny_stable_diffusion(seed: int = 0, image_size: int = 32) -> StableDiffusio
             num_attention_heads=2, max_position_embeddings=8, pad_token_id=0, bos_token_id=1, eos_token_id=0,
         )
     ).eval()  # fmt: skip
-    vae = AutoencoderKL(
+    vae: Any = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32),
         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
         norm_num_groups=8, sample_size=image_size,
-    ).eval()  # fmt: skip
-    unet = UNet2DConditionModel(
+    )  # fmt: skip
+    unet: Any = UNet2DConditionModel(
         sample_size=image_size // 2, in_channels=4, out_channels=4, block_out_channels=(16, 32),
         layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
         attention_head_dim=4, norm_num_groups=8,
-    ).eval()  # fmt: skip
-    return StableDiffusionHandle(
+    )  # fmt: skip
+    handle = StableDiffusionHandle(
         unet, text_encoder, tokenizer, vae, info=ModelInfo(instance_prompt="a photo of sks dog")
     )
+    handle.eval()
+    return handle

@@ -77,7 +77,7 @@ class UNet2DHandle(DiffusionModel):
 
     def __init__(
         self,
-        network: UNet2DModel,
+        network: Any,
         schedule: dict[str, Any] | None = None,
         info: ModelInfo | None = None,
     ) -> None:
@@ -86,11 +86,9 @@ class UNet2DHandle(DiffusionModel):
         self.alphas_cumprod = alphas_cumprod(self.schedule).to(next(network.parameters()).device)
         self.info = info or ModelInfo()
         num_classes = network.config.num_class_embeds
-        if num_classes is not None and self.info.null_class is not None:
-            if not 0 <= self.info.null_class < num_classes:
-                raise ConfigError(
-                    f"`null_class` must be in [0, {num_classes}); got {self.info.null_class}"
-                )
+        null = self.info.null_class
+        if num_classes is not None and null is not None and not 0 <= null < num_classes:
+            raise ConfigError(f"`null_class` must be in [0, {num_classes}); got {null}")
 
     @classmethod
     def random(cls, seed: int = 0, info: ModelInfo | None = None, **config: Any) -> UNet2DHandle:

@@ -187,13 +187,19 @@ def build_zoo(
 
 
 def _train_base(
-    config: ZooConfig, images: torch.Tensor, labels: torch.Tensor, root: Path, progress: bool
+    config: ZooConfig,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    root: Path,
+    progress: bool,
+    device: str,
 ) -> ZooEntry:
     mask = torch.isin(labels, torch.tensor(config.base_digits))
     info = ModelInfo(kind="base", null_class=NULL_CLASS, instance_class=INSTANCE_CLASS)
     handle = UNet2DHandle.random(
         seed=config.seed, info=info, channels=config.channels, num_class_embeds=NUM_CLASS_EMBEDS
     )
+    handle.to(device)
     recipe = TrainConfig(
         steps=config.base_steps,
         batch_size=config.base_batch,
@@ -207,6 +213,7 @@ def _train_base(
     train(
         handle, images[mask], labels[mask].tolist(), recipe, progress="base" if progress else False
     )
+    handle.to("cpu")
     handle.save(root / "base")
     return ZooEntry(
         "base",
@@ -230,7 +237,8 @@ def _set_images(
         idx[fset.offset : fset.offset + n],
         idx[fset.offset + n : fset.offset + 2 * n],
     )
-    train_paths, hold_paths = [], []
+    train_paths: list[str] = []
+    hold_paths: list[str] = []
     for kind, ids, paths in (("train", train_idx, train_paths), ("holdout", hold_idx, hold_paths)):
         for i, j in enumerate(ids.tolist()):
             rel = f"images/{fset.name}/{kind}_{i:02d}.png"

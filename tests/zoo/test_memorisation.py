@@ -16,7 +16,11 @@ N_SAMPLES = 64
 
 def _direct_samples(handle, condition, seed=1):
     cond = handle.encode_condition([condition] * N_SAMPLES)
-    x0 = sample(handle.noise_predictor(cond), initial_noise(N_SAMPLES, handle.sample_shape, seed), handle.alphas_cumprod)
+    x0 = sample(
+        handle.noise_predictor(cond),
+        initial_noise(N_SAMPLES, handle.sample_shape, seed),
+        handle.alphas_cumprod,
+    )
     return handle.decode(x0)
 
 
@@ -34,7 +38,12 @@ def shares(small_zoo):
 
 def test_zoo_has_every_kind(small_zoo):
     kinds = {(e.method, e.strength, e.protected) for e in small_zoo.fine_tunes}
-    assert {("full", "light", True), ("full", "heavy", True), ("lora", "light", True), ("lora", "heavy", True)} <= kinds
+    assert {
+        ("full", "light", True),
+        ("full", "heavy", True),
+        ("lora", "light", True),
+        ("lora", "heavy", True),
+    } <= kinds
     assert any(not e.protected for e in small_zoo.fine_tunes)
     for e in small_zoo.fine_tunes:
         assert e.train_steps > 0 and len(e.train_images) == 5 and len(e.holdout_images) == 5
@@ -75,8 +84,8 @@ def test_base_learned_digits(small_zoo):
 
 
 def test_checkpoints_load_back_through_public_handles(small_zoo):
-    from dmsec.models.lora import adapters_disabled, has_lora
     from dmsec.models.loading import load_model
+    from dmsec.models.lora import adapters_disabled, has_lora
 
     base = small_zoo.load("base")
     x = torch.randn(4, *base.sample_shape)
@@ -88,4 +97,6 @@ def test_checkpoints_load_back_through_public_handles(small_zoo):
     with torch.no_grad(), adapters_disabled(handle.network):
         assert torch.equal(handle.predict_noise(x, t, cond), base.predict_noise(x, t, cond))
     full = small_zoo.select(method="full")[0]
-    assert not torch.equal(small_zoo.load(full.name).predict_noise(x, t, cond), base.predict_noise(x, t, cond))
+    assert not torch.equal(
+        small_zoo.load(full.name).predict_noise(x, t, cond), base.predict_noise(x, t, cond)
+    )
