@@ -1,0 +1,75 @@
+"""The HTML report: one section per match with its images, escaping, links, and real Chromium."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from click.testing import CliRunner
+from conftest import SCAN_A, SCAN_B
+from results_browser import probe_report
+from results_factory import checkpoint_row, match_row, part
+
+from dmsec.results import build_report, write_report
+from dmsec.results.cli import report as report_cmd
+from dmsec.results.schema import to_table
+from dmsec.results.store import ResultsStore
+
+
+class _Sections(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.imgs = 0
+        self.scripts = 0
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section" and a.get("class") == "match":
+            self.sections.append(a["data-match-id"])
+        self.imgs += tag == "img"
+        self.scripts += tag == "script"
+        if tag == "a":
+            self.links.append(a["href"])
+
+
+def _parse(page: str) -> _Sections:
+    p = _Sections()
+    p.feed(page)
+    return p
+
+
+def test_one_section_per_match_of_the_scan(results):
+    page = _parse(build_report(results, SCAN_B))
+    assert len(page.sections) == 2 and len(set(page.sections)) == 2
+    assert page.imgs == 6 and page.scripts == 0  # recovered, artwork, evidence per match
+    assert _parse(build_report(results, SCAN_A)).sections.__len__() == 2
+
+
+def test_hostile_hub_text_is_escaped_and_links_are_filtered(tmp_path):
+    scan = "20260107T000000Z-ffffff"
+    evil = "<script>alert(1)</script>"
+    tables = part(scan, [evil])
+    tables["checkpoints"] = to_table("checkpoints", [checkpoint_row(scan, evil, url="javascript:alert(1)")])  # fmt: skip
+    tables["matches"] = to_table("matches", [match_row(scan, evil, "c1", "m1", artwork_title=evil, evidence_image=None)])  # fmt: skip
+    store = ResultsStore(tmp_path)
+    store.commit_part(scan, "2026-01-07", 0, tables)
+    page = build_report(tmp_path, scan)
+    parsed = _parse(page)
+    assert parsed.scripts == 0 and "&lt;script&gt;" in page
+    assert not any(link.startswith("javascript") for link in parsed.links)
+    assert "CGI-DM recovery: not available" in page and parsed.imgs == 2
+
+
+def test_report_cli_writes_beside_the_results(results):
+    out = CliRunner().invoke(report_cmd, ["--results", str(results)])
+    assert out.exit_code == 0, out.output
+    assert out.output.strip().endswith(f"reports/{SCAN_B}.html")
+
+
+def test_report_renders_in_headless_chromium(results, tmp_path):
+    path = write_report(results, SCAN_B)
+    seen = probe_report(path, tmp_path)
+    assert seen["sections"] == 2 and seen["sections_loaded"] == 2
+    assert seen["images"] == 6 and seen["loaded"] == 6
+    assert seen["painted"] and seen["title"] == f"dmsec scan {SCAN_B}"
