@@ -1,0 +1,65 @@
+"""The scan config: YAML equals the embedded default, unknown keys and bad values name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dmsec.errors import ConfigError
+from dmsec.scan.config import ScanConfig, config_from_dict, load_scan_config
+
+DEFAULT_YAML = Path(__file__).parents[2] / "configs" / "scan.yaml"
+
+
+def test_configs_scan_yaml_is_the_embedded_default():
+    assert load_scan_config(DEFAULT_YAML) == ScanConfig() == load_scan_config(None)
+
+
+def test_unknown_keys_are_errors_naming_the_dotted_key(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key `extract.n_sample`"):
+        load_scan_config(None, ["extract.n_sample=3"])
+    with pytest.raises(ConfigError, match="unknown key `colour`"):
+        config_from_dict({"colour": 1})
+    path = tmp_path / "c.yaml"
+    path.write_text("run:\n  executr: local\n")
+    with pytest.raises(ConfigError, match="unknown key `run.executr`"):
+        load_scan_config(path)
+
+
+def test_set_overrides_are_yaml_values_and_type_checked():
+    c = load_scan_config(DEFAULT_YAML, ["extract.w=1.5", "source.kinds=[lora]", "registry.location=null", "run.extract_actors=1"])  # fmt: skip
+    assert c.extract.w == 1.5 and c.source.kinds == ("lora",) and c.registry.location is None
+    assert c.run.extract_actors == 1
+    with pytest.raises(ConfigError, match="`extract.n_samples` must be int; got 'many'"):
+        load_scan_config(None, ["extract.n_samples=many"])
+    with pytest.raises(ConfigError, match="`--set` expects key=value"):
+        load_scan_config(None, ["extract.n_samples"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("extract.n_samples=0", "`extract.n_samples` must be >= 1"),
+        ("extract.method=magic", "`extract.method` must be one of"),
+        ("source.kinds=[base]", "`source.kinds` must be a non-empty subset"),
+        ("source.since=yesterday", "`source.since` must be an ISO date"),
+        ("run.executor=spark", "`run.executor` must be one of"),
+        ("run.cpus_per_actor=0", "`run.cpus_per_actor` must be > 0"),
+        ("authenticate.steps=0", "`authenticate.steps` must be >= 1"),
+        ("results.flush_every=0", "`results.flush_every` must be >= 1"),
+    ],
+)
+def test_validation_names_the_field(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_scan_config(None, [override])
+
+
+def test_guidance_presets():
+    from dmsec.extract import PAPER_DEFAULTS
+    from dmsec.zoo.config import ZOO_GUIDANCE
+
+    zoo = dict((k, (w, kk)) for k, w, kk in ScanConfig().extract.guidance_table())
+    assert zoo == ZOO_GUIDANCE
+    paper = load_scan_config(None, ["extract.guidance=paper"]).extract.guidance_table()
+    assert dict((k, (w, kk)) for k, w, kk in paper) == PAPER_DEFAULTS

@@ -1,0 +1,149 @@
+"""The scan end to end under local Ray, through `dmsec scan`, on a copy of the small zoo with a
+corrupt checkpoint added: findings, isolation, idempotent rerun, readable Parquet, the report in
+real headless Chromium, and the analyst notebook executed on the results.
+
+The default scan settings are used (256 generations x 25 DDIM steps per checkpoint), except
+CGI-DM with 50 PGD steps instead of 200 to bound the test's time: its efficacy is shown in
+tests/authenticate; here it must run on every match and fill the evidence columns.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import duckdb
+import nbformat
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from scan_helpers import add_truncated_lora, make_hub
+
+from dmsec.results.schema import SCHEMAS
+from dmsec.results.store import ResultsStore
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "results"))
+from results_browser import probe_report  # noqa: E402
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+ROOT = Path(__file__).parents[2]
+
+
+def _scan(hub: Path, registry: Path, out: Path, cache: Path) -> str:
+    from dmsec.results.cli import scan
+
+    args = ["--source", str(hub), "--registry", str(registry), "--out", str(out),
+            "--set", f"pull.cache_dir={cache}", "--set", "authenticate.steps=50"]  # fmt: skip
+    result = CliRunner().invoke(scan, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def scanned(small_zoo, zoo_registry, tmp_path_factory):
+    """(results folder, CLI output, corrupt checkpoint's repo id) of one scan."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    base = tmp_path_factory.mktemp("ray-scan")
+    hub = make_hub(base / "hub", small_zoo)
+    corrupt = add_truncated_lora(hub, small_zoo)
+    out = base / "results"
+    output = _scan(hub, zoo_registry, out, base / "cache")
+    return out, output, corrupt, hub, zoo_registry, base / "cache"
+
+
+def _checkpoints(out: Path) -> dict[str, dict]:
+    return {r["repo_id"]: r for r in pq.read_table(out / "checkpoints").to_pylist()}
+
+
+def test_each_protected_finetune_matches_its_own_training_images(scanned, small_zoo):
+    out = scanned[0]
+    matches = pq.read_table(out / "matches").to_pylist()
+    for entry in small_zoo.select(protected=True):
+        own = {str((small_zoo.root / p).resolve()) for p in entry.train_images}
+        mine = [m for m in matches if m["repo_id"] == entry.name]
+        assert any(m["artwork_source_uri"] in own for m in mine), f"{entry.name}: no match to its own images"  # fmt: skip
+        assert all(m["artwork_source_uri"] in own for m in mine), (
+            f"{entry.name} matched another set"
+        )
+        assert all(m["similarity"] >= m["threshold"] for m in mine)
+
+
+def test_control_finetunes_match_nothing(scanned, small_zoo):
+    rows = _checkpoints(scanned[0])
+    for entry in small_zoo.select(protected=False):
+        assert rows[entry.name]["status"] == "ok" and rows[entry.name]["n_matches"] == 0
+
+
+def test_corrupt_checkpoint_is_one_error_row_and_the_scan_finishes(scanned, small_zoo):
+    out, output, corrupt = scanned[:3]
+    rows = _checkpoints(out)
+    assert set(rows) == {e.name for e in small_zoo.fine_tunes} | {corrupt}
+    errors = [r for r in rows.values() if r["status"] == "error"]
+    assert [r["repo_id"] for r in errors] == [corrupt]
+    assert errors[0]["error_stage"] == "pull" and "truncated" in errors[0]["error"]
+    assert not errors[0]["retryable"]
+    assert "report:" in output and f"1 error, {len(small_zoo.fine_tunes)} ok" in output
+
+
+def test_every_match_carries_cgidm_evidence(scanned):
+    for m in pq.read_table(scanned[0] / "matches").to_pylist():
+        assert m["cgidm_status"] == "ok" and m["cgidm_steps"] == 50
+        assert m["evidence_image"] and m["artwork_image"] and m["recovered_image"]
+        assert 0.0 < m["cgidm_score"] <= 1.0
+
+
+def test_parquet_reads_with_pyarrow_duckdb_pandas_and_matches_the_schema(scanned):
+    out = scanned[0]
+    store = ResultsStore(out)
+    for table, schema in SCHEMAS.items():
+        files = store.committed_files(table)
+        assert files, table
+        for path in files:
+            assert pq.read_schema(path).equals(schema, check_metadata=True), path
+        arrow = ds.dataset(out / table, format="parquet", partitioning="hive").to_table()
+        frame = pd.read_parquet(out / table)
+        duck = duckdb.sql(f"SELECT count(*) FROM read_parquet('{out / table}/*/*.parquet', hive_partitioning=true)").fetchall()  # fmt: skip
+        assert arrow.num_rows == len(frame) == duck[0][0] > 0
+        assert set(frame.columns) == {*schema.names, "scan_date"}
+
+
+def test_report_renders_in_headless_chromium_one_section_per_match(scanned, tmp_path):
+    out = scanned[0]
+    reports = list((out / "reports").glob("*.html"))
+    assert len(reports) == 1
+    n_matches = pq.read_table(out / "matches").num_rows
+    seen = probe_report(reports[0], tmp_path)
+    assert seen["sections"] == n_matches > 0 and seen["sections_loaded"] == n_matches
+    assert seen["images"] == seen["loaded"] == 3 * n_matches
+    ids = set(pq.read_table(out / "matches", columns=["match_id"])["match_id"].to_pylist())
+    assert set(seen["section_ids"]) == ids and seen["painted"]
+
+
+def test_notebook_answers_the_analysts_questions(scanned):
+    from nbclient import NotebookClient
+
+    path = ROOT / "notebooks" / "query_findings.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")  # fmt: skip
+    os.environ["DMSEC_RESULTS"] = str(scanned[0])
+    try:
+        NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()  # fmt: skip
+    finally:
+        del os.environ["DMSEC_RESULTS"]
+    html = "".join(o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", []))  # fmt: skip
+    assert html.count("data:image/png;base64,") >= 3
+    text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for c in nb.cells for o in c.get("outputs", []))  # fmt: skip
+    assert "owner of" in text and "first_seen" in text
+
+
+def test_rerun_adds_nothing(scanned):
+    out, _, _, hub, registry, cache = scanned
+    before = {t: pq.read_table(out / t).num_rows for t in SCHEMAS}
+    files = sorted(p for p in out.rglob("*.parquet") if "registry" not in p.parts and p.name != "ledger.parquet")  # fmt: skip
+    output = _scan(hub, registry, out, cache)
+    assert "0 to scan" in output and "nothing new" in output
+    assert {t: pq.read_table(out / t).num_rows for t in SCHEMAS} == before
+    assert sorted(p for p in out.rglob("*.parquet") if "registry" not in p.parts and p.name != "ledger.parquet") == files  # fmt: skip
