@@ -37,6 +37,7 @@ from dmsec.scan.setup import ResolvedScan
 
 logger = logging.getLogger(__name__)
 LIGHT_CPUS = 0.1  # pull and match actors mostly wait on I/O or do milliseconds of work
+LIGHT_MEMORY = 512 * 2**20  # measured: a match actor (torch, FAISS, the registry) holds ~420 MiB
 
 
 def _init_ray(resolved: ResolvedScan) -> bool:
@@ -91,7 +92,7 @@ def ray_executor(items: list[ScanItem], resolved: ResolvedScan, staging: Path) -
         memory = run.memory_mb * 2**20
         ds = ray.data.from_items([{"item": it.to_json()} for it in items], override_num_blocks=len(items))  # fmt: skip
         ds = ds.map_batches(
-            PullStage, batch_size=1, num_cpus=LIGHT_CPUS,
+            PullStage, batch_size=1, num_cpus=LIGHT_CPUS, memory=LIGHT_MEMORY,
             fn_constructor_kwargs=resolved.stage_kwargs("pull", staging),
             compute=ray.data.ActorPoolStrategy(size=run.pull_actors),
         )  # fmt: skip
@@ -101,7 +102,7 @@ def ray_executor(items: list[ScanItem], resolved: ResolvedScan, staging: Path) -
             compute=ray.data.ActorPoolStrategy(size=run.extract_actors, max_tasks_in_flight_per_actor=1),
         )  # fmt: skip
         ds = ds.map_batches(
-            MatchStage, batch_size=1, num_cpus=LIGHT_CPUS,
+            MatchStage, batch_size=1, num_cpus=LIGHT_CPUS, memory=LIGHT_MEMORY,
             fn_constructor_kwargs=resolved.stage_kwargs("match", staging),
             compute=ray.data.ActorPoolStrategy(size=run.match_actors),
         )  # fmt: skip
