@@ -37,7 +37,9 @@ from dmsec.scan.setup import ResolvedScan
 
 logger = logging.getLogger(__name__)
 LIGHT_CPUS = 0.1  # pull and match actors mostly wait on I/O or do milliseconds of work
-LIGHT_MEMORY = 512 * 2**20  # measured: a match actor (torch, FAISS, the registry) holds ~420 MiB
+LIGHT_MEMORY = (
+    640 * 2**20
+)  # a match actor (torch, FAISS, the registry) peaks at ~420 MiB; Ray asks 1.25x
 
 
 def _init_ray(resolved: ResolvedScan) -> bool:

@@ -9,12 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # results_factory, results_browser
 
-from results_factory import part  # noqa: E402
+from results_factory import SCAN_A, SCAN_B, part  # noqa: E402
 
 from dmsec.results.store import ResultsStore  # noqa: E402
-
-SCAN_A = "20260102T030405Z-aaaaaa"
-SCAN_B = "20260103T030405Z-bbbbbb"
 
 
 @pytest.fixture()

@@ -12,6 +12,8 @@ from dmsec.images import png_bytes
 from dmsec.results.schema import to_table
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+SCAN_A = "20260102T030405Z-aaaaaa"
+SCAN_B = "20260103T030405Z-bbbbbb"
 
 
 def png(seed: int, size: int = 16) -> bytes:

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pyarrow.dataset as ds
 from click.testing import CliRunner
-from conftest import SCAN_A, SCAN_B
+from results_factory import SCAN_A, SCAN_B
 
 from dmsec.results import connect, latest_scan_id, query
 from dmsec.results.cli import query as query_cmd

@@ -5,9 +5,8 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 from click.testing import CliRunner
-from conftest import SCAN_A, SCAN_B
 from results_browser import probe_report
-from results_factory import checkpoint_row, match_row, part
+from results_factory import SCAN_A, SCAN_B, checkpoint_row, match_row, part
 
 from dmsec.results import build_report, write_report
 from dmsec.results.cli import report as report_cmd

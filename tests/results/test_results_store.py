@@ -6,8 +6,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import SCAN_A, SCAN_B
-from results_factory import part
+from results_factory import SCAN_A, SCAN_B, part
 
 from dmsec.results.schema import SCHEMAS
 from dmsec.results.store import ResultsError, ResultsStore, check_scan_id
