@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint zoo clean
+.PHONY: setup browser demo test test-fast lint zoo clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup          ## build the tiny zoo and run the main job on it, locally
 	$(BIN)/dmsec demo
 
-test: setup          ## the whole suite (builds the small zoo on first run, ~3 min)
+browser:             ## Debian's Chromium for the report tests (apt-get; needs root)
+	bash tests/setup_browser.sh
+
+test: setup browser  ## the whole suite (builds the small zoo on first run, ~3 min)
 	$(BIN)/python -m pytest
 
 test-fast: setup     ## skip the slow tests
