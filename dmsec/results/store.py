@@ -71,24 +71,30 @@ class ResultsStore:
     # -- paths ---------------------------------------------------------------------------------
     @property
     def ledger_path(self) -> Path:
+        """The scan ledger (`dmsec.hub.Ledger`) of this results folder."""
         return self.root / "ledger.parquet"
 
     def table_dir(self, table: str) -> Path:
+        """The folder of result table `table`."""
         if table not in TABLES:
             raise ResultsError(f"`table` must be one of {TABLES}; got {table!r}")
         return self.root / table
 
     def part_path(self, table: str, scan_date: str, scan_id: str, part: int) -> Path:
+        """Where part `part` of scan `scan_id` goes in `table`."""
         name = f"{check_scan_id(scan_id)}-p{part:05d}.parquet"
         return self.table_dir(table) / f"{PARTITION}={scan_date}" / name
 
     def scan_dir(self, scan_id: str) -> Path:
+        """The scan's record folder (config.yaml, run.json)."""
         return self.root / "scans" / check_scan_id(scan_id)
 
     def staging_dir(self, scan_id: str) -> Path:
+        """Scratch space for the scan's stages (generations, evidence), deleted after commits."""
         return self.root / "_staging" / check_scan_id(scan_id)
 
     def report_path(self, scan_id: str) -> Path:
+        """The default location of the scan's HTML report."""
         return self.root / "reports" / f"{check_scan_id(scan_id)}.html"
 
     # -- locking and recovery ------------------------------------------------------------------

@@ -50,6 +50,7 @@ class WarmModels:
     """An LRU of loaded base models and the pairs built on them; see the module docstring."""
 
     def __init__(self, device: str = "auto", max_warm: int = 2) -> None:
+        """Models go to `device` ("auto": CUDA when visible); at most `max_warm` bases stay loaded."""
         if max_warm < 1:
             raise ValueError(f"`max_warm` must be >= 1; got {max_warm}")
         self.device = resolve_device(device)

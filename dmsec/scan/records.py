@@ -92,6 +92,7 @@ class ScanItem:
 
     @property
     def pending(self) -> bool:
+        """True until a stage ends the item (error, skipped) or the driver marks it ok."""
         return self.status == "pending"
 
     # -- state changes -------------------------------------------------------------------------
@@ -119,10 +120,12 @@ class ScanItem:
 
     # -- serialisation -------------------------------------------------------------------------
     def to_json(self) -> str:
+        """Compact JSON (the stage batches' `item` column)."""
         return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ScanItem:
+        """Inverse of `to_json`; unknown fields are errors."""
         data = json.loads(text)
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:

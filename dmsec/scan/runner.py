@@ -91,11 +91,13 @@ class _PartWriter:
         self.rows = {"checkpoints": 0, "candidates": 0, "matches": 0}
 
     def add(self, item: ScanItem) -> None:
+        """Buffer a finished item; commit when `flush_every` are buffered."""
         self.buffer.append(item)
         if len(self.buffer) >= self.resolved.config.results.flush_every:
             self.flush()
 
     def flush(self) -> None:
+        """Commit the buffered items as one part, then mark them in the ledger."""
         if not self.buffer:
             return
         tables = part_tables(self.buffer, self.resolved.config.extract.method)
@@ -117,6 +119,7 @@ def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> Scan
     started = time.perf_counter()
     now = datetime.now(UTC)
     scan_id, scan_date = new_scan_id(now), f"{now:%Y-%m-%d}"
+    echo(f"resolving source {config.source.uri} and the registry ...")
     resolved = resolve_scan(config)
     store = ResultsStore(resolved.out)
     summary = ScanSummary(scan_id=scan_id, out=str(store.root))

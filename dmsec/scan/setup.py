@@ -78,7 +78,7 @@ def resolve_source(uri: str) -> tuple[str, str | None]:
     from dmsec.zoo.build import build_zoo
 
     preset = uri[len(ZOO_SCHEME) :]
-    zoo = build_zoo(preset, progress=False)
+    zoo = build_zoo(preset, progress=True)  # trains on first use (minutes), shows a progress bar
     return str(zoo.root), str(zoo.root)
 
 
