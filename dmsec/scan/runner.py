@@ -122,7 +122,7 @@ def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> Scan
     echo(f"resolving source {config.source.uri} and the registry ...")
     resolved = resolve_scan(config)
     store = ResultsStore(resolved.out)
-    summary = ScanSummary(scan_id=scan_id, out=str(store.root))
+    summary = ScanSummary(scan_id=scan_id, out=str(store.root.resolve()))
     with store.lock():
         removed = store.recover()
         if removed:
@@ -159,7 +159,7 @@ def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> Scan
         if resolved.config.results.report and items:
             from dmsec.results.report import write_report
 
-            summary.report = str(write_report(store.root, scan_id))
+            summary.report = str(write_report(store.root, scan_id).resolve())
         record.update(status="finished", finished_at=utc_now(), wall_s=round(summary.wall_s, 2),
                       counts=summary.counts(), rows=summary.rows, report=summary.report)  # fmt: skip
         store.write_scan_record(scan_id, record)
