@@ -133,6 +133,7 @@ def run_curve(
     train(model, images, [INSTANCE_CLASS] * len(images), config, progress=False, on_step=on_step)
     run.seconds = time.perf_counter() - t0
     run.model = model
+    print(f"  {method} seed {seed}: {run.seconds:.0f} s", file=sys.stderr, flush=True)
     return run
 
 
