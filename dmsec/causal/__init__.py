@@ -4,6 +4,6 @@ Modules, one idea each: `graphs` (mixed-graph encoding and queries), `simulate` 
 data with hidden confounders, true MAG/PAG), `pag` (MAG -> PAG), `metrics`, `features` and
 `posterior` / `posterior_train` (phase 1: the skeleton posterior), `objective`, `solvers` and
 `learner` (the differentiable MAG learner), `spot` (phase 2: posterior-guided learning),
-`table` (Parquet in, graph out) and `cli`. Nothing here imports Ray; `pipelines/spot_tune.py`
+`table` (Parquet in, graph out), `baselines` (FCI) and `cli`. Nothing here imports Ray; `pipelines/spot_tune.py`
 does the hyper-parameter search.
 """

@@ -62,7 +62,7 @@ class _Rules:
 
     def __init__(self, P: np.ndarray, M: np.ndarray, adj: np.ndarray, budget: int) -> None:
         self.P, self.M, self.adj, self.budget = P, M, adj, budget
-        self.nbrs = [np.flatnonzero(adj[v]) for v in range(P.shape[0])]
+        self.nbrs = [[int(x) for x in np.flatnonzero(adj[v])] for v in range(P.shape[0])]
 
     def _is_parent(self, a: int, c: int) -> bool:
         return bool(self.P[a, c] == ARROW and self.P[c, a] == TAIL)
@@ -139,8 +139,8 @@ class _Rules:
                     if not adj[w, c]:
                         return True
                     if P[v, w] == ARROW and self._is_parent(w, c):
-                        visited.add(int(w))
-                        nxt.append(int(w))
+                        visited.add(w)
+                        nxt.append(w)
             frontier = nxt
         return False
 
@@ -158,11 +158,11 @@ class _Rules:
     def r9(self) -> bool:
         """R9: a o-> c and an uncovered p.d. path <a, b, ..., c> with b, c not adjacent => a -> c."""
         P, adj, changed = self.P, self.adj, False
-        for a, c in np.argwhere((P == ARROW) & (P.T == CIRCLE)):
+        for a, c in np.argwhere((P == ARROW) & (P.T == CIRCLE)).tolist():
             for b in self.nbrs[a]:
                 if b == c or adj[b, c] or not self._pd(a, b):
                     continue
-                if self._uncovered_pd_path([int(a), int(b)], int(c)):
+                if self._uncovered_pd_path([a, b], c):
                     P[c, a] = TAIL
                     changed = True
                     break
@@ -172,9 +172,8 @@ class _Rules:
         """R10: a o-> c, b -> c <- d, uncovered p.d. paths a..b and a..d whose first vertices
         after a (mu, omega) differ and are not adjacent  =>  a -> c."""
         P, adj, changed = self.P, self.adj, False
-        for a, c in np.argwhere((P == ARROW) & (P.T == CIRCLE)):
-            a, c = int(a), int(c)
-            parents = [int(x) for x in self.nbrs[c] if x != a and self._is_parent(int(x), c)]
+        for a, c in np.argwhere((P == ARROW) & (P.T == CIRCLE)).tolist():
+            parents = [x for x in self.nbrs[c] if x != a and self._is_parent(x, c)]
             if len(parents) < 2:
                 continue
             firsts = {x: self._first_vertices(a, x) for x in parents}
@@ -194,7 +193,6 @@ class _Rules:
         """Vertices mu such that an uncovered p.d. path <a, mu, ..., target> exists."""
         out = set()
         for mu in self.nbrs[a]:
-            mu = int(mu)
             if not self._pd(a, mu):
                 continue
             if mu == target or self._uncovered_pd_path([a, mu], target):
@@ -214,7 +212,6 @@ class _Rules:
             budget -= 1
             u, v = path[-2], path[-1]
             for w in self.nbrs[v]:
-                w = int(w)
                 if w in path or adj[u, w] or not self._pd(v, w):
                     continue
                 if w == target:

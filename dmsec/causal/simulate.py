@@ -118,8 +118,8 @@ def dag_to_mag(dag: np.ndarray, n_observed: int) -> np.ndarray:
     directed, bidirected = [], []
     for a in range(n_observed):
         for b in range(a + 1, n_observed):
-            z = np.flatnonzero(anc[:, a] | anc[:, b])
-            z = [int(v) for v in z if v < n_observed and v not in (a, b)]
+            ancestors = np.flatnonzero(anc[:, a] | anc[:, b])
+            z = [int(v) for v in ancestors if v < n_observed and v not in (a, b)]
             if not m_connected(E, a, b, z, anc=anc, nbrs=nbrs):
                 continue
             if anc[a, b]:
