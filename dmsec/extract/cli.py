@@ -35,39 +35,37 @@ DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
     default=None,
     help="N0, the number of images to recover (default: estimated).",
 )
+@click.option(
+    "--guidance",
+    type=click.Choice(["paper", "zoo"]),
+    default="paper",
+    show_default=True,
+    help="Default (w, k) per kind: the paper's (Stable Diffusion) or the zoo's (16x16 models).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 @click.option("--dtype", type=click.Choice(sorted(DTYPES)), default="float32", show_default=True)
 def extract(checkpoint: str, base: str | None, out: str, method: str, n_samples: int, w: float | None,
-            k: float | None, steps: int, n_groups: int | None, seed: int, device: str, dtype: str) -> None:  # fmt: skip
+            k: float | None, steps: int, n_groups: int | None, guidance: str, seed: int, device: str, dtype: str) -> None:  # fmt: skip
     """Recover likely training images of a fine-tuned CHECKPOINT."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     import torch
 
     from dmsec.errors import DmsecError
-    from dmsec.extract.finextract import ExtractConfig
+    from dmsec.extract.finextract import PAPER_DEFAULTS, ExtractConfig
     from dmsec.extract.finextract import extract as run_extract
     from dmsec.images import png_bytes
-    from dmsec.models.loading import load_model, read_model_info
-    from dmsec.models.pair import make_pair
+    from dmsec.models.loading import load_pair
+    from dmsec.zoo.config import ZOO_GUIDANCE
 
+    table = ZOO_GUIDANCE if guidance == "zoo" else PAPER_DEFAULTS
     try:
-        ckpt = Path(checkpoint)
-        base_path = base
-        if base_path is None and ckpt.is_dir() and read_model_info(ckpt).base_model:
-            base_path = str((ckpt / str(read_model_info(ckpt).base_model)).resolve())
-        if base_path is None:
-            raise click.UsageError(
-                "--base is required: the checkpoint does not name its base model"
-            )
-        torch_dtype = getattr(torch, dtype)
-        pretrained = load_model(base_path).to(device, torch_dtype)
-        finetuned = load_model(ckpt, base=base_path).to(device, torch_dtype)
-        pair = make_pair(pretrained, finetuned)
+        pair = load_pair(checkpoint, base, device=device, dtype=getattr(torch, dtype))
         config = ExtractConfig(
-            w=w, k=k, steps=steps, n_samples=n_samples, n_groups=n_groups, seed=seed
-        )
+            w=w, k=k, steps=steps, n_samples=n_samples, n_groups=n_groups, seed=seed,
+            defaults=tuple((kind, gw, gk) for kind, (gw, gk) in table.items()),
+        )  # fmt: skip
         result = run_extract(pair, config, method=method, progress=True)
     except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
@@ -84,7 +82,7 @@ def extract(checkpoint: str, base: str | None, out: str, method: str, n_samples:
             "image_path": name, "image_png": data,
         })  # fmt: skip
     pq.write_table(pa.Table.from_pylist(rows), out_dir / "candidates.parquet")
-    meta = {"checkpoint": str(ckpt), "base": base_path, "method": method, "pair_kind": pair.kind,
+    meta = {"checkpoint": checkpoint, "base": base, "method": method, "pair_kind": pair.kind,
             "threshold": result.threshold, "n_groups": result.n_groups, "config": result.config}  # fmt: skip
     (out_dir / "extraction.json").write_text(json.dumps(meta, indent=2, default=str))
     click.echo(

@@ -19,7 +19,7 @@ from dmsec.extract.clustering import cluster_samples, estimate_num_groups
 from dmsec.extract.guidance import cfg_eps, finextract_eps
 from dmsec.metrics import copy_threshold, zoo_embedding
 from dmsec.models.base import Condition
-from dmsec.models.pair import ModelPair
+from dmsec.models.pair import ModelPair, instance_condition
 from dmsec.sampling import sample
 
 # The paper's defaults (Stable Diffusion): (w, k) per fine-tune kind.
@@ -78,16 +78,9 @@ class ExtractionResult:
     config: dict[str, Any]
 
 
-def instance_condition(pair: ModelPair, config: ExtractConfig) -> Condition:
-    """The condition c of the fine-tune: given, or the model's instance class / prompt."""
-    if config.condition is not None:
-        return config.condition
-    info = getattr(pair.finetuned_handle(), "info", None)
-    if info is not None and info.instance_class is not None:
-        return int(info.instance_class)
-    if info is not None and info.instance_prompt:
-        return str(info.instance_prompt)
-    return None
+def _condition(pair: ModelPair, config: ExtractConfig) -> Condition:
+    """The condition c: given in the config, else the fine-tune's own (`instance_condition`)."""
+    return config.condition if config.condition is not None else instance_condition(pair)
 
 
 def default_batch_size(pair: ModelPair) -> int:
@@ -107,7 +100,7 @@ def generate(
         raise ConfigError(f"`method` must be one of {METHODS}; got {method!r}")
     config = config.resolved(pair.kind)
     assert config.w is not None and config.k is not None
-    c = instance_condition(pair, config)
+    c = _condition(pair, config)
     batch = config.batch_size or default_batch_size(pair)
     handle = pair.finetuned_handle()
     clip = 1.0 if handle.family == "unet2d" else None

@@ -22,6 +22,7 @@ from diffusers import UNet2DModel
 from dmsec.errors import CheckpointError
 from dmsec.models.base import DiffusionModel
 from dmsec.models.lora import LORA_WEIGHTS_NAME, is_lora_file, load_lora
+from dmsec.models.pair import ModelPair
 from dmsec.models.safe_load import is_pickle_file, load_state_dict
 from dmsec.models.schedule import load_scheduler_config
 from dmsec.models.unet2d import MODEL_CARD, ModelInfo, UNet2DHandle
@@ -180,3 +181,24 @@ def _load_single_file(
     state = load_state_dict(path, allow_pickle=allow_pickle)
     load_weights_into(handle.network, state, path)
     return handle.to(device)
+
+
+def load_pair(
+    checkpoint: str | Path,
+    base: str | Path | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    allow_pickle: bool = False,
+) -> ModelPair:
+    """(pretrained, fine-tuned) for a checkpoint; `base` defaults to the one its model card names."""
+    from dmsec.models.pair import make_pair
+
+    checkpoint = Path(checkpoint)
+    if base is None and checkpoint.is_dir() and read_model_info(checkpoint).base_model:
+        base = (checkpoint / str(read_model_info(checkpoint).base_model)).resolve()
+    if base is None:
+        raise CheckpointError(checkpoint, "does not name its base model: give one (--base)")
+    pretrained = load_model(base, allow_pickle=allow_pickle).to(device, dtype)
+    finetuned = load_model(checkpoint, base=base, allow_pickle=allow_pickle).to(device, dtype)
+    return make_pair(pretrained, finetuned)

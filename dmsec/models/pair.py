@@ -163,3 +163,13 @@ def make_pair(pretrained: DiffusionModel, finetuned: DiffusionModel) -> ModelPai
     if has_lora(finetuned.network):
         return LoraPair(finetuned)
     return FullPair(pretrained, finetuned)
+
+
+def instance_condition(pair: ModelPair) -> Condition:
+    """The fine-tune's own condition c: its instance class, else its instance prompt, else ∅."""
+    info = getattr(pair.finetuned_handle(), "info", None)
+    if info is not None and info.instance_class is not None:
+        return int(info.instance_class)
+    if info is not None and info.instance_prompt:
+        return str(info.instance_prompt)
+    return None

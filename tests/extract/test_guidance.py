@@ -13,7 +13,8 @@ from dmsec.models.lora import LoraSpec, adapters_disabled, add_lora
 from dmsec.models.pair import FullPair, LoraPair
 from dmsec.sampling import sample
 
-CFG = dict(n_samples=6, steps=8, batch_size=4, seed=5)
+# one batch, as in the direct-sampling reference: CPU kernels may round differently per batch size
+CFG = dict(n_samples=6, steps=8, batch_size=6, seed=5)
 
 
 @pytest.fixture()
