@@ -73,6 +73,8 @@ def main() -> None:
     zoo = build_zoo(zoo_name, progress=False)
     base = zoo.load("base")
     rows: list[dict[str, object]] = []
+    built = f"built on {zoo.manifest.get('device', 'cpu')} with torch {zoo.manifest.get('torch')}"
+    print(f"zoo {zoo_name} at {zoo.root} ({built})", flush=True)
     print(f"zoo {zoo_name}: {len(zoo.fine_tunes)} fine-tunes x (5 members + 5 hold-outs); "
           f"CGI-DM {steps} steps, seed {args.seed}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {platform.machine()}", flush=True)  # fmt: skip
