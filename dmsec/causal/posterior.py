@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 
 from dmsec.causal import features as F
 
+log = logging.getLogger(__name__)
 FORMAT = "dmsec.skeleton_posterior/1"
 MODEL_NAME = "skeleton_posterior"
 ASSET_DIR = Path(__file__).parent / "assets"
@@ -216,6 +218,7 @@ def load_posterior(path: str | Path | None = None) -> SkeletonPosterior:
     target = cache_dir() / config.config_hash()
     if (target / f"{MODEL_NAME}.json").is_file():
         return SkeletonPosterior.load(target)
+    log.warning("no packaged skeleton posterior; training one into %s (minutes, once)", target)
     posterior = build_posterior(config)
     posterior.save(target)
     return posterior
