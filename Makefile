@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,causal]'
 	touch $(STAMP)
 
-demo: setup          ## build the tiny zoo and run the main job on it, locally
-	$(BIN)/dmsec demo
+demo: setup          ## the scan on the embedded default: tiny zoo as a hub, local Ray, ./results
+	$(BIN)/dmsec scan
 
 browser:             ## Debian's Chromium for the report tests (apt-get; needs root)
 	bash tests/setup_browser.sh

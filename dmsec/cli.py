@@ -26,7 +26,6 @@ COMMANDS: dict[str, str] = {
     "protect": "dmsec.protect.cli:protect",
     "finetune": "dmsec.finetune.cli:finetune",
     "spot": "dmsec.causal.cli:spot",
-    "demo": "dmsec.demo:demo",
 }
 
 
