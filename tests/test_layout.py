@@ -37,3 +37,14 @@ def test_test_module_names_are_unique():
 def test_torch_is_pinned_for_install():
     assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text()
     assert "-c constraints.txt torch==2.13.0" in (ROOT / "Makefile").read_text()
+
+
+def test_ray_cluster_yaml_is_a_launcher_config_installing_like_the_readme():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
+    for key in ("cluster_name", "provider", "available_node_types", "head_node_type", "setup_commands"):
+        assert key in config, key
+    assert config["head_node_type"] in config["available_node_types"]
+    assert any(t.get("resources", {}).get("GPU") for t in config["available_node_types"].values())
+    assert all("-c ~/dmsec/constraints.txt" in c for c in config["setup_commands"] if "pip install" in c)
