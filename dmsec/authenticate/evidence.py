@@ -12,8 +12,16 @@ Similarity (paper: CLIP ViT-B/32 or DINO ViT-S/16 cosine) defaults to the zoo's 
 right scale for the tiny zoo, crude for real artwork). Pass `similarity=embedder_similarity(e)`
 to score with a `dmsec.match` inner-product embedder (DINOv2, CLIP) instead.
 
-Known limit: the paper takes, per source image, the max over several recovered images; here one
-recovery per image is made (one `seed`), to keep CPU cost at `steps` passes per batch.
+Known limits:
+- the paper takes, per source image, the max over several recovered images; here one recovery
+  per image is made (one `seed`), to keep CPU cost at `steps` passes per batch;
+- measured on the tiny zoo (benchmarks/authentication.py, full zoo, paper defaults scaled, 1,000
+  steps, 50 members vs 50 hold-outs pooled over 10 fine-tunes): CGI-DM AUC 0.72 (mean
+  per-checkpoint AUC 0.85) while the plain loss gap reaches AUC 1.00 — the zoo's 5-image
+  fine-tunes overfit so hard that the loss gap alone separates members. In pixel space the
+  ascent drives removed pixels towards ±1 in speckled patterns (no VAE decoder smooths them, as
+  in the paper's latent setting), and the score's level differs from digit to digit, so one
+  threshold across checkpoints ranks worse than each checkpoint alone.
 """
 
 from __future__ import annotations
