@@ -38,7 +38,7 @@ from dmsec.authenticate.loss_gap import loss_gap
 from dmsec.errors import ConfigError
 from dmsec.metrics import zoo_embedding
 from dmsec.models.base import Condition
-from dmsec.models.pair import ModelPair
+from dmsec.models.pair import ModelPair, instance_condition
 
 #: (a, b) -> row-wise similarity: images (B, C, H, W) in [0, 1] twice -> (B,) float array
 Similarity = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
@@ -85,16 +85,6 @@ def _as_rgb_arrays(images: torch.Tensor) -> list[np.ndarray]:
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return [np.ascontiguousarray(img.permute(1, 2, 0).numpy()) for img in x]
-
-
-def instance_condition(pair: ModelPair) -> Condition:
-    """The fine-tune's own condition: its instance class, else its instance prompt, else ∅."""
-    info = getattr(pair.finetuned_handle(), "info", None)
-    if info is not None and info.instance_class is not None:
-        return int(info.instance_class)
-    if info is not None and info.instance_prompt:
-        return str(info.instance_prompt)
-    return None
 
 
 def authenticate(

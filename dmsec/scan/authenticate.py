@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dmsec.authenticate import CgiDmConfig, authenticate
+from dmsec.authenticate.inputs import to_model_images
 from dmsec.images import save_png
 from dmsec.match import load_images
 from dmsec.scan.config import AuthenticateSettings
-from dmsec.scan.models import WarmModels, to_model_images
+from dmsec.scan.models import WarmModels
 from dmsec.scan.records import ScanItem, describe
 from dmsec.scan.stage import Stage, set_torch_threads
 

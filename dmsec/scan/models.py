@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from dmsec.errors import CheckpointError
 from dmsec.models.base import DiffusionModel
@@ -77,27 +75,3 @@ class WarmModels:
         base = self.base(item.base_path)
         finetuned = load_model(checkpoint_path(item.local_path), base=base, device=self.device)
         return make_pair(base, finetuned.eval())
-
-
-def model_image_shape(handle: DiffusionModel) -> tuple[int, int, int]:
-    """(C, H, W) of the images a handle encodes: its sample shape, or its VAE's output size."""
-    channels, height, width = handle.sample_shape
-    vae = getattr(handle, "vae", None)
-    if vae is None:
-        return channels, height, width
-    factor = 2 ** (len(vae.config.block_out_channels) - 1)
-    return int(vae.config.in_channels), height * factor, width * factor
-
-
-def to_model_images(handle: DiffusionModel, pixels: list[np.ndarray]) -> torch.Tensor:
-    """Float RGB arrays (H, W, 3) in [0, 1] -> (B, C, H', W') at the model's image size."""
-    channels, height, width = model_image_shape(handle)
-    out = []
-    for arr in pixels:
-        x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).permute(2, 0, 1)[None]
-        if channels == 1:
-            x = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
-        if tuple(x.shape[-2:]) != (height, width):
-            x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)  # fmt: skip
-        out.append(x.clamp(0, 1))
-    return torch.cat(out) if out else torch.empty(0, channels, height, width)
