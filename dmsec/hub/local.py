@@ -146,26 +146,9 @@ class LocalSource(HubSource):
                     yield ref
 
     def _to_ref(self, detected: DetectedCheckpoint) -> CheckpointRef | None:
-        repo_id = detected.root or "."
-        try:
-            files = tuple(CheckpointFile(path=f.path, size=f.size) for f in detected.files)
-        except ValueError as exc:
-            logger.warning("local: %s skipped: %s", repo_id, exc)
-            return None
-        tags, license_, extra = marker_fields(detected.marker)
-        modified = [f.modified for f in detected.files if f.modified is not None]
-        return CheckpointRef(
-            source=self.name,
-            repo_id=repo_id,
-            revision=revision_fingerprint([(f.path, f.size, f.etag) for f in detected.files]),
-            kind=detected.kind,
-            base_model=self._resolve_base(detected),
-            files=files,
-            tags=tags,
-            license=license_,
-            last_modified=max(modified) if modified else None,
-            url=(self.root / detected.root).as_uri() if detected.root else self.root.as_uri(),
-            extra=extra,
+        url = (self.root / detected.root).as_uri() if detected.root else self.root.as_uri()
+        return ref_from_detected(
+            self.name, detected.root or ".", detected, self._resolve_base(detected), url
         )
 
     def _resolve_base(self, detected: DetectedCheckpoint) -> str | None:
@@ -226,3 +209,30 @@ class LocalSource(HubSource):
                     f.path, "is a link that resolves outside the source root"
                 )
             copy_capped(src, dest / f.path, max_file_bytes, f.path)
+
+
+def ref_from_detected(
+    source: str, repo_id: str, detected: DetectedCheckpoint, base_model: str | None, url: str
+) -> CheckpointRef | None:
+    """A `CheckpointRef` for a checkpoint found in a file tree (local folder or S3 prefix);
+    None (logged) when its file list is unusable."""
+    try:
+        files = tuple(CheckpointFile(path=f.path, size=f.size) for f in detected.files)
+    except ValueError as exc:
+        logger.warning("%s: %s skipped: %s", source, repo_id, exc)
+        return None
+    tags, license_, extra = marker_fields(detected.marker)
+    modified = [f.modified for f in detected.files if f.modified is not None]
+    return CheckpointRef(
+        source=source,
+        repo_id=repo_id,
+        revision=revision_fingerprint([(f.path, f.size, f.etag) for f in detected.files]),
+        kind=detected.kind,
+        base_model=base_model,
+        files=files,
+        tags=tags,
+        license=license_,
+        last_modified=max(modified) if modified else None,
+        url=url,
+        extra=extra,
+    )

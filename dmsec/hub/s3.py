@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from dmsec.errors import CheckpointError, ConfigError, UnsafeCheckpointError
 from dmsec.hub.layout import DetectedCheckpoint, FileEntry, detect_checkpoints, has_root_marker
-from dmsec.hub.local import marker_fields, revision_fingerprint
+from dmsec.hub.local import ref_from_detected
 from dmsec.hub.ref import CheckpointFile, CheckpointRef
 from dmsec.hub.source import HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.hub.transfer import CHUNK_BYTES, stream_to_file
@@ -163,25 +163,8 @@ class S3Source(HubSource):
     def _to_ref(self, detected: DetectedCheckpoint) -> CheckpointRef | None:
         key = self._key_of(detected.root)
         repo_id = f"{self.bucket}/{key}" if key else self.bucket
-        try:
-            files = tuple(CheckpointFile(path=f.path, size=f.size) for f in detected.files)
-        except ValueError as exc:
-            logger.warning("s3: %s skipped: %s", repo_id, exc)
-            return None
-        tags, license_, extra = marker_fields(detected.marker)
-        modified = [f.modified for f in detected.files if f.modified is not None]
-        return CheckpointRef(
-            source=self.name,
-            repo_id=repo_id,
-            revision=revision_fingerprint([(f.path, f.size, f.etag) for f in detected.files]),
-            kind=detected.kind,
-            base_model=self._resolve_base(detected),
-            files=files,
-            tags=tags,
-            license=license_,
-            last_modified=max(modified) if modified else None,
-            url=f"s3://{repo_id}",
-            extra=extra,
+        return ref_from_detected(
+            self.name, repo_id, detected, self._resolve_base(detected), f"s3://{repo_id}"
         )
 
     def _resolve_base(self, detected: DetectedCheckpoint) -> str | None:
