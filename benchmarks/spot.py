@@ -7,8 +7,9 @@ standard deviation over seeds), side by side, with SPOT's ratios to each baselin
 includes computing the skeleton posterior. Each learner run has a wall-time budget
 (`--max-seconds`; a run that hits it stops and returns what it has, and is counted as is).
 
-    python benchmarks/spot.py            # full: 3 seeds at 20 and 50, 2 at 100 (~25 min, 2 cores)
-    python benchmarks/spot.py --quick    # 1 seed per size, n = 1000, smaller budgets (<= 5 min)
+    python benchmarks/spot.py            # full: 3 seeds per size, n = 2000 (~20 min on 2 cores)
+    python benchmarks/spot.py --quick    # 1 seed per size, n = 1000, <= 200 inner steps (~3 min)
+    python benchmarks/spot.py --config best_config.yaml   # any SPOT config, e.g. from a tune
 
 The last line is ``skeleton-F1@100 spot=<a> unguided=<b> fci=<c> seconds=<s>`` (means over
 seeds; ``seconds`` is SPOT's mean wall time at 100 variables).
@@ -23,13 +24,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from dmsec.causal.baselines import fci_pag
-from dmsec.causal.learner import MAGLearnerConfig
 from dmsec.causal.metrics import score_graph
 from dmsec.causal.posterior import load_posterior
 from dmsec.causal.simulate import SimulationConfig, simulate
-from dmsec.causal.spot import SPOTConfig, spot, unguided
+from dmsec.causal.spot import SPOTConfig, spot, spot_config_from_dict, unguided
 
 METHODS = ("spot", "unguided", "fci")
 COLUMNS = (
@@ -47,6 +48,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=None, help="seeds per size (default 3; 2 at 100)")
     p.add_argument("--samples", type=int, default=None)
     p.add_argument("--max-seconds", type=float, default=None, help="wall budget per learner run")
+    p.add_argument(
+        "--config", default=None, help="YAML SPOT config (e.g. best_config.yaml of a tune)"
+    )
     p.add_argument("--out", default=None, help="optional JSON file for the per-run rows")
     return p.parse_args()
 
@@ -65,16 +69,25 @@ def main() -> None:
     args = parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     samples = args.samples or (1000 if args.quick else 2000)
-    budget = args.max_seconds or (60.0 if args.quick else 600.0)
-    max_iter = 100 if args.quick else 200
-    config = SPOTConfig(
-        learner=MAGLearnerConfig(max_seconds=budget), solver_options=(("max_iter", max_iter),)
+    budget = args.max_seconds or (90.0 if args.quick else 600.0)
+    max_iter = 200
+    if args.config:
+        config = spot_config_from_dict(yaml.safe_load(Path(args.config).read_text()))
+    else:
+        config = SPOTConfig()
+        if args.quick:  # fewer inner iterations keep --quick under 5 minutes
+            key = "steps" if config.solver == "adam" else "max_iter"
+            options = dict(config.solver_options)
+            options[key] = min(int(options.get(key, 200)), max_iter)
+            config = dataclasses.replace(config, solver_options=tuple(sorted(options.items())))
+    config = dataclasses.replace(
+        config, learner=dataclasses.replace(config.learner, max_seconds=budget)
     )
     posterior = load_posterior()
     rows = []
     t_start = time.perf_counter()
     for d in sizes:
-        n_seeds = args.seeds or (1 if args.quick else (2 if d >= 100 else 3))
+        n_seeds = args.seeds or (1 if args.quick else 3)
         sim = SimulationConfig(
             n_observed=d, n_latent=max(1, d // 10), expected_degree=3.0, n_samples=samples
         )

@@ -62,7 +62,14 @@ class TuneConfig:
     @classmethod
     def quick(cls, **overrides: Any) -> TuneConfig:
         """A smoke-test sized search (a couple of minutes on 2 cores)."""
-        base = {"num_trials": 3, "n_graphs": 2, "n_observed": 8, "n_latent": 1, "n_samples": 500}
+        base = {
+            "num_trials": 3,
+            "n_graphs": 2,
+            "n_observed": 8,
+            "n_latent": 1,
+            "n_samples": 500,
+            "max_seconds_per_graph": 10.0,
+        }
         return cls(**{**base, **overrides})
 
 

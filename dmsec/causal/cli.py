@@ -21,14 +21,20 @@ class _DefaultToRun(click.Group):
     """A group whose first argument, when it is not a sub-command, is the data file of `run`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
 
 @click.group(cls=_DefaultToRun)
 def spot() -> None:
-    """SPOT causal discovery with latent confounders (skeleton-posterior-guided MAG learning)."""
+    """SPOT causal discovery with latent confounders (skeleton-posterior-guided MAG learning).
+
+    \b
+      dmsec spot DATA.parquet --out GRAPH.json   learn a PAG (same as `dmsec spot run ...`)
+      dmsec spot tune --out DIR                  Ray Tune search over SPOT's hyper-parameters
+      dmsec spot build-posterior --out DIR       retrain the skeleton posterior
+    """
 
 
 @spot.command("run")

@@ -29,7 +29,7 @@ def table(tmp_path: Path) -> Path:
 
 def test_spot_on_parquet_writes_json_graph(table: Path, tmp_path: Path) -> None:
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({"solver_options": {"max_iter": 50}}))
+    cfg.write_text(yaml.safe_dump({"solver": "lbfgsb", "solver_options": {"max_iter": 50}}))
     out = tmp_path / "graph.json"
     res = CliRunner().invoke(main, ["spot", str(table), "--out", str(out), "--config", str(cfg)])
     assert res.exit_code == 0, res.output

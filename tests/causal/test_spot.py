@@ -10,6 +10,7 @@ from dmsec.causal.learner import MAGLearnerConfig
 from dmsec.causal.metrics import score_graph
 from dmsec.causal.posterior import SkeletonPosterior
 from dmsec.causal.simulate import SimulatedDataset
+from dmsec.causal.solvers import LBFGSBSolver
 from dmsec.causal.spot import (
     SPOTConfig,
     sampling_probabilities,
@@ -18,7 +19,7 @@ from dmsec.causal.spot import (
     spot_config_to_dict,
 )
 
-FAST = SPOTConfig(solver_options=(("max_iter", 60),))
+FAST = SPOTConfig(solver="lbfgsb", solver_options=(("max_iter", 60),))
 
 
 def test_sampling_probabilities_follow_equation_3() -> None:
@@ -44,9 +45,20 @@ def test_spot_learns_a_mag_close_to_the_truth(
 
 def test_config_round_trip_and_unknown_keys() -> None:
     config = SPOTConfig(
-        temperature=0.5, learner=MAGLearnerConfig(penalty=0.02), solver_options=(("max_iter", 50),)
+        temperature=0.5,
+        learner=MAGLearnerConfig(penalty=0.02),
+        solver="lbfgsb",
+        solver_options=(("max_iter", 50),),
     )
     assert spot_config_from_dict(spot_config_to_dict(config)) == config
+    assert spot_config_from_dict({}) == SPOTConfig()
+    assert (
+        spot_config_from_dict({"learner": {"penalty": 0.1}}).learner.w_threshold
+        == SPOTConfig().learner.w_threshold
+    )
+    assert spot_config_from_dict({"solver": "lbfgsb"}).make_solver() == LBFGSBSolver()
+    with pytest.raises(ValueError, match="`solver_options`"):
+        SPOTConfig(solver="adam", solver_options=(("max_iter", 5),))
     with pytest.raises(ValueError, match="tempreature"):
         spot_config_from_dict({"tempreature": 1.0})
     with pytest.raises(ValueError, match=r"learner\.lambda"):

@@ -1,0 +1,41 @@
+"""benchmarks/spot.py runs end to end through its own CLI on tiny graphs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "spot.py"
+
+
+@pytest.mark.slow
+def test_benchmark_prints_the_summary_line(tmp_path: Path) -> None:
+    out = tmp_path / "rows.json"
+    args = [
+        "--sizes",
+        "6,8",
+        "--seeds",
+        "1",
+        "--samples",
+        "300",
+        "--max-seconds",
+        "20",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    last = proc.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"skeleton-F1@8 spot=[\d.]+ unguided=[\d.]+ fci=[\d.]+ seconds=[\d.]+", last
+    ), last
+    assert "ratio spot/fci" in proc.stdout and out.is_file()
