@@ -9,9 +9,11 @@ Lagrangian of NOTEARS/ABIC:
        minimise over their coefficients only, the others frozen;
     3. if h did not fall below `h_decrease` x its previous value, rho *= rho_growth and go to 2
        (from the same start), else accept; alpha += rho h; update Omega's diagonal (RICF);
-    4. stop when h <= h_tol or rho >= rho_max.
+    4. stop when h <= h_tol, rho >= rho_max or the run's time budget (`max_seconds`) is spent.
 
-Then coefficients below `w_threshold` are dropped and the graph is repaired into a MAG
+Data are centred, and standardised only on request (`standardize`): the score is not
+scale-free, and on simulated data the raw scales carry causal-order information (Reisach et
+al. 2021) that ABIC and the paper's protocol use. Then coefficients below `w_threshold` are dropped and the graph is repaired into a MAG
 (`coefficients_to_mag`). With ``p = 1`` everywhere this is the unguided ABIC baseline.
 """
 

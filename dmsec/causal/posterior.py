@@ -63,8 +63,8 @@ class TreeEnsemble:
         return self.init + self.learning_rate * self.value[node].sum(axis=1)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """``P(y = 1 | x) = sigmoid(logit)``."""
-        return 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        """``P(y = 1 | x) = sigmoid(logit)``, written with tanh so large logits cannot overflow."""
+        return 0.5 * (1.0 + np.tanh(0.5 * self.decision_function(X)))
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """The ensemble as named numeric arrays for an npz file."""
