@@ -13,8 +13,9 @@ items (one per pending checkpoint, JSON; file paths only, no pixels)
 
 Pool sizes, CPU/GPU/memory reservations and threads come from the config's `run` section. Heavy
 pools take one checkpoint at a time per actor, so a slow checkpoint does not hold others back.
-Staging files are passed by path: on a multi-node cluster `results.out` must be on storage every
-node mounts (known limit: no object-store staging yet).
+Staging files are passed by path: on a multi-node cluster `results.staging` must be a folder every
+node mounts (a shared volume; known limit: no object-store staging yet). Under `ray job submit`
+the job joins the submitting cluster through $RAY_ADDRESS; `cluster/README.md` says how.
 """
 
 from __future__ import annotations
@@ -43,13 +44,16 @@ LIGHT_MEMORY = (
 
 
 def _init_ray(resolved: ResolvedScan) -> bool:
-    """Connect to `run.address` or start a local Ray; True when this call started it."""
+    """Connect to `run.address` (or $RAY_ADDRESS) or start a local Ray; True when this call
+    started or joined it (and so shuts it down)."""
     if ray.is_initialized():
         return False
     run = resolved.config.run
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    if run.address:
-        ray.init(address=run.address, include_dashboard=False)
+    # under `ray job submit` the job server sets RAY_ADDRESS: join that cluster unchanged
+    address = run.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, include_dashboard=False)
     else:
         ray.init(num_cpus=run.num_cpus, object_store_memory=run.object_store_mb * 2**20,
                  include_dashboard=False)  # fmt: skip
@@ -69,8 +73,11 @@ def heavy_resources(resolved: ResolvedScan) -> tuple[dict[str, Any], str]:
     run = resolved.config.run
     gpus = float(ray.cluster_resources().get("GPU", 0))
     heavy_actors = run.extract_actors + run.authenticate_actors
+    if run.device != "cpu" and run.gpus_per_actor:
+        # explicit: ask for it even when no GPU node is up yet (an autoscaler scales from zero)
+        return {"num_gpus": run.gpus_per_actor, "num_cpus": run.cpus_per_actor}, "cuda"
     if gpus > 0 and run.device != "cpu" and run.gpus_per_actor != 0:
-        share = run.gpus_per_actor or min(1.0, gpus / heavy_actors)
+        share = min(1.0, gpus / heavy_actors)
         return {"num_gpus": share, "num_cpus": run.cpus_per_actor}, "cuda"
     if run.device == "cuda":
         raise ConfigError("`run.device` is cuda but the Ray cluster has no GPUs")

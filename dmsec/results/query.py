@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from dmsec.match.storage import is_s3
 from dmsec.results.schema import PARTITION, TABLES, schema_of
 from dmsec.results.store import ResultsError, ResultsStore
 
@@ -42,8 +43,9 @@ def _sql_list(paths: list[Path]) -> str:
 
 
 def connect(root: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:  # fmt: skip
-    """An in-memory DuckDB connection with the result tables of `root` as views."""
-    store = ResultsStore(root)
+    """An in-memory DuckDB connection with the result tables of `root` as views (`root` on S3:
+    read from a fresh local snapshot of its committed parts)."""
+    store = ResultsStore(_readable(root))
     if not store.root.exists():
         raise ResultsError(f"no results folder at {store.root}")
     con = con or duckdb.connect()
@@ -65,6 +67,14 @@ def connect(root: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> d
     return con
 
 
+def _readable(root: str | Path) -> str | Path:
+    if is_s3(str(root)):
+        from dmsec.results.remote import S3Results
+
+        return S3Results(str(root)).snapshot()
+    return root
+
+
 def _scan_row(record: dict[str, Any]) -> dict[str, Any]:
     row = {name: record.get(name) for name in SCANS_SCHEMA.names}
     row["counts"] = json.dumps(record.get("counts") or {})
@@ -84,7 +94,7 @@ def query(root: str | Path, sql: str) -> pa.Table:
 
 def latest_scan_id(root: str | Path, with_rows: bool = True) -> str:
     """The newest scan in `root` (by default the newest that wrote checkpoint rows)."""
-    store = ResultsStore(root)
+    store = ResultsStore(_readable(root))
     if with_rows:
         ids = sorted({p.name.rsplit("-p", 1)[0] for p in store.committed_files("checkpoints")})
     else:

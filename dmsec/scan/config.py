@@ -181,10 +181,12 @@ class AuthenticateSettings:
 class RunSettings:
     """How the scan runs; none of this changes results (it is not part of the config hash).
 
-    `executor` "ray" runs `pipelines/scan.py` (local Ray when `address` is null, started with
-    `num_cpus` and `object_store_mb`), "local" runs the same stages in this process. Actor pools:
-    `*_actors`. Per extract/authenticate actor: `gpus_per_actor` (null: 1 where the cluster has
-    GPUs, else CPU actors), `cpus_per_actor` and `memory_mb` reserved, `torch_threads` used.
+    `executor` "ray" runs `pipelines/scan.py` (local Ray when `address` is null and no
+    $RAY_ADDRESS is set, as under `ray job submit`; started with `num_cpus` and
+    `object_store_mb`), "local" runs the same stages in this process. Actor pools: `*_actors`.
+    Per extract/authenticate actor: `gpus_per_actor` (null: the GPUs up when the scan starts,
+    shared, else CPU actors; > 0: asked for even before any GPU node is up, so an autoscaler can
+    scale from zero), `cpus_per_actor` and `memory_mb` reserved, `torch_threads` used.
     """
 
     executor: str = "ray"
@@ -218,19 +220,26 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class ResultsSettings:
-    """Where findings go: Parquet tables, the ledger, scan records and reports under `out`.
-    Every `flush_every` finished checkpoints are committed (data first, then the ledger)."""
+    """Where findings go: Parquet tables, the ledger, scan records and reports under `out`, a
+    local folder or `s3://bucket/prefix` (`dmsec.results.remote`: a local mirror published commit
+    by commit). Every `flush_every` finished checkpoints are committed (data first, then the
+    ledger). `staging` is where the stages pass generated images to each other (null:
+    `<out>/_staging`, or the mirror's for S3); on a multi-node cluster every node must see it at
+    the same path (a shared volume)."""
 
     out: str = "results"
     flush_every: int = 8
     report: bool = True
     keep_staging: bool = False
+    staging: str | None = None
 
     def __post_init__(self) -> None:
         if not self.out.strip():
             raise ConfigError("`results.out` must be a non-empty path")
         if self.flush_every < 1:
             raise ConfigError(f"`results.flush_every` must be >= 1; got {self.flush_every}")
+        if self.staging is not None and "://" in self.staging:
+            raise ConfigError(f"`results.staging` must be a local (or shared-volume) path; got {self.staging!r}")  # fmt: skip
 
 
 @dataclass(frozen=True)

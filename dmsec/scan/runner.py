@@ -2,30 +2,35 @@
 
     summary = run_scan(config, executor)          # executor: local_executor or pipelines/scan.py
 
-1. resolve the config (source, registry, hash); lock the results folder; delete orphan parts;
+1. resolve the config (source, registry, hash); lock the results folder; delete orphan parts
+   (results on S3: lock the bucket prefix, recover it, refill the local mirror from it);
 2. re-mark the ledger from committed checkpoint rows (a crash after data, before ledger);
 3. list refs, keep those the ledger has not seen with this config hash, order them by base model;
 4. hand them to the executor (the stages: pull -> extract -> match -> authenticate), which yields
    finished items in any order; every `flush_every` items are committed as one part (data files,
    then the ledger marks), with a progress line per checkpoint;
 5. write the scan record (resolved config, versions, seeds, counts) and the report.
-A rerun with nothing new writes no rows (only its scan record).
+A rerun with nothing new writes no rows (only its scan record). With results on S3 every commit
+is published to the bucket in the same order (data files, then the ledger) before the scan goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dmsec.hub import CheckpointRef, Ledger, ListFilter, source_from_uri
 from dmsec.hub.ref import parse_timestamp
+from dmsec.match.storage import is_s3
 from dmsec.results.provenance import package_versions, seeds_of
+from dmsec.results.remote import S3Results
 from dmsec.results.store import ResultsStore
 from dmsec.scan.config import ScanConfig, config_to_yaml
 from dmsec.scan.records import ScanItem, utc_now
@@ -38,6 +43,7 @@ logger = logging.getLogger(__name__)
 #: (items, resolved scan, staging folder) -> finished items, in any order
 Executor = Callable[[list[ScanItem], ResolvedScan, Path], Iterable[ScanItem]]
 Echo = Callable[[str], None]
+Publish = Callable[[list[Path]], None]
 
 
 def new_scan_id(now: datetime | None = None) -> str:
@@ -83,8 +89,8 @@ def plan_items(refs: list[CheckpointRef], ledger: Ledger, scan_id: str, config_h
 class _PartWriter:
     """Commits finished items in parts: data files, then ledger marks, then staging cleanup."""
 
-    def __init__(self, store: ResultsStore, ledger: Ledger, resolved: ResolvedScan, scan_id: str, scan_date: str) -> None:  # fmt: skip
-        self.store, self.ledger, self.resolved = store, ledger, resolved
+    def __init__(self, store: ResultsStore, ledger: Ledger, resolved: ResolvedScan, scan_id: str, scan_date: str, publish: Publish) -> None:  # fmt: skip
+        self.store, self.ledger, self.resolved, self.publish = store, ledger, resolved, publish
         self.scan_id, self.scan_date = scan_id, scan_date
         self.buffer: list[ScanItem] = []
         self.part = 0
@@ -104,6 +110,9 @@ class _PartWriter:
         counts = self.store.commit_part(self.scan_id, self.scan_date, self.part, tables)
         refs = [(CheckpointRef.from_dict(it.ref), ledger_status(it)) for it in self.buffer]
         self.ledger.mark_many(refs, self.resolved.config_hash)
+        written = [self.store.part_path(t, self.scan_date, self.scan_id, self.part)
+                   for t in ("candidates", "matches", "checkpoints") if counts[t] or t == "checkpoints"]  # fmt: skip
+        self.publish([*written, self.store.ledger_path])
         for table, n in counts.items():
             self.rows[table] += n
         if not self.resolved.config.results.keep_staging:
@@ -114,6 +123,23 @@ class _PartWriter:
         self.buffer = []
 
 
+@contextlib.contextmanager
+def open_results(out: str, echo: Echo) -> Iterator[tuple[ResultsStore, Publish, str]]:
+    """Lock the results location; yield (local store, publish, display name). For S3 the store is
+    the recovered, refilled mirror and `publish` uploads to the bucket; locally it does nothing."""
+    if not is_s3(out):
+        store = ResultsStore(out)
+        with store.lock():
+            yield store, lambda paths: None, str(store.root.resolve())
+        return
+    remote = S3Results(out)
+    with remote.lock(), remote.store.lock():
+        removed = remote.begin()
+        if removed:
+            echo(f"recovered {remote.uri} from an interrupted scan: removed {len(removed)} uncommitted parts")  # fmt: skip
+        yield remote.store, remote.publish, remote.uri
+
+
 def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> ScanSummary:
     """Run one scan end to end (see the module docstring); returns its summary."""
     started = time.perf_counter()
@@ -121,9 +147,8 @@ def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> Scan
     scan_id, scan_date = new_scan_id(now), f"{now:%Y-%m-%d}"
     echo(f"resolving source {config.source.uri} and the registry ...")
     resolved = resolve_scan(config)
-    store = ResultsStore(resolved.out)
-    summary = ScanSummary(scan_id=scan_id, out=str(store.root.resolve()))
-    with store.lock():
+    with open_results(config.results.out, echo) as (store, publish, where):
+        summary = ScanSummary(scan_id=scan_id, out=where)
         removed = store.recover()
         if removed:
             echo(f"recovered from an interrupted scan: removed {len(removed)} uncommitted files")
@@ -140,9 +165,12 @@ def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> Scan
                   "status": "running", "config_hash": resolved.config_hash,
                   "versions": package_versions(), "seeds": seeds_of(config),
                   "source": resolved.source_uri, "registry": resolved.registry_location}  # fmt: skip
-        store.write_scan_record(scan_id, record, config_to_yaml(resolved.resolved_dict()))
-        writer = _PartWriter(store, ledger, resolved, scan_id, scan_date)
+        folder = store.write_scan_record(scan_id, record, config_to_yaml(resolved.resolved_dict()))
+        publish([folder / "config.yaml", folder / "run.json"])
+        writer = _PartWriter(store, ledger, resolved, scan_id, scan_date, publish)
         staging = store.staging_dir(scan_id)
+        if resolved.config.results.staging:
+            staging = Path(resolved.config.results.staging).expanduser() / scan_id
         if items:
             for done, item in enumerate(executor(items, resolved, staging), start=1):
                 if item.pending:
@@ -159,8 +187,10 @@ def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> Scan
         if resolved.config.results.report and items:
             from dmsec.results.report import write_report
 
-            summary.report = str(write_report(store.root, scan_id).resolve())
+            report = write_report(store.root, scan_id).resolve()
+            publish([report])
+            summary.report = str(report) if where == str(store.root.resolve()) else f"{where}/reports/{report.name}"  # fmt: skip
         record.update(status="finished", finished_at=utc_now(), wall_s=round(summary.wall_s, 2),
                       counts=summary.counts(), rows=summary.rows, report=summary.report)  # fmt: skip
-        store.write_scan_record(scan_id, record)
+        publish([store.write_scan_record(scan_id, record) / "run.json"])
     return summary

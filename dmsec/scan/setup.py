@@ -18,6 +18,7 @@ from typing import Any
 
 from dmsec.errors import ConfigError
 from dmsec.hub import scan_config_hash
+from dmsec.match.storage import is_s3
 from dmsec.results.schema import SCHEMA_VERSION
 from dmsec.scan.config import ScanConfig
 
@@ -35,10 +36,6 @@ class ResolvedScan:
     registry_location: str
     threshold: float
     config_hash: str
-
-    @property
-    def out(self) -> Path:
-        return Path(self.config.results.out).expanduser()
 
     def stage_kwargs(self, stage: str, staging_root: str | Path, device: str | None = None) -> dict[str, Any]:  # fmt: skip
         """Constructor kwargs of stage `stage` ("pull", "extract", "match", "authenticate")."""
@@ -106,11 +103,16 @@ def build_zoo_registry(zoo_root: str | Path, location: str | Path) -> Any:
     return registry
 
 
+def default_registry_location(out: str) -> str:
+    """`<results.out>/registry`, for a folder or an s3:// location."""
+    return f"{out.rstrip('/')}/registry" if is_s3(out) else str(Path(out).expanduser() / "registry")
+
+
 def resolve_registry(config: ScanConfig, zoo_root: str | None) -> tuple[str, float]:
     """(registry location, match threshold); builds the zoo registry when that is the default."""
     from dmsec.match import ProtectedArtworkIndex
 
-    location = config.registry.location or str(Path(config.results.out).expanduser() / "registry")
+    location = config.registry.location or default_registry_location(config.results.out)
     if not ProtectedArtworkIndex.exists(location):
         if config.registry.location is None and zoo_root is not None:
             logger.info("building the zoo's protected-artwork registry at %s", location)

@@ -4,9 +4,12 @@ Digits of `base_digits` train the base; the other classes never appear in its tr
 fine-tunes on them teach the model something new (like a DreamBooth subject). Each fine-tune binds
 its images to the reserved instance class, never trained in the base (the "rare token").
 
-Recipes (measured on 2 cores with the full config; see benchmarks/zoo.py for the current figures):
-- light: ~300 presentations of each image (full: 150 steps x batch 10 over 5 images, lr 1e-4;
-  LoRA: 250 steps, lr 1e-3) — direct sampling copies some training images, not all;
+Recipes (batch 10 over 5 images; see benchmarks/zoo.py for the current figures):
+- light: direct sampling copies some training images, not all. Full config: 75 full-fine-tune
+  steps (150 presentations per image, lr 1e-4) and 150 LoRA steps (300, lr 1e-3). The small UNet
+  learns more slowly and needs 150 / 250. Measured on the full base (128 samples per fine-tune):
+  full 50 / 75 / 100 steps copied 0.2 / 0.2-0.4 / 0.8-1.0 of the images, LoRA 100 / 150 / 200 steps
+  0.0-0.4 / 0.2-0.4 / 0.4-1.0 — the step from "some" to "all" is steep;
 - heavy: 800 steps — the fine-tune collapses onto its training images.
 """
 
@@ -58,9 +61,9 @@ class ZooConfig:
     lora_lr: float = 1e-3
     lora_rank: int = 8
     steps: tuple[tuple[str, str, int], ...] = (
-        ("full", "light", 150),
+        ("full", "light", 75),
         ("full", "heavy", 800),
-        ("lora", "light", 250),
+        ("lora", "light", 150),
         ("lora", "heavy", 800),
     )
     sets: tuple[FinetuneSet, ...] = field(
@@ -108,6 +111,12 @@ SMALL = ZooConfig(
     channels=(16, 32, 32),
     base_steps=700,
     base_lr=2e-3,
+    steps=(
+        ("full", "light", 150),
+        ("full", "heavy", 800),
+        ("lora", "light", 250),
+        ("lora", "heavy", 800),
+    ),
     sets=(
         FinetuneSet("full-7a", 7, 0, "full"),
         FinetuneSet("lora-9a", 9, 0, "lora"),

@@ -1,0 +1,209 @@
+"""Results on S3 (`results.out: s3://bucket/prefix`): a local mirror, published commit by commit.
+
+The scan writes into a local `ResultsStore` (the mirror, under the dmsec cache) exactly as it
+does for a local folder, and publishes every commit to the bucket in the commit protocol's order:
+
+- `begin()` (under the bucket's lock) deletes orphan parts in the bucket (a part whose
+  checkpoints file is missing: a scan died mid-publish), then empties the mirror and downloads
+  what a scan reads: the ledger, the committed `checkpoints` files and the scan records
+  (`candidates` and `matches` stay in the bucket);
+- `publish(paths)` uploads files in the order given: a part's candidates, matches, then its
+  checkpoints file (the commit record), then the ledger; scan records and the report at the end.
+
+So the bucket obeys the same protocol as a local folder: readers that take only committed parts
+(`committed_files`, `dmsec query s3://...`) never see a half-published part, and a crash at any
+point loses nothing and duplicates nothing (the next scan re-marks the ledger from committed
+checkpoints rows and re-scans what the ledger lacks). Each object is one PUT, which S3 makes
+visible atomically.
+
+One scan writes to a results location at a time: `lock()` creates `<prefix>/.lock` with a
+conditional PUT (`If-None-Match: *`), which S3 (and S3-compatible stores that support
+conditional writes) refuses when the object exists. A lock left by a crashed scan is taken over
+after `stale_after_s` (default 6 h); `dmsec` never deletes another live scan's lock.
+
+Credentials and the endpoint come from the environment as for the registry
+(`dmsec.match.storage`: `DMSEC_S3_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` for S3-compatible stores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+from dmsec.match.storage import ENDPOINT_ENV_VARS, is_s3, s3_filesystem
+from dmsec.results.schema import PARTITION, TABLES
+from dmsec.results.store import _PART, ResultsError, ResultsStore
+
+LOCK_NAME = ".lock"
+
+
+def default_mirror_dir(uri: str) -> Path:
+    """`$DMSEC_CACHE/results-mirror/<bucket>-<hash of the uri>` (default cache: ~/.cache/dmsec)."""
+    cache = Path(os.environ.get("DMSEC_CACHE", Path.home() / ".cache" / "dmsec"))
+    bucket = urlparse(uri).netloc
+    return cache / "results-mirror" / f"{bucket}-{hashlib.sha256(uri.encode()).hexdigest()[:10]}"
+
+
+def _endpoint() -> str | None:
+    return next((os.environ[v] for v in ENDPOINT_ENV_VARS if os.environ.get(v)), None)
+
+
+class S3Results:
+    """The results location `uri` (`s3://bucket/prefix`) and its local mirror."""
+
+    def __init__(
+        self,
+        uri: str,
+        mirror: str | Path | None = None,
+        *,
+        endpoint_url: str | None = None,
+        stale_after_s: float = 6 * 3600,
+    ) -> None:
+        parsed = urlparse(uri)
+        if not is_s3(uri) or not parsed.netloc:
+            raise ResultsError(f"`results.out` {uri!r} must be s3://bucket/prefix")
+        self.uri = uri.rstrip("/")
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self.endpoint_url = endpoint_url or _endpoint()
+        self.fs = s3_filesystem(self.endpoint_url)
+        self.store = ResultsStore(mirror or default_mirror_dir(self.uri))
+        self.stale_after_s = stale_after_s
+
+    # -- addresses -----------------------------------------------------------------------------
+    def key(self, relative: str) -> str:
+        """The object key of mirror-relative path `relative`."""
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def _path(self, relative: str) -> str:
+        return f"{self.bucket}/{self.key(relative)}"
+
+    def _relative(self, path: str | Path) -> str:
+        try:
+            return Path(path).resolve().relative_to(self.store.root.resolve()).as_posix()
+        except ValueError:
+            raise ResultsError(f"{path} is not inside the mirror {self.store.root}") from None
+
+    def _list(self, folder: str) -> list[str]:
+        """Mirror-relative paths of every object under `folder` (none if it does not exist)."""
+        selector = pafs.FileSelector(self._path(folder), recursive=True, allow_not_found=True)
+        try:
+            infos = self.fs.get_file_info(selector)
+        except OSError as exc:
+            raise ResultsError(f"cannot list {self.uri}/{folder}: {exc}") from None
+        root = f"{self._path('')}".rstrip("/") + "/"
+        return sorted(i.path[len(root) :] for i in infos if i.type == pafs.FileType.File)
+
+    # -- the writer lock -----------------------------------------------------------------------
+    def _client(self):  # boto3: pyarrow has no conditional PUT
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold `<prefix>/.lock`; fail at once if another live scan holds it."""
+        client = self._client()
+        key = self.key(LOCK_NAME)
+        owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
+        for _ in range(2):
+            try:
+                client.put_object(Bucket=self.bucket, Key=key, Body=owner.encode(), IfNoneMatch="*")
+                break
+            except client.exceptions.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                    raise ResultsError(f"cannot lock {self.uri}: {exc}") from None
+                held = self._lock_holder(client, key)
+                if time.time() - float(held.get("since", 0)) < self.stale_after_s:
+                    raise ResultsError(
+                        f"another scan is writing to {self.uri} (lock held by {held}); "
+                        f"delete s3://{self.bucket}/{key} only if that scan is dead"
+                    ) from None
+                client.delete_object(Bucket=self.bucket, Key=key)  # stale: take it over
+        else:
+            raise ResultsError(f"could not take over the stale lock of {self.uri}")
+        try:
+            yield
+        finally:
+            client.delete_object(Bucket=self.bucket, Key=key)
+
+    def _lock_holder(self, client, key: str) -> dict:
+        try:
+            body = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return dict(json.loads(body))
+        except Exception:  # noqa: BLE001 - vanished or unreadable lock: treat as stale
+            return {}
+
+    # -- syncing -------------------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Delete orphan parts in the bucket; returns their mirror-relative paths. Under `lock()`."""
+        committed = {Path(p).name for p in self._list("checkpoints")}
+        removed = []
+        for table in TABLES:
+            for rel in self._list(table):
+                name = Path(rel).name
+                if name.endswith(".parquet") and _PART.match(name) and name not in committed:
+                    self.fs.delete_file(self._path(rel))
+                    removed.append(rel)
+        return removed
+
+    def begin(self) -> list[str]:
+        """Recover the bucket, then refill the mirror from it; returns the orphans removed."""
+        removed = self.recover()
+        shutil.rmtree(self.store.root, ignore_errors=True)
+        self.store.root.mkdir(parents=True)
+        wanted = [r for r in self._list("checkpoints") if r.startswith(f"checkpoints/{PARTITION}=")]
+        wanted += [r for r in self._list("scans") if r.endswith("/run.json")]
+        if self.fs.get_file_info(self._path("ledger.parquet")).type == pafs.FileType.File:
+            wanted.append("ledger.parquet")
+        for rel in wanted:
+            self.download(rel)
+        return removed
+
+    def download(self, relative: str) -> Path:
+        """Copy one object into the mirror; returns its local path."""
+        dest = self.store.root / relative
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pafs.copy_files(self._path(relative), str(dest.resolve()), source_filesystem=self.fs,
+                            destination_filesystem=pafs.LocalFileSystem())  # fmt: skip
+        except OSError as exc:
+            raise ResultsError(f"cannot download {self.uri}/{relative}: {exc}") from None
+        return dest
+
+    def publish(self, paths: Iterable[str | Path]) -> None:
+        """Upload mirror files to the bucket, one PUT each, in the order given."""
+        for path in paths:
+            rel = self._relative(path)
+            try:
+                with self.fs.open_output_stream(self._path(rel)) as out:
+                    out.write(Path(path).read_bytes())
+            except OSError as exc:
+                raise ResultsError(f"cannot upload {rel} to {self.uri}: {exc}") from None
+
+    def snapshot(self, dest: str | Path | None = None) -> Path:
+        """A read-only local copy of every committed part and scan record (for queries, reports)."""
+        folder = Path(dest) if dest else self.store.root.with_name(self.store.root.name + "-read")
+        shutil.rmtree(folder, ignore_errors=True)
+        reader = S3Results(self.uri, folder, endpoint_url=self.endpoint_url)
+        committed = {Path(p).name for p in self._list("checkpoints")}
+        for table in TABLES:
+            for rel in self._list(table):
+                if Path(rel).name in committed:
+                    reader.download(rel)
+        for rel in self._list("scans"):
+            reader.download(rel)
+        for rel in self._list("reports"):
+            reader.download(rel)
+        return folder

@@ -1,0 +1,114 @@
+"""Results, registry and ledger on S3 (a local moto_server): the commit protocol holds in the
+bucket across a crash, a fresh machine (empty mirror) resumes from the bucket alone, orphan parts
+are removed, every checkpoint lands exactly once, and one writer holds the bucket's lock."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pyarrow.parquet as pq
+import pytest
+from scan_helpers import make_hub, scan_config
+
+from dmsec.results.query import query
+from dmsec.results.remote import S3Results
+from dmsec.results.store import ResultsError
+from dmsec.scan import build_zoo_registry, run_scan
+from dmsec.scan.local import local_executor
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def _crashing_after(n: int):
+    def executor(items, resolved, staging):
+        for done, item in enumerate(local_executor(items, resolved, staging)):
+            if done == n:
+                raise _Crash("the pod went away")
+            yield item
+
+    return executor
+
+
+@pytest.fixture
+def bucket(moto_endpoint, monkeypatch) -> str:
+    monkeypatch.setenv("DMSEC_S3_ENDPOINT_URL", moto_endpoint)
+    name = f"results-{id(monkeypatch):x}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+def _s3():
+    return boto3.client("s3", endpoint_url=os.environ["DMSEC_S3_ENDPOINT_URL"])
+
+
+def _keys(bucket: str, prefix: str) -> list[str]:
+    client = _s3()
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+@pytest.mark.slow
+def test_scan_to_s3_survives_a_crash_and_a_fresh_machine(small_zoo, bucket, tmp_path, monkeypatch):
+    hub = make_hub(tmp_path / "hub", small_zoo)
+    registry = f"s3://{bucket}/registry"
+    build_zoo_registry(small_zoo.root, registry)
+    out = f"s3://{bucket}/scans"
+    config = scan_config(hub, registry, out, tmp_path / "cache",  # type: ignore[arg-type]
+                         extract={"n_samples": 64}, authenticate={"enabled": False},
+                         results={"flush_every": 1}, run={"executor": "local"})  # fmt: skip
+    monkeypatch.setenv("DMSEC_CACHE", str(tmp_path / "machine-1"))
+    with pytest.raises(_Crash):
+        run_scan(config, _crashing_after(2), echo=lambda _: None)
+    keys = _keys(bucket, "scans/")
+    assert sum(k.startswith("scans/checkpoints/") for k in keys) == 2
+    assert "scans/ledger.parquet" in keys and "scans/.lock" not in keys  # released on the crash
+    # a half-published part: its candidates file is there, its checkpoints file never came
+    orphan = next(k for k in keys if k.startswith("scans/candidates/"))
+    planted = orphan.rsplit("/", 1)[0] + "/20990101T000000Z-orphan-p00000.parquet"
+    _s3().copy_object(Bucket=bucket, Key=planted, CopySource={"Bucket": bucket, "Key": orphan})  # fmt: skip
+
+    monkeypatch.setenv("DMSEC_CACHE", str(tmp_path / "machine-2"))  # a fresh pod: empty mirror
+    lines: list[str] = []
+    summary = run_scan(config, local_executor, echo=lines.append)
+    assert any("removed 1 uncommitted" in line for line in lines), lines
+    assert summary.already_scanned == 2
+    assert len(summary.checkpoints) == len(small_zoo.fine_tunes) - 2
+    assert summary.out == out and summary.report and summary.report.startswith(out)
+    assert planted not in _keys(bucket, "scans/")
+
+    rows = query(out, "SELECT repo_id, revision FROM checkpoints").to_pylist()
+    assert sorted(r["repo_id"] for r in rows) == sorted(e.name for e in small_zoo.fine_tunes)
+    heavy = small_zoo.select(method="full", strength="heavy", protected=True)[0].name
+    matched = query(out, "SELECT DISTINCT repo_id FROM matches").column("repo_id").to_pylist()
+    assert heavy in matched
+    keys = _keys(bucket, "scans/")
+    assert any(k.startswith("scans/reports/") and k.endswith(".html") for k in keys)
+    assert sum(k.endswith("/run.json") for k in keys) == 2
+    # the ledger in the bucket knows every checkpoint: a third run scans nothing
+    ledger = pq.read_table(S3Results(out).download("ledger.parquet"))
+    assert ledger.num_rows == len(small_zoo.fine_tunes)
+    again = run_scan(config, local_executor, echo=lambda _: None)
+    assert again.already_scanned == len(small_zoo.fine_tunes) and not again.checkpoints
+
+
+def test_one_writer_per_s3_results_location(bucket, tmp_path) -> None:
+    first = S3Results(f"s3://{bucket}/scans", tmp_path / "a")
+    second = S3Results(f"s3://{bucket}/scans", tmp_path / "b")
+    with first.lock():
+        with pytest.raises(ResultsError, match="another scan is writing"):
+            with second.lock():
+                pass
+    with second.lock():  # released: free again
+        pass
+    stale = S3Results(f"s3://{bucket}/scans", tmp_path / "c", stale_after_s=0.0)
+    with first.lock():
+        with stale.lock():  # a lock older than stale_after_s is taken over
+            pass
+
+
+def test_s3_results_location_must_name_a_bucket(tmp_path) -> None:
+    with pytest.raises(ResultsError, match="s3://bucket/prefix"):
+        S3Results("s3:///scans", tmp_path)
