@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from dmsec.match.storage import is_s3
 from dmsec.results.query import connect, latest_scan_id
 from dmsec.results.store import ResultsError, ResultsStore, atomic_write_bytes
 
@@ -159,6 +160,8 @@ def build_report(root: str | Path, scan_id: str | None = None) -> str:
 
 def write_report(root: str | Path, scan_id: str | None = None, out: str | Path | None = None) -> Path:  # fmt: skip
     """Write the report of `scan_id` to `out` (default `<root>/reports/<scan_id>.html`)."""
+    if out is None and is_s3(str(root)):
+        raise ResultsError(f"results on S3: give `out` (the scan itself published {root}/reports/)")
     scan_id = scan_id or latest_scan_id(root)
     page = build_report(root, scan_id)
     path = Path(out) if out else ResultsStore(root).report_path(scan_id)

@@ -13,6 +13,7 @@ from scan_helpers import make_hub, scan_config
 
 from dmsec.results.query import query
 from dmsec.results.remote import S3Results
+from dmsec.results.report import write_report
 from dmsec.results.store import ResultsError
 from dmsec.scan import build_zoo_registry, run_scan
 from dmsec.scan.local import local_executor
@@ -92,6 +93,11 @@ def test_scan_to_s3_survives_a_crash_and_a_fresh_machine(small_zoo, bucket, tmp_
     assert ledger.num_rows == len(small_zoo.fine_tunes)
     again = run_scan(config, local_executor, echo=lambda _: None)
     assert again.already_scanned == len(small_zoo.fine_tunes) and not again.checkpoints
+    # an analyst's report from the bucket, written where they say
+    page = write_report(out, out=tmp_path / "report.html")
+    assert heavy in page.read_text()
+    with pytest.raises(ResultsError, match="give `out`"):
+        write_report(out)
 
 
 def test_one_writer_per_s3_results_location(bucket, tmp_path) -> None:
