@@ -37,23 +37,18 @@ def authenticate(checkpoint: str, images: tuple[str, ...], base: str | None, out
     from dmsec.authenticate.evidence import authenticate as run_authenticate
     from dmsec.authenticate.inputs import to_model_images
     from dmsec.authenticate.inversion import CgiDmConfig
-    from dmsec.errors import DmsecError
+    from dmsec.errors import CheckpointError, DmsecError
     from dmsec.match.images import load_images
-    from dmsec.models.loading import load_model, read_model_info
-    from dmsec.models.pair import make_pair
+    from dmsec.models.loading import load_pair
 
     try:
-        ckpt = Path(checkpoint)
-        base_path = base
-        if base_path is None and ckpt.is_dir() and read_model_info(ckpt).base_model:
-            base_path = str((ckpt / str(read_model_info(ckpt).base_model)).resolve())
-        if base_path is None:
-            raise click.UsageError(
-                "--base is required: the checkpoint does not name its base model"
-            )
-        pretrained = load_model(base_path).to(device)
-        finetuned = load_model(ckpt, base=base_path).to(device)
-        pair = make_pair(pretrained, finetuned)
+        try:
+            pair = load_pair(checkpoint, base, device=device)
+        except CheckpointError as exc:
+            if base is None and "base model" in str(exc):
+                raise click.UsageError("--base is required: the checkpoint does not name its base model") from None  # fmt: skip
+            raise
+        pretrained = pair.pretrained
         decoded, errors = load_images(list(images))
         for err in errors:
             click.echo(f"skipped {err.source}: {err.reason}", err=True)
@@ -76,7 +71,7 @@ def authenticate(checkpoint: str, images: tuple[str, ...], base: str | None, out
             f"  cgi {ev.score:.4f}  (masked {ev.masked_score:.4f})  gap {ev.baseline_gap:+.5f}  {source}"
         )
     if out is not None:
-        _write_evidence(Path(out), sources, batch, evidence, config, checkpoint, base_path)
+        _write_evidence(Path(out), sources, batch, evidence, config, checkpoint, base)
         click.echo(f"evidence -> {out}")
 
 

@@ -25,6 +25,7 @@ from dmsec.finetune.bayesian import is_bayesian, to_mean_network
 from dmsec.images import load_pngs
 from dmsec.models.base import Condition, DiffusionModel
 from dmsec.models.lora import has_lora, save_lora
+from dmsec.models.pair import card_condition
 from dmsec.models.unet2d import MODEL_CARD, ModelInfo
 
 IMAGE_SUFFIXES = (".png",)
@@ -60,11 +61,9 @@ def instance_condition(model: DiffusionModel, override: Condition = None) -> Con
     class (class-conditional UNets) or instance prompt (Stable Diffusion)."""
     if override is not None:
         return override
-    info = getattr(model, "info", None)
-    if info is not None and info.instance_class is not None:
-        return int(info.instance_class)
-    if info is not None and info.instance_prompt:
-        return str(info.instance_prompt)
+    condition = card_condition(model)
+    if condition is not None:
+        return condition
     raise ConfigError(
         "the base model's card names no instance class or prompt; give `condition` explicitly"
     )

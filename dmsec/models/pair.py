@@ -165,11 +165,17 @@ def make_pair(pretrained: DiffusionModel, finetuned: DiffusionModel) -> ModelPai
     return FullPair(pretrained, finetuned)
 
 
-def instance_condition(pair: ModelPair) -> Condition:
-    """The fine-tune's own condition c: its instance class, else its instance prompt, else ∅."""
-    info = getattr(pair.finetuned_handle(), "info", None)
+def card_condition(model: DiffusionModel) -> Condition:
+    """The instance condition a model card names: its instance class, else its instance
+    prompt, else None (∅)."""
+    info = getattr(model, "info", None)
     if info is not None and info.instance_class is not None:
         return int(info.instance_class)
     if info is not None and info.instance_prompt:
         return str(info.instance_prompt)
     return None
+
+
+def instance_condition(pair: ModelPair) -> Condition:
+    """The fine-tune's own condition c: its instance class, else its instance prompt, else ∅."""
+    return card_condition(pair.finetuned_handle())
