@@ -94,8 +94,9 @@ def test_scan_to_s3_survives_a_crash_and_a_fresh_machine(small_zoo, bucket, tmp_
     again = run_scan(config, local_executor, echo=lambda _: None)
     assert again.already_scanned == len(small_zoo.fine_tunes) and not again.checkpoints
     # an analyst's report from the bucket, written where they say
-    page = write_report(out, out=tmp_path / "report.html")
-    assert heavy in page.read_text()
+    page = write_report(out, summary.scan_id, out=tmp_path / "report.html").read_text()
+    assert summary.scan_id in page
+    assert all(c["repo_id"] in page for c in summary.checkpoints)
     with pytest.raises(ResultsError, match="give `out`"):
         write_report(out)
 
