@@ -129,8 +129,9 @@ def _committed(bucket: str, prefix: str) -> int:
 
 
 def _kill_workers(node) -> list[str]:
-    """SIGKILL every worker process of Ray node `node` (the raylet's `ray::` children); returns
-    their process titles (the actor or task each one ran)."""
+    """SIGKILL every worker process of Ray node `node` (the raylet's `ray::` children, not its
+    agents: Ray fate-shares the node with those); returns their titles (the actor or task each
+    one ran)."""
     import psutil
 
     raylet = psutil.Process(node.all_processes["raylet"][0].process.pid)
@@ -138,7 +139,9 @@ def _kill_workers(node) -> list[str]:
     for proc in raylet.children(recursive=True):
         try:
             title = " ".join(proc.cmdline())
-            if title.startswith("ray::") and "JobSupervisor" not in title:
+            # ray::DashboardAgent, ray::RuntimeEnvAgent
+            agent = title.split(" ")[0].endswith("Agent")
+            if title.startswith("ray::") and not agent and "JobSupervisor" not in title:
                 proc.send_signal(signal.SIGKILL)
                 killed.append(title)
         except psutil.NoSuchProcess:
