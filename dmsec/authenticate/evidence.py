@@ -16,8 +16,8 @@ Known limits:
 - the paper takes, per source image, the max over several recovered images; here one recovery
   per image is made (one `seed`), to keep CPU cost at `steps` passes per batch;
 - measured on the tiny zoo (benchmarks/authentication.py, full zoo, paper defaults scaled, 1,000
-  steps, 50 members vs 50 hold-outs pooled over 10 fine-tunes): CGI-DM AUC 0.72 (mean
-  per-checkpoint AUC 0.85) while the plain loss gap reaches AUC 1.00 — the zoo's 5-image
+  steps, 50 members vs 50 hold-outs pooled over 10 fine-tunes): CGI-DM AUC 0.71 (mean
+  per-checkpoint AUC 0.86) while the plain loss gap reaches AUC 1.00 — the zoo's 5-image
   fine-tunes overfit so hard that the loss gap alone separates members. In pixel space the
   ascent drives removed pixels towards ±1 in speckled patterns (no VAE decoder smooths them, as
   in the paper's latent setting), and the score's level differs from digit to digit, so one
