@@ -242,15 +242,6 @@ def main() -> None:
                       f"quality {quality:.3f}  (train {secs:.0f} s, {time.perf_counter() - started:.0f} s total)", flush=True)  # fmt: skip
 
     print_table(rows, strengths, len(sets) * len(originals[sets[0].name]))
-    recommended = max(
-        (e for e in budgets if mean_psnr(rows, fmt_budget(e)) >= PSNR_FLOOR), default=None
-    )
-    if recommended is None:
-        recommended = min(budgets)
-        print(
-            f"no budget reaches {PSNR_FLOOR} dB; reporting the smallest, {fmt_budget(recommended)}"
-        )
-    rec = fmt_budget(recommended)
     clean = overall(rows, "clean", "-", "a_esr")
     protected = overall(rows, rec, "advdm", "a_esr")
     noise = float("nan") if args.quick else overall(rows, rec, "noise", "a_esr")
