@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from dmsec.scan.config import ScanConfig, config_from_dict
+from dmsec.scan.local import local_executor
 
 
 def make_hub(root: Path, zoo: Any, names: list[str] | None = None) -> Path:
@@ -58,3 +59,19 @@ def scan_config(hub: Path, registry: Path, out: Path, cache: Path, **sections: d
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
     return config_from_dict(data)
+
+
+class Crash(RuntimeError):
+    """The machine (or pod) went away mid-scan."""
+
+
+def crashing_after(n: int):
+    """The local executor, raising `Crash` once `n` items have been yielded."""
+
+    def executor(items, resolved, staging):
+        for done, item in enumerate(local_executor(items, resolved, staging)):
+            if done == n:
+                raise Crash("the machine went away")
+            yield item
+
+    return executor

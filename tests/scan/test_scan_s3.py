@@ -9,7 +9,7 @@ import os
 import boto3
 import pyarrow.parquet as pq
 import pytest
-from scan_helpers import make_hub, scan_config
+from scan_helpers import Crash, crashing_after, make_hub, scan_config
 
 from dmsec.results.query import query
 from dmsec.results.remote import S3Results
@@ -17,20 +17,6 @@ from dmsec.results.report import write_report
 from dmsec.results.store import ResultsError
 from dmsec.scan import build_zoo_registry, run_scan
 from dmsec.scan.local import local_executor
-
-
-class _Crash(RuntimeError):
-    pass
-
-
-def _crashing_after(n: int):
-    def executor(items, resolved, staging):
-        for done, item in enumerate(local_executor(items, resolved, staging)):
-            if done == n:
-                raise _Crash("the pod went away")
-            yield item
-
-    return executor
 
 
 @pytest.fixture
@@ -61,8 +47,8 @@ def test_scan_to_s3_survives_a_crash_and_a_fresh_machine(small_zoo, bucket, tmp_
                          extract={"n_samples": 64}, authenticate={"enabled": False},
                          results={"flush_every": 1}, run={"executor": "local"})  # fmt: skip
     monkeypatch.setenv("DMSEC_CACHE", str(tmp_path / "machine-1"))
-    with pytest.raises(_Crash):
-        run_scan(config, _crashing_after(2), echo=lambda _: None)
+    with pytest.raises(Crash):
+        run_scan(config, crashing_after(2), echo=lambda _: None)
     keys = _keys(bucket, "scans/")
     assert sum(k.startswith("scans/checkpoints/") for k in keys) == 2
     assert "scans/ledger.parquet" in keys and "scans/.lock" not in keys  # released on the crash

@@ -8,7 +8,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
-from scan_helpers import add_misfit_lora, add_truncated_lora, make_hub, scan_config
+from scan_helpers import (
+    Crash,
+    add_misfit_lora,
+    add_truncated_lora,
+    crashing_after,
+    make_hub,
+    scan_config,
+)
 
 from dmsec.errors import CheckpointError
 from dmsec.hub.source import HubError
@@ -95,20 +102,6 @@ def test_local_executor_end_to_end_with_broken_checkpoints(small_zoo, zoo_regist
     assert not (tmp_path / "out" / "_staging").exists() or not any((tmp_path / "out" / "_staging").iterdir())  # fmt: skip
 
 
-class _Crash(RuntimeError):
-    pass
-
-
-def _crashing_after(n: int):
-    def executor(items, resolved, staging):
-        for done, item in enumerate(local_executor(items, resolved, staging)):
-            if done == n:
-                raise _Crash("the machine went away")
-            yield item
-
-    return executor
-
-
 @pytest.mark.slow
 def test_crash_then_rerun_loses_and_duplicates_nothing(small_zoo, zoo_registry, tmp_path):
     hub = make_hub(tmp_path / "hub", small_zoo)
@@ -116,8 +109,8 @@ def test_crash_then_rerun_loses_and_duplicates_nothing(small_zoo, zoo_registry, 
     config = scan_config(hub, zoo_registry, out, tmp_path / "cache",
                          extract={"n_samples": 8, "steps": 3}, authenticate={"enabled": False},
                          results={"flush_every": 1}, run={"executor": "local"})  # fmt: skip
-    with pytest.raises(_Crash):
-        run_scan(config, _crashing_after(2), echo=lambda _: None)
+    with pytest.raises(Crash):
+        run_scan(config, crashing_after(2), echo=lambda _: None)
     assert pq.read_table(out / "checkpoints").num_rows == 2
     # the worst moment: data committed, ledger not yet written; plus a half-written orphan part
     (out / "ledger.parquet").unlink()
