@@ -45,7 +45,7 @@ def _sql_list(paths: list[Path]) -> str:
 def connect(root: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:  # fmt: skip
     """An in-memory DuckDB connection with the result tables of `root` as views (`root` on S3:
     read from a fresh local snapshot of its committed parts)."""
-    store = ResultsStore(_readable(root))
+    store = ResultsStore(readable(root))
     if not store.root.exists():
         raise ResultsError(f"no results folder at {store.root}")
     con = con or duckdb.connect()
@@ -67,7 +67,8 @@ def connect(root: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> d
     return con
 
 
-def _readable(root: str | Path) -> str | Path:
+def readable(root: str | Path) -> str | Path:
+    """`root` itself, or for `s3://...` a fresh local snapshot of its committed parts."""
     if is_s3(str(root)):
         from dmsec.results.remote import S3Results
 
@@ -94,7 +95,7 @@ def query(root: str | Path, sql: str) -> pa.Table:
 
 def latest_scan_id(root: str | Path, with_rows: bool = True) -> str:
     """The newest scan in `root` (by default the newest that wrote checkpoint rows)."""
-    store = ResultsStore(_readable(root))
+    store = ResultsStore(readable(root))
     if with_rows:
         ids = sorted({p.name.rsplit("-p", 1)[0] for p in store.committed_files("checkpoints")})
     else:

@@ -171,9 +171,9 @@ class S3Results:
             self.download(rel)
         return removed
 
-    def download(self, relative: str) -> Path:
-        """Copy one object into the mirror; returns its local path."""
-        dest = self.store.root / relative
+    def download(self, relative: str, root: Path | None = None) -> Path:
+        """Copy one object into the mirror (or under `root`); returns its local path."""
+        dest = (root or self.store.root) / relative
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             pafs.copy_files(self._path(relative), str(dest.resolve()), source_filesystem=self.fs,
@@ -196,14 +196,8 @@ class S3Results:
         """A read-only local copy of every committed part and scan record (for queries, reports)."""
         folder = Path(dest) if dest else self.store.root.with_name(self.store.root.name + "-read")
         shutil.rmtree(folder, ignore_errors=True)
-        reader = S3Results(self.uri, folder, endpoint_url=self.endpoint_url)
         committed = {Path(p).name for p in self._list("checkpoints")}
-        for table in TABLES:
-            for rel in self._list(table):
-                if Path(rel).name in committed:
-                    reader.download(rel)
-        for rel in self._list("scans"):
-            reader.download(rel)
-        for rel in self._list("reports"):
-            reader.download(rel)
+        wanted = [r for t in TABLES for r in self._list(t) if Path(r).name in committed]
+        for rel in wanted + self._list("scans") + self._list("reports"):
+            self.download(rel, folder)
         return folder

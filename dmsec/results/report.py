@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dmsec.match.storage import is_s3
-from dmsec.results.query import connect, latest_scan_id
+from dmsec.results.query import connect, latest_scan_id, readable
 from dmsec.results.store import ResultsError, ResultsStore, atomic_write_bytes
 
 _CSS = """
@@ -124,6 +124,7 @@ def _checkpoints_table(rows: list[dict[str, Any]]) -> str:
 
 def build_report(root: str | Path, scan_id: str | None = None) -> str:
     """The report page of scan `scan_id` (default: the newest scan with results) as HTML."""
+    root = readable(root)  # one snapshot for S3, not one per query below
     scan_id = scan_id or latest_scan_id(root)
     con = connect(root)
     try:
@@ -162,6 +163,7 @@ def write_report(root: str | Path, scan_id: str | None = None, out: str | Path |
     """Write the report of `scan_id` to `out` (default `<root>/reports/<scan_id>.html`)."""
     if out is None and is_s3(str(root)):
         raise ResultsError(f"results on S3: give `out` (the scan itself published {root}/reports/)")
+    root = readable(root)
     scan_id = scan_id or latest_scan_id(root)
     page = build_report(root, scan_id)
     path = Path(out) if out else ResultsStore(root).report_path(scan_id)

@@ -189,7 +189,7 @@ def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> Scan
 
             report = write_report(store.root, scan_id).resolve()
             publish([report])
-            summary.report = str(report) if where == str(store.root.resolve()) else f"{where}/reports/{report.name}"  # fmt: skip
+            summary.report = f"{where}/reports/{report.name}" if is_s3(config.results.out) else str(report)  # fmt: skip
         record.update(status="finished", finished_at=utc_now(), wall_s=round(summary.wall_s, 2),
                       counts=summary.counts(), rows=summary.rows, report=summary.report)  # fmt: skip
         publish([store.write_scan_record(scan_id, record) / "run.json"])
