@@ -90,3 +90,19 @@ def moto_endpoint() -> Iterator[str]:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session")
+def run_notebook():
+    """`run(path, cwd, timeout=600)`: execute notebook `path` with the kernel "python3" (the
+    interpreter running the tests, which has ipykernel) in folder `cwd`; returns it executed."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    def run(path: Path, cwd: Path, timeout: int = 600):
+        nb = nbformat.read(path, as_version=4)
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(cwd)}}).execute()  # fmt: skip
+        return nb
+
+    return run

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "spot_on_parquet.ipynb"
 
@@ -21,12 +20,8 @@ def test_notebook_is_stored_without_outputs() -> None:
 
 
 @pytest.mark.slow
-def test_notebook_executes(tmp_path: Path) -> None:
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    # kernel "python3" resolves to the interpreter running the tests (the venv's, with ipykernel)
-    NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
+def test_notebook_executes(tmp_path: Path, run_notebook) -> None:
+    nb = run_notebook(NOTEBOOK, tmp_path)
     text = "".join(
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
     )

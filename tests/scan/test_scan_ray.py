@@ -122,15 +122,13 @@ def test_report_renders_in_headless_chromium_one_section_per_match(scanned, tmp_
     assert set(seen["section_ids"]) == ids and seen["painted"]
 
 
-def test_notebook_answers_the_analysts_questions(scanned):
-    from nbclient import NotebookClient
-
+def test_notebook_answers_the_analysts_questions(scanned, run_notebook):
     path = ROOT / "notebooks" / "query_findings.ipynb"
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")  # fmt: skip
     os.environ["DMSEC_RESULTS"] = str(scanned[0])
     try:
-        NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()  # fmt: skip
+        nb = run_notebook(path, path.parent, timeout=180)
     finally:
         del os.environ["DMSEC_RESULTS"]
     html = "".join(o.get("data", {}).get("text/html", "") for c in nb.cells for o in c.get("outputs", []))  # fmt: skip
