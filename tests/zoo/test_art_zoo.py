@@ -84,7 +84,9 @@ def test_art_copy_threshold_separates_copies_from_other_drawings():
     assert 0.9 < tau < 0.99
     data = load_art_dataset()
     x = data.tensor("noto", [10, 500], 32)
-    noisy = (x + 0.03 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    noisy = (x + 0.03 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(
+        0, 1
+    )
     sim = metrics.similarity_matrix(x, noisy, metrics.ART)
     assert sim[0, 0] >= tau and sim[1, 1] >= tau  # a slightly noisy copy is a copy
     assert sim[0, 1] < tau and sim[1, 0] < tau  # another emoji is not
@@ -112,7 +114,9 @@ def test_full_config_splits_are_disjoint_and_subjects_unseen_by_the_base():
 
 def test_config_rejects_a_subject_set_the_base_has_seen():
     with pytest.raises(ConfigError, match="held-out"):
-        replace(ART, sets=(ArtSet("x", "subject", "twemoji", "tuning", subcategory="face-smiling"),))
+        replace(
+            ART, sets=(ArtSet("x", "subject", "twemoji", "tuning", subcategory="face-smiling"),)
+        )
 
 
 def test_tiny_build_has_every_layout(tiny_art_zoo):
@@ -125,7 +129,9 @@ def test_tiny_build_has_every_layout(tiny_art_zoo):
     assert z.train_images("fruit-twemoji-db-light").shape == (2, 3, 32, 32)
     assert (z.root / "class_images" / "fruit-twemoji" / "class_001.png").exists()
     kohya = z.entry("fruit-twemoji-lora-light-kohya")
-    assert kohya.layout == "kohya" and kohya.instance_prompt == "a sks emoji in the style of twemoji"
+    assert (
+        kohya.layout == "kohya" and kohya.instance_prompt == "a sks emoji in the style of twemoji"
+    )
     with safe_open(str(z.path(kohya.name) / f"{kohya.name}.safetensors"), "pt") as f:
         keys = list(f.keys())
     assert keys and all(k.startswith("lora_unet_") for k in keys)
@@ -149,9 +155,18 @@ def test_fine_tunes_load_through_our_loader(tiny_art_zoo):
     base = z.load("base")
     db = z.load("fruit-twemoji-db-light")
     lora = z.load("fruit-twemoji-lora-light")
-    assert db.info.instance_prompt == lora.info.instance_prompt == "a sks emoji in the style of twemoji"
+    assert (
+        db.info.instance_prompt
+        == lora.info.instance_prompt
+        == "a sks emoji in the style of twemoji"
+    )
+
     # DreamBooth trained the text encoder and the UNet, not the VAE
-    changed = lambda a, b: any(not torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))  # noqa: E731
+    def changed(a, b):
+        return any(
+            not torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True)
+        )
+
     assert changed(db.text_encoder, base.text_encoder) and changed(db.network, base.network)
     assert not changed(db.vae, base.vae)
     # the LoRA's base weights are the base's; its adapter changes the prediction
