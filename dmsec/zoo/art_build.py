@@ -39,7 +39,11 @@ from dmsec.zoo.art_data import ArtDataset, data_manifest, load_art_dataset
 from dmsec.zoo.art_model import build_art_model, build_tokenizer, build_vae
 from dmsec.zoo.build import MANIFEST, Zoo, ZooEntry, default_cache_dir
 
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections
+# kohya's default for SD 1.x LoRAs: every Linear of the transformer (cross-attention) blocks —
+# the attention projections, the feed-forward and the blocks' in/out projections
+LORA_TARGETS = (
+    "to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out",
+)  # fmt: skip
 
 
 def art_zoo_dir(config: ArtZooConfig, cache_dir: str | Path | None = None) -> Path:
@@ -221,7 +225,7 @@ def _train_finetune(
         if recipe.lora_rank
         else None
     )
-    steps = recipe.steps(strength)
+    steps = recipe.steps(strength, len(train_x))
     train_config = TrainConfig(
         steps=steps,
         batch_size=recipe.batch_size,
@@ -230,6 +234,7 @@ def _train_finetune(
         seed=config.seed + 1,
         train_text_encoder=recipe.train_text_encoder,
         prior_weight=recipe.prior_weight or 1.0,
+        cosine_decay=True,
     )
     t0 = time.perf_counter()
     train(
