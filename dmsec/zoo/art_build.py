@@ -37,7 +37,7 @@ from dmsec.models.lora import LoraSpec, save_lora
 from dmsec.models.stable_diffusion import StableDiffusionHandle, load_stable_diffusion_folder
 from dmsec.models.unet2d import MODEL_CARD, ModelInfo
 from dmsec.zoo.art_base import all_prompts, train_base, train_vae
-from dmsec.zoo.art_config import ART_PRESETS, INSTANCE_TOKEN, ArtSet, ArtZooConfig
+from dmsec.zoo.art_config import ART_PRESETS, INSTANCE_TOKEN, ArtSet, ArtZooConfig, Recipe
 from dmsec.zoo.art_data import ArtDataset, data_manifest, load_art_dataset
 from dmsec.zoo.art_model import build_art_model, build_tokenizer, build_vae
 from dmsec.zoo.build import MANIFEST, Zoo, ZooEntry, default_cache_dir
@@ -276,38 +276,17 @@ def _train_finetune(
     recipe = config.recipe(recipe_name)
     name = f"{s.name}-{recipe_name}-{strength}"
     train_x, train_paths, hold_paths = _set_images(data, config, s, root)
-    prompt = s.instance_prompt()
     prior_x = _class_images(config, s, base, root) if recipe.prior_weight > 0 else None
-    handle = copy.deepcopy(base)
-    lora = (
-        LoraSpec(rank=recipe.lora_rank, alpha=float(recipe.lora_rank), target_modules=LORA_TARGETS)
-        if recipe.lora_rank
-        else None
+    handle, steps, seconds = finetune_art(
+        base, train_x, s, recipe, strength, config.seed, prior_x, name if progress else False
     )
-    steps = recipe.steps(strength, len(train_x))
-    train_config = TrainConfig(
-        steps=steps,
-        batch_size=recipe.batch_size,
-        lr=recipe.lr,
-        lora=lora,
-        seed=config.seed + 1,
-        train_text_encoder=recipe.train_text_encoder,
-        prior_weight=recipe.prior_weight or 1.0,
-        cosine_decay=True,
-    )
-    t0 = time.perf_counter()
-    train(
-        handle, train_x, [prompt] * len(train_x), train_config,
-        progress=name if progress else False,
-        prior_images=prior_x,
-        prior_conditions=None if prior_x is None else [s.class_prompt()] * len(prior_x),
-    )  # fmt: skip
-    seconds = round(time.perf_counter() - t0, 1)
+    lora = recipe.lora_rank > 0
+    prompt = s.instance_prompt()
     handle.to("cpu")
     info = ModelInfo(kind="lora" if lora else "full", base_model="../base", instance_prompt=prompt,
                      extra={"recipe": asdict(recipe), "set": asdict(s), "strength": strength})  # fmt: skip
     folder = root / name
-    if lora is not None:
+    if lora:
         save_lora(handle.network, folder, base_model="../base")
         (folder / MODEL_CARD).write_text(info.to_json())
     else:
@@ -321,9 +300,54 @@ def _train_finetune(
     )  # fmt: skip
     entries = [ZooEntry(name=name, kind="lora" if lora else "full", path=name,
                         layout="peft" if lora else "diffusers", **common)]  # fmt: skip
-    if lora is not None:
+    if lora:
         entries.append(_kohya_copy(handle, folder, root, info, common))
     return entries
+
+
+def finetune_art(
+    base: StableDiffusionHandle,
+    train_x: torch.Tensor,
+    s: ArtSet,
+    recipe: Recipe,
+    strength: str,
+    seed: int,
+    prior_x: torch.Tensor | None = None,
+    progress: str | bool = False,
+) -> tuple[StableDiffusionHandle, int, float]:
+    """One of the zoo's fine-tunes of a copy of `base` on `train_x` (the recipe, steps and seed
+    the zoo uses; `prior_x`: class images when the recipe preserves the prior).
+
+    Returns (fine-tuned handle, steps, seconds). Benchmarks call it to fine-tune the same recipe
+    on other images (protected copies, other seeds).
+    """
+    if recipe.prior_weight > 0 and prior_x is None:
+        raise ConfigError(f"recipe {recipe.name!r} preserves the prior: give its class images")
+    handle = copy.deepcopy(base)
+    lora = (
+        LoraSpec(rank=recipe.lora_rank, alpha=float(recipe.lora_rank), target_modules=LORA_TARGETS)
+        if recipe.lora_rank
+        else None
+    )
+    steps = recipe.steps(strength, len(train_x))
+    train_config = TrainConfig(
+        steps=steps,
+        batch_size=recipe.batch_size,
+        lr=recipe.lr,
+        lora=lora,
+        seed=seed + 1,
+        train_text_encoder=recipe.train_text_encoder,
+        prior_weight=recipe.prior_weight or 1.0,
+        cosine_decay=True,
+    )
+    use_prior = prior_x is not None and recipe.prior_weight > 0
+    t0 = time.perf_counter()
+    train(
+        handle, train_x, [s.instance_prompt()] * len(train_x), train_config, progress=progress,
+        prior_images=prior_x if use_prior else None,
+        prior_conditions=[s.class_prompt()] * len(prior_x) if use_prior else None,
+    )  # fmt: skip
+    return handle, steps, round(time.perf_counter() - t0, 1)
 
 
 def _kohya_copy(
