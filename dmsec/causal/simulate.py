@@ -274,11 +274,12 @@ def simulate(config: SimulationConfig, seed: int) -> SimulatedDataset:
 
 
 def varsortability(data: np.ndarray, mag: np.ndarray) -> float:
-    """Share of the MAG's directed edges a -> b with ``var(b) > var(a)`` in `data` (ties count
-    one half; NaN when the MAG has no directed edge). 0.5 after standardising; near 1 on raw
+    """Share of the MAG's directed edges a -> b with ``var(b) > var(a)`` in `data` (ties, equal
+    up to rounding, count one half; NaN when the MAG has no directed edge). 0.5 after standardising; near 1 on raw
     simulated scales means sorting by variance recovers the causal order."""
     var = np.asarray(data, dtype=np.float64).var(axis=0)
     a, b = np.nonzero(directed_part(mag))
     if len(a) == 0:
         return float("nan")
-    return float(np.mean((var[b] > var[a]) + 0.5 * (var[b] == var[a])))
+    tie = np.isclose(var[b], var[a], rtol=1e-9, atol=0.0)  # equal up to rounding
+    return float(np.mean(np.where(tie, 0.5, var[b] > var[a])))
