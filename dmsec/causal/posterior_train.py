@@ -206,7 +206,7 @@ def build_posterior(config: PosteriorTrainingConfig | None = None) -> SkeletonPo
              time.perf_counter() - t0)  # fmt: skip
     fold = np.arange(len(train)) % 2
     prev_train: list[list[np.ndarray]] = [[] for _ in train]
-    prev_held = {k: [[] for _ in v] for k, v in held.items()}
+    prev_held: dict[str, list[list[np.ndarray]]] = {k: [[] for _ in v] for k, v in held.items()}
     stages: list[TreeEnsemble] = []
     aucs: dict[str, list[float]] = {"same": [], "unseen": []}
     for s in range(config.n_stages):

@@ -21,6 +21,7 @@ two observed children) or at random. Seeds: dataset k of size d in split s is dr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class GeneratorFamily:
         latent = max(min_latent, int(round(n_observed * rng.uniform(*self.latent_fraction_range))))
         degree = float(min(rng.uniform(*self.degree_range), n_observed + latent - 2))
 
-        def pick(options: tuple) -> object:  # type: ignore[type-arg]
+        def pick(options: tuple[Any, ...]) -> Any:
             return options[int(rng.integers(len(options)))]
 
         return SimulationConfig(
@@ -58,8 +59,8 @@ class GeneratorFamily:
             n_latent=latent,
             expected_degree=degree,
             n_samples=n_samples,
-            weight_range=pick(self.weight_ranges),  # type: ignore[arg-type]
-            noise_std_range=pick(self.noise_std_ranges),  # type: ignore[arg-type]
+            weight_range=pick(self.weight_ranges),
+            noise_std_range=pick(self.noise_std_ranges),
             graph=str(pick(self.graphs)),
             latent_choice=str(pick(self.latent_choices)),
             noise=str(pick(self.noises)),
