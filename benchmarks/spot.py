@@ -160,9 +160,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int, str, str]
             sel = [r for r in rows if (r["split"], r["scale"], r["d"], r["method"]) == (where[0], src, where[2], method)]  # fmt: skip
             return np.array([r[key] for r in sel if key in r], dtype=float)
 
-        vs = np.array([r["varsortability"] for r in rows if (r["split"], r["d"], r["method"]) == (split, d, "fci")])  # fmt: skip
-        print(f"\n[{split} split, {scale} scale] d={d}, {len(vs)} datasets, raw varsortability "
-              f"{np.nanmean(vs):.2f} ({', '.join(f'{v:.2f}' for v in vs)})" + "".join(f"{m:>18}" for m in METHODS))  # fmt: skip
+        by_seed = {
+            r["seed"]: r["varsortability"] for r in rows if (r["split"], r["d"]) == (split, d)
+        }
+        vs = np.array([by_seed[k] for k in sorted(by_seed)])
+        runs = ", ".join(f"{m} {len(cell(m, 'seconds'))}" for m in METHODS)
+        print(f"\n[{split} split, {scale} scale] d={d}, runs: {runs}; raw varsortability "
+              f"{np.nanmean(vs):.2f} ({', '.join(f'{v:.2f}' for v in vs)})")  # fmt: skip
+        print(" " * 58 + "".join(f"{m:>18}" for m in METHODS))
         for key, label in COLUMNS:
             cells = []
             for m in METHODS:
