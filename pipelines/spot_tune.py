@@ -1,8 +1,12 @@
-"""Ray Tune search over SPOT's hyper-parameters on held-out synthetic graphs.
+"""Ray Tune search over SPOT's hyper-parameters on the protocol's tuning split only.
 
-Searched: the smoothed-L0 penalty lambda, the coefficient threshold, the posterior's sampling
-temperature and floor (eq. 3 of `dmsec.causal.spot`), the rho schedule (growth factor, decrease
-test) and the inner solver with its learning rate (Adam) or iteration budget (L-BFGS-B).
+Searched: the guidance rule (soft sampling, eq. 3 of `dmsec.causal.spot`, or the hard skeleton
+``S > cut``), the smoothed-L0 penalty lambda, the coefficient threshold, the posterior's sampling
+temperature and floor, the cut, the rho schedule (growth factor, stopping tolerance) and the
+inner solver with its learning rate (Adam) or iteration budget (L-BFGS-B). The validation graphs
+are datasets of `dmsec.causal.protocol`'s ``tuning`` split (its generator family and seeds), at
+the sizes in `TuneConfig.sizes`, standardised as users' tables are; the reporting split is never
+touched here.
 
 Each trial runs SPOT on the validation graphs one by one and reports the running means of
 skeleton F1, arrowhead F1 and PAG SHD after each graph; ASHA stops trials whose running skeleton F1
@@ -30,7 +34,7 @@ import numpy as np
 from dmsec.causal.learner import MAGLearnerConfig
 from dmsec.causal.metrics import score_graph
 from dmsec.causal.posterior import load_posterior
-from dmsec.causal.simulate import SimulationConfig, simulate
+from dmsec.causal.protocol import split_dataset, standardize
 from dmsec.causal.spot import SPOTConfig, spot, spot_config_to_dict
 from dmsec.errors import ConfigError
 
@@ -41,32 +45,34 @@ METRIC = "skeleton_f1"
 class TuneConfig:
     """What to search on and how long."""
 
-    num_trials: int = 24
-    n_graphs: int = 4
-    n_observed: int = 30
-    n_latent: int = 3
+    num_trials: int = 16
+    sizes: tuple[int, ...] = (30, 60)
+    graphs_per_size: int = 2
     n_samples: int = 2000
-    expected_degree: float = 3.0
     max_concurrent: int = 2
-    max_seconds_per_graph: float = 120.0
-    seed: int = 1234  # graph seeds are seed, seed + 1, ...: disjoint from posterior training
+    max_seconds_per_graph: float = 150.0
+    seed: int = 1234  # the search's own sampling seed (graphs come from the tuning split)
     num_cpus: int | None = None  # for ray.init when no cluster is running
 
     def __post_init__(self) -> None:
-        for name in ("num_trials", "n_graphs", "max_concurrent"):
+        for name in ("num_trials", "graphs_per_size", "max_concurrent"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be >= 1; got {getattr(self, name)}")
-        if self.n_observed < 3:
-            raise ConfigError(f"`n_observed` must be >= 3; got {self.n_observed}")
+        if not self.sizes or min(self.sizes) < 3:
+            raise ConfigError(f"`sizes` must be non-empty, each >= 3; got {self.sizes}")
+
+    @property
+    def n_graphs(self) -> int:
+        """Validation graphs per trial."""
+        return len(self.sizes) * self.graphs_per_size
 
     @classmethod
     def quick(cls, **overrides: Any) -> TuneConfig:
         """A smoke-test sized search (a couple of minutes on 2 cores)."""
         base = {
             "num_trials": 3,
-            "n_graphs": 2,
-            "n_observed": 8,
-            "n_latent": 1,
+            "sizes": (8,),
+            "graphs_per_size": 2,
             "n_samples": 500,
             "max_seconds_per_graph": 10.0,
         }
@@ -78,15 +84,17 @@ def search_space() -> dict[str, Any]:
     from ray import tune
 
     return {
-        "penalty": tune.loguniform(0.005, 0.2),
-        "w_threshold": tune.uniform(0.02, 0.3),
+        "guidance": tune.choice(["soft", "hard"]),
+        "cut": tune.uniform(0.1, 0.6),
+        "penalty": tune.loguniform(5e-4, 0.05),
+        "w_threshold": tune.uniform(0.02, 0.2),
         "temperature": tune.loguniform(0.3, 3.0),
-        "floor": tune.loguniform(1e-3, 0.1),
-        "rho_growth": tune.choice([5.0, 10.0, 20.0]),
-        "h_decrease": tune.choice([0.25, 0.5]),
-        "solver": tune.choice(["lbfgsb", "adam"]),
-        "lr": tune.loguniform(1e-3, 5e-2),
-        "max_iter": tune.choice([100, 200, 400]),
+        "floor": tune.loguniform(1e-4, 0.05),
+        "rho_growth": tune.choice([10.0, 30.0]),
+        "h_tol": tune.choice([1e-8, 1e-6]),
+        "solver": tune.choice(["lbfgsb", "lbfgsb", "adam"]),
+        "lr": tune.loguniform(1e-3, 3e-2),
+        "max_iter": tune.choice([50, 100, 200]),
     }
 
 
@@ -96,7 +104,8 @@ def trial_config(params: dict[str, Any], max_seconds: float) -> SPOTConfig:
         penalty=float(params["penalty"]),
         w_threshold=float(params["w_threshold"]),
         rho_growth=float(params["rho_growth"]),
-        h_decrease=float(params["h_decrease"]),
+        h_tol=float(params.get("h_tol", 1e-8)),
+        standardize=True,
         max_seconds=max_seconds,
     )
     if params["solver"] == "adam":
@@ -107,6 +116,8 @@ def trial_config(params: dict[str, Any], max_seconds: float) -> SPOTConfig:
     else:
         options = (("max_iter", int(params["max_iter"])),)
     return SPOTConfig(
+        guidance=str(params.get("guidance", "soft")),
+        cut=float(params.get("cut", 0.5)),
         temperature=float(params["temperature"]),
         floor=float(params["floor"]),
         learner=learner,
@@ -115,25 +126,20 @@ def trial_config(params: dict[str, Any], max_seconds: float) -> SPOTConfig:
     )
 
 
-def validation_graphs(config: TuneConfig) -> list[dict[str, np.ndarray]]:
-    """Simulated validation graphs with their data, true PAG and skeleton posterior."""
-    sim = SimulationConfig(
-        n_observed=config.n_observed,
-        n_latent=config.n_latent,
-        expected_degree=config.expected_degree,
-        n_samples=config.n_samples,
-    )
+def validation_graphs(config: TuneConfig) -> list[dict[str, Any]]:
+    """Tuning-split datasets (standardised) with their true PAG and skeleton posterior,
+    interleaved by size so ASHA's early rungs see every size."""
     posterior = load_posterior()
     graphs = []
-    for g in range(config.n_graphs):
-        ds = simulate(sim, seed=config.seed + g)
-        graphs.append({"data": ds.data, "pag": ds.pag, "posterior": posterior(ds.data)})
+    for k in range(config.graphs_per_size):
+        for d in config.sizes:
+            ds = split_dataset("tuning", d, k, config.n_samples)
+            X = standardize(ds.data)
+            graphs.append({"data": X, "pag": ds.pag, "posterior": posterior(X), "seed": ds.seed})
     return graphs
 
 
-def evaluate_trial(
-    params: dict[str, Any], graphs: list[dict[str, np.ndarray]], max_seconds: float
-) -> Any:
+def evaluate_trial(params: dict[str, Any], graphs: list[dict[str, Any]], max_seconds: float) -> Any:
     """Run one configuration graph by graph, yielding running-mean metrics (the trial body)."""
     config = trial_config(params, max_seconds)
     rows = []
@@ -223,7 +229,13 @@ def run_tune(config: TuneConfig, out: str | Path) -> dict[str, Any]:
     best = trial_config(params, max_seconds=0.0)
     best_path = out / "best_config.yaml"
     best_path.write_text(yaml.safe_dump(spot_config_to_dict(best), sort_keys=True))
-    record = {"tune_config": asdict(config), "best": best_row, "versions": _versions()}
+    record = {
+        "tune_config": asdict(config),
+        "split": "tuning",
+        "graph_seeds": [g["seed"] for g in graphs],
+        "best": best_row,
+        "versions": _versions(),
+    }
     (out / "tune_config.json").write_text(json.dumps(record, indent=1, default=str))
     return {
         "metric": METRIC,

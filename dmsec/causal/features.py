@@ -47,7 +47,8 @@ def higher_order_names(order: int) -> tuple[str, ...]:
 
 
 def correlation(data: np.ndarray) -> np.ndarray:
-    """Sample correlation matrix of an ``(n, d)`` array; constant or non-finite columns are errors."""
+    """Sample correlation matrix of an ``(n, d)`` array (rounded to 12 decimals); constant or
+    non-finite columns are errors."""
     X = np.asarray(data, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 5 or X.shape[1] < 2:
         raise ValueError(f"`data` must be (n >= 5, d >= 2); got shape {X.shape}")
@@ -59,7 +60,9 @@ def correlation(data: np.ndarray) -> np.ndarray:
     Xs = (X - X.mean(axis=0)) / std
     C = Xs.T @ Xs / X.shape[0]
     np.fill_diagonal(C, 1.0)
-    return np.clip(C, -_RHO_MAX, _RHO_MAX)
+    # rounded to 12 decimals: rescaling a column changes C only by float noise (~1e-16), which
+    # must not reach the trees' thresholds or the learner (the learner rounds its moments alike)
+    return np.clip(np.round(C, 12), -_RHO_MAX, _RHO_MAX)
 
 
 def _fisher_z(rho: np.ndarray, dof: float) -> np.ndarray:

@@ -1,7 +1,12 @@
 """Training the skeleton posterior cascade on simulated (graph, data) pairs.
 
-Each training graph is drawn with a random size, density, number of hidden confounders and
-sample size (`PosteriorTrainingConfig`); labels are the true MAG's adjacencies. Stage s is a
+Each training graph is drawn with a random size and sample size (`PosteriorTrainingConfig`) and a
+generator setting from the protocol's tuning family (`protocol.FAMILIES`: Erdos-Renyi and
+scale-free graphs, hidden confounders and random hidden vertices, several weight ranges, noise
+scales and noise families); the data are standardised (the features are correlations, so this
+changes nothing but says what the model is for), and labels are the true MAG's adjacencies.
+Held-out AUC is measured twice: on fresh graphs of the training family, and on the protocol's
+reporting family, whose generators the training never saw (``heldout_auc_per_stage``). Stage s is a
 scikit-learn `GradientBoostingClassifier` (log-loss, so its probabilities stay calibrated to the
 simulation prior; no class rebalancing). The next stage's vicinal features need stage-s
 posteriors on the training graphs: those come from 2-fold cross-fitting by graph (stacking), so
@@ -24,6 +29,7 @@ import numpy as np
 from dmsec.causal import features as F
 from dmsec.causal.graphs import NONE
 from dmsec.causal.posterior import SkeletonPosterior, TreeEnsemble, base_features, stage_features
+from dmsec.causal.protocol import FAMILIES, standardize
 from dmsec.causal.simulate import SimulationConfig, simulate
 
 log = logging.getLogger(__name__)
@@ -35,8 +41,8 @@ class PosteriorTrainingConfig:
 
     n_graphs: int = 100
     observed_range: tuple[int, int] = (10, 100)
-    latent_fraction_range: tuple[float, float] = (0.0, 0.2)
-    degree_range: tuple[float, float] = (1.5, 4.0)
+    family: str = "tuning"
+    heldout_family: str = "reporting"
     sample_sizes: tuple[int, ...] = (500, 1000, 2000, 5000)
     n_stages: int = 3
     n_vicinal: int = 5
@@ -63,6 +69,11 @@ class PosteriorTrainingConfig:
             raise ValueError(
                 f"`n_vicinal` must be >= n_stages ({self.n_stages}); got {self.n_vicinal}"
             )
+        for name in ("family", "heldout_family"):
+            if getattr(self, name) not in FAMILIES:
+                raise ValueError(
+                    f"`{name}` must be one of {sorted(FAMILIES)}; got {getattr(self, name)!r}"
+                )
         if not 0 < self.subsample <= 1:
             raise ValueError(f"`subsample` must be in (0, 1]; got {self.subsample}")
         if not self.sample_sizes or min(self.sample_sizes) < 50:
@@ -86,29 +97,24 @@ class _Graph:
 
 
 def random_simulation(
-    config: PosteriorTrainingConfig, rng: np.random.Generator
+    config: PosteriorTrainingConfig, rng: np.random.Generator, family: str | None = None
 ) -> SimulationConfig:
-    """One training graph's simulation settings, drawn from the ranges in `config`."""
+    """One training graph's simulation settings: size and sample size from `config`, the rest
+    from the generator family (`config.family` unless named)."""
     d = int(rng.integers(config.observed_range[0], config.observed_range[1] + 1))
-    latent = int(round(d * rng.uniform(*config.latent_fraction_range)))
-    degree = float(min(rng.uniform(*config.degree_range), d + latent - 2))
-    return SimulationConfig(
-        n_observed=d,
-        n_latent=latent,
-        expected_degree=degree,
-        n_samples=int(rng.choice(config.sample_sizes)),
-    )
+    n = int(rng.choice(config.sample_sizes))
+    return FAMILIES[family or config.family].draw(d, n, rng)
 
 
 def simulate_training_graphs(
-    config: PosteriorTrainingConfig, count: int, seed: int
+    config: PosteriorTrainingConfig, count: int, seed: int, family: str | None = None
 ) -> list[_Graph]:
     """`count` simulated graphs with their stage-0 features and MAG adjacency labels."""
     rng = np.random.default_rng(seed)
     graphs = []
     for g in range(count):
-        ds = simulate(random_simulation(config, rng), seed=seed * 100_003 + g)
-        C = F.correlation(ds.data)
+        ds = simulate(random_simulation(config, rng, family), seed=seed * 100_003 + g)
+        C = F.correlation(standardize(ds.data))
         n, d = ds.data.shape
         iu, ju = np.triu_indices(d, k=1)
         graphs.append(_Graph(C, n, d, base_features(C, n), (ds.mag != NONE)[iu, ju]))
@@ -163,19 +169,46 @@ def export_gradient_boosting(clf: object, X_check: np.ndarray) -> TreeEnsemble:
     return ens
 
 
-def build_posterior(config: PosteriorTrainingConfig | None = None) -> SkeletonPosterior:
-    """Simulate, train the cascade, check it on held-out graphs, return the posterior."""
+def _stage_auc(
+    model: TreeEnsemble,
+    graphs: list[_Graph],
+    previous: list[list[np.ndarray]],
+    stage: int,
+    n_vicinal: int,
+) -> float:
+    """AUC of cascade `stage` on held-out graphs; appends its posteriors to `previous`."""
     from sklearn.metrics import roc_auc_score
 
+    probs = []
+    for g, p in zip(graphs, previous, strict=True):
+        prob = model.predict_proba(stage_features(g.C, g.n, stage, p, g.base, n_vicinal))
+        p.append(F.pairs_to_matrix(prob, g.d))
+        probs.append(prob)
+    return float(roc_auc_score(np.concatenate([g.labels for g in graphs]), np.concatenate(probs)))
+
+
+def build_posterior(config: PosteriorTrainingConfig | None = None) -> SkeletonPosterior:
+    """Simulate, train the cascade, check it on held-out graphs, return the posterior.
+
+    Held-out sets: `heldout_graphs` fresh graphs of the training family (seed ``2 seed + 2``) and
+    as many of `heldout_family` (seed ``2 seed + 51``), whose generators training never saw.
+    """
     config = config or PosteriorTrainingConfig()
     t0 = time.perf_counter()
     train = simulate_training_graphs(config, config.n_graphs, seed=config.seed * 2 + 1)
-    held = simulate_training_graphs(config, config.heldout_graphs, seed=config.seed * 2 + 2)
-    log.info("simulated %d + %d graphs in %.1fs", len(train), len(held), time.perf_counter() - t0)
+    held = {
+        "same": simulate_training_graphs(config, config.heldout_graphs, seed=config.seed * 2 + 2),
+        "unseen": simulate_training_graphs(
+            config, config.heldout_graphs, seed=config.seed * 2 + 51, family=config.heldout_family
+        ),
+    }
+    log.info("simulated %d + 2 x %d graphs in %.1fs", len(train), config.heldout_graphs,
+             time.perf_counter() - t0)  # fmt: skip
     fold = np.arange(len(train)) % 2
     prev_train: list[list[np.ndarray]] = [[] for _ in train]
-    prev_held: list[list[np.ndarray]] = [[] for _ in held]
-    stages, aucs = [], []
+    prev_held: dict[str, list[list[np.ndarray]]] = {k: [[] for _ in v] for k, v in held.items()}
+    stages: list[TreeEnsemble] = []
+    aucs: dict[str, list[float]] = {"same": [], "unseen": []}
     for s in range(config.n_stages):
         Xs = [
             stage_features(g.C, g.n, s, p, g.base, config.n_vicinal)
@@ -184,17 +217,11 @@ def build_posterior(config: PosteriorTrainingConfig | None = None) -> SkeletonPo
         ys = [g.labels for g in train]
         model = _fit(np.concatenate(Xs), np.concatenate(ys), config, seed=config.seed + s)
         stages.append(model)
-        Xh = [
-            stage_features(g.C, g.n, s, p, g.base, config.n_vicinal)
-            for g, p in zip(held, prev_held, strict=True)
-        ]
-        ph = [model.predict_proba(x) for x in Xh]
-        aucs.append(
-            float(roc_auc_score(np.concatenate([g.labels for g in held]), np.concatenate(ph)))
-        )
-        log.info("stage %d: held-out AUC %.4f (%.1fs)", s, aucs[-1], time.perf_counter() - t0)
-        for g, p, prob in zip(held, prev_held, ph, strict=True):
-            p.append(F.pairs_to_matrix(prob, g.d))
+        for key in held:
+            aucs[key].append(_stage_auc(model, held[key], prev_held[key], s, config.n_vicinal))
+        log.info("stage %d: held-out AUC %.4f (training family), %.4f (%s family) (%.1fs)", s,
+                 aucs["same"][-1], aucs["unseen"][-1], config.heldout_family,
+                 time.perf_counter() - t0)  # fmt: skip
         if s == config.n_stages - 1:
             break
         for k in (0, 1):  # cross-fit: the model from the other fold scores this fold
@@ -212,7 +239,9 @@ def build_posterior(config: PosteriorTrainingConfig | None = None) -> SkeletonPo
     manifest = {
         "training_config": asdict(config),
         "config_hash": config.config_hash(),
-        "heldout_auc_per_stage": aucs,
+        "heldout_auc_per_stage": aucs["unseen"],
+        "heldout_family": config.heldout_family,
+        "training_family_auc_per_stage": aucs["same"],
         "sklearn_version": sklearn.__version__,
         "build_seconds": round(time.perf_counter() - t0, 1),
     }

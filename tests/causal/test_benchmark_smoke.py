@@ -24,6 +24,12 @@ def test_benchmark_prints_the_summary_line(tmp_path: Path) -> None:
         "300",
         "--max-seconds",
         "20",
+        "--splits",
+        "tuning,reporting",
+        "--scales",
+        "std,raw",
+        "--workers",
+        "2",
         "--out",
         str(out),
     ]
@@ -39,3 +45,8 @@ def test_benchmark_prints_the_summary_line(tmp_path: Path) -> None:
         r"skeleton-F1@8 spot=[\d.]+ unguided=[\d.]+ fci=[\d.]+ seconds=[\d.]+", last
     ), last
     assert "ratio spot/fci" in proc.stdout and out.is_file()
+    for header in ("[reporting split, std scale]", "[tuning split, raw scale]"):
+        assert header in proc.stdout
+    assert (
+        proc.stdout.strip().splitlines()[-2] == "headline: reporting split, standardised scale, d=8"
+    )

@@ -85,3 +85,27 @@ def test_training_config_errors_name_the_field() -> None:
         PosteriorTrainingConfig(n_stages=3, n_vicinal=2)
     with pytest.raises(ValueError, match="`observed_range`"):
         PosteriorTrainingConfig(observed_range=(2, 10))
+
+
+def test_features_and_posterior_are_invariant_to_rescaling_a_column(
+    posterior: SkeletonPosterior,
+) -> None:
+    from dmsec.causal import features as F
+    from dmsec.causal.posterior import base_features
+
+    X = simulate(SimulationConfig(n_observed=12, n_latent=2, n_samples=1000), 21).data
+    Y = X.copy()
+    Y[:, 3] *= 1e4  # another unit
+    Y[:, 7] = -0.01 * Y[:, 7] + 5.0  # rescaled, sign-flipped and shifted
+    n = X.shape[0]
+    bx, by = base_features(F.correlation(X), n), base_features(F.correlation(Y), n)
+    assert np.allclose(bx, by, atol=1e-9)
+    assert np.allclose(posterior(X), posterior(Y), atol=1e-6)
+
+
+def test_packaged_manifest_reports_auc_on_unseen_generators(posterior: SkeletonPosterior) -> None:
+    manifest = posterior.manifest
+    assert manifest["training_config"]["family"] == "tuning"
+    assert manifest["heldout_family"] == "reporting"
+    assert len(manifest["heldout_auc_per_stage"]) == manifest["n_stages"]
+    assert len(manifest["training_family_auc_per_stage"]) == manifest["n_stages"]

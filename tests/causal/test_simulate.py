@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from dmsec.causal.graphs import NONE, graph_from_edges, is_ancestral, is_maximal, m_connected
-from dmsec.causal.simulate import SimulationConfig, dag_to_mag, simulate
+from dmsec.causal.simulate import (
+    MAX_CONFOUNDED,
+    NOISES,
+    SimulationConfig,
+    dag_to_mag,
+    simulate,
+    varsortability,
+)
 
 
 @pytest.mark.parametrize(
@@ -67,3 +74,45 @@ def test_simulation_is_reproducible() -> None:
     cfg = SimulationConfig(n_observed=10, n_latent=1, n_samples=30)
     a, b = simulate(cfg, 5), simulate(cfg, 5)
     assert np.array_equal(a.data, b.data) and np.array_equal(a.pag, b.pag)
+
+
+@pytest.mark.parametrize("graph", ["sf", "sf_in"])
+def test_scale_free_graphs_have_hubs_on_the_documented_side(graph: str) -> None:
+    cfg = SimulationConfig(
+        n_observed=60, n_latent=0, expected_degree=3.0, graph=graph, n_samples=20
+    )
+    dag = simulate(cfg, 3).dag
+    out_deg, in_deg = dag.sum(axis=1), dag.sum(axis=0)
+    hubs, other = (out_deg, in_deg) if graph == "sf" else (in_deg, out_deg)
+    assert hubs.max() >= 8 and other.max() <= 2
+    assert 2.0 <= 2 * dag.sum() / 60 <= 4.0  # mean degree near the expected 3
+
+
+def test_confounder_latents_have_two_observed_children() -> None:
+    for seed in range(5):
+        cfg = SimulationConfig(n_observed=30, n_latent=4, latent_choice="confounder", n_samples=20)
+        ds = simulate(cfg, seed)
+        hidden_children = ds.dag[ds.n_observed :, : ds.n_observed].sum(axis=1)
+        assert np.all((hidden_children >= 2) & (hidden_children <= MAX_CONFOUNDED))
+
+
+@pytest.mark.parametrize("noise", sorted(NOISES))
+def test_noise_families_have_zero_mean_and_unit_variance(noise: str) -> None:
+    u = NOISES[noise](np.random.default_rng(0), (200_000, 1))
+    assert abs(u.mean()) < 0.02 and abs(u.var() - 1) < 0.05
+
+
+def test_varsortability_is_high_on_raw_scale_and_half_after_standardising() -> None:
+    ds = simulate(SimulationConfig(n_observed=30, n_latent=3, n_samples=2000), 4)
+    assert varsortability(ds.data, ds.mag) > 0.75
+    Z = ds.data / ds.data.std(axis=0)
+    assert varsortability(Z, ds.mag) == 0.5
+
+
+def test_new_generator_fields_are_validated() -> None:
+    with pytest.raises(ValueError, match="`graph`"):
+        SimulationConfig(graph="tree")
+    with pytest.raises(ValueError, match="`noise`"):
+        SimulationConfig(noise="cauchy")
+    with pytest.raises(ValueError, match="`latent_choice`"):
+        SimulationConfig(latent_choice="all")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -17,9 +19,11 @@ from dmsec.causal.spot import (
     spot,
     spot_config_from_dict,
     spot_config_to_dict,
+    update_probabilities,
 )
 
 FAST = SPOTConfig(solver="lbfgsb", solver_options=(("max_iter", 60),))
+SOFT = dataclasses.replace(FAST, guidance="soft", temperature=1.0, floor=0.01)
 
 
 def test_sampling_probabilities_follow_equation_3() -> None:
@@ -34,13 +38,38 @@ def test_sampling_probabilities_follow_equation_3() -> None:
         SPOTConfig(temperature=0)
 
 
+def test_hard_guidance_frees_exactly_the_pairs_above_the_cut() -> None:
+    S = np.array([[0.0, 0.9, 0.2], [0.9, 0.0, 0.31], [0.2, 0.31, 0.0]])
+    p = update_probabilities(S, dataclasses.replace(FAST, guidance="hard", cut=0.3))
+    assert np.array_equal(p, np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=float))
+    assert np.allclose(update_probabilities(S, SOFT), sampling_probabilities(S, 1.0, 0.01))
+    with pytest.raises(ValueError, match="`guidance`"):
+        SPOTConfig(guidance="both")
+    with pytest.raises(ValueError, match="`cut`"):
+        SPOTConfig(cut=1.0)
+
+
+@pytest.mark.parametrize("config", [FAST, SOFT], ids=["hard", "soft"])
 def test_spot_learns_a_mag_close_to_the_truth(
-    small_dataset: SimulatedDataset, posterior: SkeletonPosterior
+    small_dataset: SimulatedDataset, posterior: SkeletonPosterior, config: SPOTConfig
 ) -> None:
-    result = spot(small_dataset.data, FAST, posterior)
+    result = spot(small_dataset.data, config, posterior)
     assert is_ancestral(result.mag)
     assert result.extra["posterior"].shape == (8, 8)
     assert score_graph(result.pag, small_dataset.pag).skeleton_f1 >= 0.6
+
+
+@pytest.mark.parametrize("config", [FAST, SOFT], ids=["hard", "soft"])
+def test_standardising_the_input_leaves_the_skeleton_unchanged(
+    small_dataset: SimulatedDataset, posterior: SkeletonPosterior, config: SPOTConfig
+) -> None:
+    X = small_dataset.data
+    Z = (X - X.mean(axis=0)) / X.std(axis=0)
+    rescaled = X * np.array([1e3, 1e-2, 1.0, 7.0, 0.5, 1.0, 40.0, 1.0]) + 3.0  # other units
+    skeletons = [spot(data, config, posterior).mag != 0 for data in (X, Z, rescaled)]
+    assert np.any(skeletons[0])
+    assert np.array_equal(skeletons[0], skeletons[1])
+    assert np.array_equal(skeletons[0], skeletons[2])
 
 
 def test_config_round_trip_and_unknown_keys() -> None:

@@ -29,9 +29,9 @@ def test_evaluate_trial_reports_running_means() -> None:
     from dmsec.causal.cli import load_tune_pipeline
 
     pipeline = load_tune_pipeline()
-    config = pipeline.TuneConfig.quick(n_graphs=2)
+    config = pipeline.TuneConfig.quick(graphs_per_size=2)
     graphs = pipeline.validation_graphs(config)
-    params = {"penalty": 0.05, "w_threshold": 0.05, "temperature": 1.0, "floor": 0.01, "rho_growth": 10.0,
+    params = {"guidance": "soft", "cut": 0.5, "penalty": 0.05, "w_threshold": 0.05, "temperature": 1.0, "floor": 0.01, "rho_growth": 10.0,
               "h_decrease": 0.25, "solver": "lbfgsb", "lr": 0.01, "max_iter": 50}  # fmt: skip
     reports = list(pipeline.evaluate_trial(params, graphs, max_seconds=60))
     assert [r["graphs"] for r in reports] == [1, 2]
