@@ -253,7 +253,7 @@ class PathCost:
         total = self.seconds["total"]
         shares = [self.seconds.get(k, 0.0) / total for k in PARTS]
         other = 1 - sum(self.seconds.get(k, 0.0) for k in PARTS) / total
-        mem = f"{self.peak_bytes / 2**30:.1f}" if self.peak_bytes is not None else "n/a"
+        mem = f"{self.peak_bytes / 2**30:.2f}" if self.peak_bytes is not None else "n/a"
         sizes = self.batches
         plan = f"{len(sizes)}x{sizes[0]}" + (f"+{sizes[-1]}" if sizes[-1] != sizes[0] else "")
         return (f"{self.label:<10}{self.n:>5}{plan:>11}{total:>10.1f}{3600 / total:>10.2f}"
