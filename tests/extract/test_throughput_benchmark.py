@@ -4,6 +4,7 @@ extrapolation is exact on linear costs, and its quick path runs end to end throu
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import re
 import subprocess
@@ -52,6 +53,78 @@ def test_extrapolation_is_exact_for_linear_costs(bench):
     assert out == pytest.approx({"unet": 25.0, "vae": 2.0, "text": 0.1, "total": 29.9})
     assert tp.batch_sizes(500, 64) == [64] * 7 + [52]
     assert tp.batch_sizes(100, 500) == [100]
+
+
+TINY_ARGS = ("--quick", "--device", "cpu", "--n", "12,10", "--steps", "6")
+
+
+@pytest.fixture
+def tiny(bench, monkeypatch):
+    """The benchmark's module with its quick shapes shrunk further (same architecture, seconds)."""
+    tp, sd = bench
+    shapes = sd.Shapes("tiny SD-1.5", 64, (8, 16, 16, 16), 8, (8, 8, 8, 8), 8, 16, 1, 2)
+    monkeypatch.setattr(tp, "QUICK", shapes)
+    threads = torch.get_num_threads()
+    yield tp, sd, shapes
+    torch.set_num_threads(threads)  # main() pins one thread on CPU
+
+
+def test_component_clock_and_path_costs_on_a_tiny_pair(tiny):
+    tp, sd, shapes = tiny
+    ours, official = sd.build_pairs(shapes, torch.device("cpu"), torch.float32)
+    assert sd.check_agreement(ours, official, torch.float32).startswith("ε agrees")
+    with tp.ComponentClock(official) as clock:
+        times, images = tp.run_batch(official, clock, 3, 2)
+    assert images.shape == (3, 3, 64, 64) and torch.isfinite(images).all()
+    assert set(times) == {"total", "unet", "vae", "text"}
+    assert 0 < times["unet"] < times["total"] and times["vae"] > 0 and times["text"] > 0
+    assert not official.pretrained.network._forward_pre_hooks  # the clock's hooks are gone
+
+    args = argparse.Namespace(ns=[12, 5], ks=(2, 3), steps=6)
+    rows, pool = tp.path_costs("official", official, 5, 0, args)
+    assert [(r.n, r.batches) for r in rows] == [(12, [5, 5, 2]), (5, [5])]
+    assert len(pool) == 5 + 2  # the k2-step images of each batch size, for clustering
+    per_batch = {r.n: r.seconds for r in rows}
+    # N=12 is two 5-batches and one 2-batch: more than twice N=5's cost, part for part
+    assert per_batch[12]["total"] > 2 * per_batch[5]["total"]
+    assert per_batch[12]["unet"] > 2 * per_batch[5]["unet"] > 0
+    row = rows[1].row().split()
+    assert row[:3] == ["official", "5", "1x5"] and row[5] == "n/a"  # no GPU peak on CPU
+    assert float(row[4]) == pytest.approx(3600 / per_batch[5]["total"], rel=1e-2)
+    assert tp.time_clustering(pool, 12, torch.device("cpu")) > 0  # pool cycled to 12
+
+
+def test_main_prints_the_table_ratios_and_the_issues_last_line(tiny, monkeypatch, capsys):
+    tp, _, _ = tiny
+    monkeypatch.setattr(sys, "argv", ["throughput.py", *TINY_ARGS])
+    tp.main()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("tiny SD-1.5 on cpu (torch.float32)")
+    assert any(line.startswith("batch: ours 12 (the library's CPU default)") for line in lines)
+    rows = {
+        (r[0], int(r[1])): r
+        for r in (line.split() for line in lines)
+        if r and r[0] in ("ours", "official") and r[1].isdigit()
+    }
+    assert set(rows) == {("ours", 12), ("ours", 10), ("official", 12), ("official", 10)}
+    assert rows["ours", 12][2] == "1x12" and rows["official", 12][2] == "3x5+2"
+    for n in (12, 10):  # the ratio line is the two rows' seconds, side by side
+        ratio = float(rows["ours", n][4]) / float(rows["official", n][4])  # ckpt/h: 2 decimals
+        line = next(line for line in lines if line.startswith(f"N={n}: ours "))
+        assert float(line.split()[2].rstrip("x")) == pytest.approx(ratio, rel=0.05)
+        assert "checkpoints a day: 10,000 a day need" in line
+    match = LAST.fullmatch(lines[-1].split(" [")[0])
+    assert match and match.group(1) == "12"
+    assert float(match.group(2)) == pytest.approx(float(rows["ours", 12][4]), abs=0.011)
+    assert float(match.group(3)) == pytest.approx(float(rows["official", 12][4]), abs=0.011)
+    assert lines[-1].endswith(" [cpu quick: scaled-down model, not the capacity]")
+
+
+def test_the_sd15_run_refuses_a_cpu(bench, monkeypatch):
+    tp, _ = bench
+    monkeypatch.setattr(sys, "argv", ["throughput.py", "--device", "cpu"])
+    with pytest.raises(SystemExit):
+        tp.parse_args()
 
 
 def _quick(*extra: str) -> list[str]:
