@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -75,3 +76,45 @@ def crashing_after(n: int):
             yield item
 
     return executor
+
+
+# -- the golden findings: a canonical projection of a scan's tables ---------------------------
+GOLDEN = Path(__file__).with_name("golden_findings.json")
+_DROPPED = {
+    # per run or per machine: ids of the run, times, where files were, which device
+    "scan_id", "revision", "url", "ref_json", "started_at", "finished_at", "matched_at",
+    "pull_s", "extract_s", "match_s", "authenticate_s", "device", "artwork_source_uri",
+    # derived from the config hash (the config's shape is not a finding); rows are keyed by
+    # what these ids stand for instead: (repo_id, rank) and (repo_id, rank, artwork_id)
+    "scan_config_hash", "candidate_id", "match_id",
+}  # fmt: skip
+
+
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "sha256:" + hashlib.sha256(value).hexdigest()
+    if isinstance(value, float):
+        return float.hex(value)  # exact: the projection compares bits, not rounded values
+    return value
+
+
+def canonical_projection(out: Path, hub: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every committed row of the three tables at `out`, without what changes from run to run
+    (see `_DROPPED`), images as sha256 of their PNG bytes, floats exactly (hex), rows sorted by
+    what they are about; `hub`'s path is replaced by "<hub>" in error messages."""
+    import pyarrow.parquet as pq
+
+    keys = {"checkpoints": ("repo_id",), "candidates": ("repo_id", "rank"),
+            "matches": ("repo_id", "candidate_rank", "artwork_id")}  # fmt: skip
+    projection: dict[str, list[dict[str, Any]]] = {}
+    for table, key in keys.items():
+        rows = []
+        for row in pq.read_table(out / table).to_pylist():
+            row.pop("scan_date", None)
+            kept = {k: _canonical_value(v) for k, v in sorted(row.items()) if k not in _DROPPED}
+            for k, v in kept.items():
+                if isinstance(v, str):
+                    kept[k] = v.replace(str(hub), "<hub>")
+            rows.append(kept)
+        projection[table] = sorted(rows, key=lambda r: tuple(r[k] for k in key))
+    return projection

@@ -9,6 +9,7 @@ tests/authenticate; here it must run on every match and fill the evidence column
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from scan_helpers import add_truncated_lora, make_hub
+from scan_helpers import GOLDEN, add_truncated_lora, canonical_projection, make_hub
 
 from dmsec.results.schema import SCHEMAS
 from dmsec.results.store import ResultsStore
@@ -135,6 +136,21 @@ def test_notebook_answers_the_analysts_questions(scanned, run_notebook):
     assert html.count("data:image/png;base64,") >= 3
     text = "".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for c in nb.cells for o in c.get("outputs", []))  # fmt: skip
     assert "owner of" in text and "first_seen" in text
+
+
+def test_findings_equal_the_golden_projection(scanned):
+    """No behaviour change: the tables equal those main wrote before the scan's redesign (#22),
+    captured with `DMSEC_WRITE_GOLDEN=1 pytest tests/scan/test_scan_ray.py -k golden`."""
+    out, hub = scanned[0], scanned[3]
+    projection = canonical_projection(out, hub)
+    if os.environ.get("DMSEC_WRITE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(projection, indent=1, sort_keys=True) + "\n")
+        pytest.fail(f"wrote {GOLDEN}; rerun without DMSEC_WRITE_GOLDEN to compare")
+    golden = json.loads(GOLDEN.read_text())
+    for table in ("checkpoints", "candidates", "matches"):
+        assert len(projection[table]) == len(golden[table]), table
+        for got, want in zip(projection[table], golden[table], strict=True):
+            assert got == want, f"{table}: {got} != {want}"
 
 
 def test_rerun_adds_nothing(scanned):
