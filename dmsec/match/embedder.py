@@ -1,7 +1,7 @@
 """The embedder interface and the registry of embedders by name.
 
 An embedder turns decoded RGB images (``(H, W, 3)`` float32 arrays in [0, 1], see
-`dmsec.match.images`) into fixed-size codes that one FAISS index per embedder can search:
+`dmsec.images`) into fixed-size codes that one FAISS index per embedder can search:
 
 - ``metric = "hamming"``: packed bits, ``(B, dim // 8)`` uint8 (PDQ). Scores are Hamming
   distances; a pair matches when ``distance <= threshold``.

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from dmsec.errors import ConfigError
-from dmsec.match.images import DecodeLimits
+from dmsec.images import DecodeLimits
 from dmsec.protect.advdm import AdvDMConfig
 from dmsec.protect.io import list_images, output_name
 from dmsec.protect.step import ProtectStep, error_row, rows_to_table

@@ -32,7 +32,7 @@ def scan(config_path: str | None, source: str | None, registry: str | None, out:
          overrides: tuple[str, ...], local: bool) -> None:  # fmt: skip
     """Scan a hub for checkpoints that leak protected artwork; write Parquet findings."""
     from dmsec.scan.config import load_scan_config
-    from dmsec.scan.executors import executor_for
+    from dmsec.scan.executors import executor_named
     from dmsec.scan.runner import run_scan
 
     sets = list(overrides)
@@ -43,7 +43,7 @@ def scan(config_path: str | None, source: str | None, registry: str | None, out:
         sets.append("run.executor=local")
     try:
         config = load_scan_config(config_path, sets)
-        summary = run_scan(config, executor_for(config), echo=click.echo)
+        summary = run_scan(config, executor_named(config.run.executor), echo=click.echo)
     except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("")

@@ -17,8 +17,7 @@ from typing import Any, ClassVar
 
 from dmsec.authenticate import CgiDmConfig, authenticate
 from dmsec.authenticate.inputs import to_model_images
-from dmsec.images import save_png
-from dmsec.match import load_images
+from dmsec.images import decode_untrusted_images, save_png
 from dmsec.scan.config import AuthenticateSettings
 from dmsec.scan.models import WarmModels
 from dmsec.scan.records import ScanItem, describe
@@ -77,7 +76,7 @@ class AuthenticateStage(Stage):
 
     def _evidence(self, item: ScanItem, paths: dict[int, str]) -> dict[int, dict[str, Any]]:
         ids = sorted(paths)
-        decoded, errors = load_images([paths[i] for i in ids])
+        decoded, errors = decode_untrusted_images([paths[i] for i in ids])
         if errors:
             raise ValueError(f"staged artwork image unreadable: {errors[0].reason}")
         pair = self.models.pair(item)

@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from dmsec.match import ProtectedArtworkIndex, create_embedder, load_images
-from dmsec.match.images import to_uint8
+from dmsec.images import decode_untrusted_images, rgb_to_uint8
+from dmsec.match import ProtectedArtworkIndex, create_embedder
 from dmsec.match.records import Hit
 from dmsec.scan.extract import sample_name
 from dmsec.scan.records import ScanItem
@@ -144,11 +144,13 @@ class MatchStage(Stage):
             return str(target)
         if not uri or "://" in uri and not uri.startswith("file://"):
             return None
-        decoded, errors = load_images([uri.removeprefix("file://")], self.registry.limits)
+        decoded, errors = decode_untrusted_images(
+            [uri.removeprefix("file://")], self.registry.limits
+        )
         if errors or not decoded:
             logger.warning("artwork %s: source %s unreadable: %s", artwork_id, uri, errors[:1])
             return None
-        image = Image.fromarray(to_uint8(decoded[0].pixels))
+        image = Image.fromarray(rgb_to_uint8(decoded[0].pixels))
         image.thumbnail((ARTWORK_MAX_SIDE, ARTWORK_MAX_SIDE))
         image.save(target, format="PNG")
         return str(target)
@@ -156,7 +158,7 @@ class MatchStage(Stage):
     def _pdq_hex(self, path: Path) -> str | None:
         if self._pdq is None:
             return None
-        decoded, _ = load_images([str(path)])
+        decoded, _ = decode_untrusted_images([str(path)])
         return bytes(self._pdq.embed([decoded[0].pixels])[0]).hex() if decoded else None
 
 

@@ -28,7 +28,6 @@ from typing import Any
 
 from dmsec.hub import CheckpointRef, Ledger, ListFilter, source_from_uri
 from dmsec.hub.ref import parse_timestamp
-from dmsec.match.storage import is_s3
 from dmsec.results.provenance import package_versions, seeds_of
 from dmsec.results.remote import S3Results
 from dmsec.results.store import ResultsStore
@@ -37,6 +36,7 @@ from dmsec.scan.records import ScanItem, utc_now
 from dmsec.scan.rows import part_tables
 from dmsec.scan.setup import ResolvedScan, resolve_scan
 from dmsec.scan.summary import ScanSummary, progress_line
+from dmsec.storage import is_s3
 
 logger = logging.getLogger(__name__)
 

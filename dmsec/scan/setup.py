@@ -18,9 +18,9 @@ from typing import Any
 
 from dmsec.errors import ConfigError
 from dmsec.hub import scan_config_hash
-from dmsec.match.storage import is_s3
 from dmsec.results.schema import SCHEMA_VERSION
 from dmsec.scan.config import ScanConfig
+from dmsec.storage import is_s3
 
 logger = logging.getLogger(__name__)
 ZOO_SCHEME = "zoo:"
