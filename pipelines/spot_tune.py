@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from dmsec.causal.posterior import load_posterior
 from dmsec.causal.simulate import SimulationConfig, simulate
 from dmsec.causal.spot import SPOTConfig, spot, spot_config_to_dict
 from dmsec.errors import ConfigError
+from dmsec.provenance import package_versions
 
 METRIC = "skeleton_f1"
 
@@ -223,23 +223,11 @@ def run_tune(config: TuneConfig, out: str | Path) -> dict[str, Any]:
     best = trial_config(params, max_seconds=0.0)
     best_path = out / "best_config.yaml"
     best_path.write_text(yaml.safe_dump(spot_config_to_dict(best), sort_keys=True))
-    record = {"tune_config": asdict(config), "best": best_row, "versions": _versions()}
+    record = {"tune_config": asdict(config), "best": best_row, "versions": package_versions()}
     (out / "tune_config.json").write_text(json.dumps(record, indent=1, default=str))
     return {
         "metric": METRIC,
         "value": best_row[METRIC],
         "config_path": str(best_path),
         "trials": len(rows),
-    }
-
-
-def _versions() -> dict[str, str]:
-    import ray
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "ray": ray.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
     }

@@ -16,7 +16,6 @@ registry (`register_originals`) happens once, on the driver: a registry has one 
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -33,6 +32,7 @@ from dmsec.images import DecodeLimits
 from dmsec.protect.advdm import AdvDMConfig
 from dmsec.protect.io import list_images, output_name
 from dmsec.protect.step import ProtectStep, error_row, rows_to_table
+from dmsec.provenance import package_versions
 
 MANIFEST_FILE = "manifest.parquet"
 JOB_FILE = "protect.json"
@@ -189,7 +189,7 @@ def finish_job(
             "t_max": "T - 1 of the base" if config.advdm.t_max is None else config.advdm.t_max,
         },
         "runner": runner,
-        "versions": _versions(),
+        "versions": package_versions(),
         "images": len(status),
         "protected": status.count("ok"),
         "errors": status.count("error"),
@@ -214,21 +214,6 @@ def summarise(manifest: pa.Table) -> str:
         f"mean PSNR {mean('psnr'):.2f} dB, SSIM {mean('ssim'):.4f}, "
         f"training loss {mean('loss_clean'):.4f} -> {mean('loss_protected'):.4f}"
     )
-
-
-def _versions() -> dict[str, str]:
-    import diffusers
-    import torch
-
-    from dmsec import __version__ as dmsec_version
-
-    return {
-        "dmsec": str(dmsec_version),
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "pyarrow": pa.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def error_sources(manifest: pa.Table) -> Sequence[tuple[str, str]]:

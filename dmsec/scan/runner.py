@@ -28,7 +28,7 @@ from typing import Any
 
 from dmsec.hub import CheckpointRef, Ledger, ListFilter, source_from_uri
 from dmsec.hub.ref import parse_timestamp
-from dmsec.results.provenance import package_versions, seeds_of
+from dmsec.provenance import package_versions
 from dmsec.results.remote import S3Results
 from dmsec.results.store import ResultsStore
 from dmsec.scan.config import ScanConfig, config_to_yaml
@@ -44,6 +44,17 @@ logger = logging.getLogger(__name__)
 Executor = Callable[[list[ScanItem], ResolvedScan, Path], Iterable[ScanItem]]
 Echo = Callable[[str], None]
 Publish = Callable[[list[Path]], None]
+
+
+def seeds_of(config: ScanConfig) -> dict[str, Any]:
+    """Every seed a scan's results depend on, with what each one drives."""
+    n = config.extract.n_samples
+    return {
+        "extract.seed": config.extract.seed,
+        "extract.generation_seeds": f"generation i starts from seed {config.extract.seed} + i, i < {n}",
+        "clustering.seed": 0,
+        "authenticate.seed": config.authenticate.seed,
+    }
 
 
 def new_scan_id(now: datetime | None = None) -> str:
