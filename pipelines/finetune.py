@@ -209,4 +209,3 @@ def run_finetune(job: FinetuneJob) -> FinetuneResult:
             shutil.rmtree(out)  # check_output_folder allowed only an earlier fine-tune here
         shutil.copytree(exported, out)
     return FinetuneResult(out, dict(result.metrics or {}), result.checkpoint.path)
-

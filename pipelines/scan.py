@@ -1,7 +1,10 @@
 """The scan as a Ray Data job: dmsec's stages wired as actor pools (the only Ray code of the scan).
 
-    python pipelines/scan.py [--config configs/scan.yaml] [--set key=value ...]
-    dmsec scan ...                      # the same, through the CLI
+    dmsec scan [--config configs/scan.yaml] [--set key=value ...]     # run.executor: ray
+    python -m dmsec_pipelines.scan [--config ...] [--set ...]         # the same, without the CLI
+
+Installed with dmsec as `dmsec_pipelines.scan`; `dmsec scan` finds `ray_executor` through the
+Ray job table (`dmsec.jobs`, `dmsec.scan.executors`).
 
 items (one per pending checkpoint, JSON; file paths only, no pixels)
   -> map_batches(PullStage)          light actors: download checkpoint + base into the cache
@@ -29,12 +32,9 @@ from typing import Any
 import ray
 
 from dmsec.errors import ConfigError
-from dmsec.scan.authenticate import AuthenticateStage
-from dmsec.scan.extract import ExtractStage
-from dmsec.scan.match import MatchStage
-from dmsec.scan.pull import PullStage
 from dmsec.scan.records import ScanItem
-from dmsec.scan.setup import ResolvedScan
+from dmsec.scan.resolve import ResolvedScan
+from dmsec.scan.stages import AuthenticateStage, ExtractStage, MatchStage, PullStage
 
 logger = logging.getLogger(__name__)
 LIGHT_CPUS = 0.1  # pull and match actors mostly wait on I/O or do milliseconds of work
@@ -128,7 +128,7 @@ def ray_executor(items: list[ScanItem], resolved: ResolvedScan, staging: Path) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python pipelines/scan.py [--config FILE] [--set key=value ...]`."""
+    """`python -m dmsec_pipelines.scan [--config FILE] [--set key=value ...]`."""
     import argparse
 
     from dmsec.scan.config import load_scan_config

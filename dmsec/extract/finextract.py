@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,9 +34,22 @@ from dmsec.sampling import EpsFn, sample
 PAPER_DEFAULTS: dict[str, tuple[float, float]] = {"full": (3.0, -0.02), "lora": (5.0, 0.0)}
 
 
+def guidance_preset(name: str) -> tuple[tuple[str, float, float], ...]:
+    """(kind, w, k) per fine-tune kind of a named preset: "paper" (`PAPER_DEFAULTS`, Stable
+    Diffusion) or "zoo" (`dmsec.zoo.config.ZOO_GUIDANCE`, tuned on the 16x16 digit zoo)."""
+    if name == "paper":
+        table = PAPER_DEFAULTS
+    elif name == "zoo":
+        from dmsec.zoo.config import ZOO_GUIDANCE as table
+    else:
+        raise ConfigError(f"`defaults` must be a list of [kind, w, k] or a preset (paper, zoo); got {name!r}")  # fmt: skip
+    return tuple((kind, float(w), float(k)) for kind, (w, k) in sorted(table.items()))
+
+
 @dataclass(frozen=True)
 class ExtractConfig:
-    """FineXtract's knobs; `w`/`k` None means the default for the pair's kind."""
+    """FineXtract's knobs; `w`/`k` None means the default for the pair's kind (`defaults`, which
+    a config file may also name as a `guidance_preset`)."""
 
     w: float | None = None
     k: float | None = None
@@ -49,8 +62,9 @@ class ExtractConfig:
     top_k: int | None = None
     guidance_scale: float = 3.0  # the baseline's classifier-free guidance
     condition: Condition = None  # None: the model's instance class / prompt
-    defaults: tuple[tuple[str, float, float], ...] = tuple(
-        (kind, w, k) for kind, (w, k) in PAPER_DEFAULTS.items()
+    defaults: tuple[tuple[str, float, float], ...] = field(
+        default=tuple((kind, w, k) for kind, (w, k) in PAPER_DEFAULTS.items()),
+        metadata={"presets": guidance_preset},
     )
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from dmsec.config import from_mapping
 from dmsec.errors import ConfigError
 from dmsec.images import DecodeLimits
 from dmsec.protect.advdm import AdvDMConfig
@@ -73,20 +74,9 @@ class ProtectJobConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProtectJobConfig:
-        """Build from plain data (e.g. YAML); unknown keys, here or under `advdm`, are errors."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown job config keys {unknown}; known: {sorted(known)}")
-        data = dict(data)
-        advdm = data.get("advdm") or {}
-        if isinstance(advdm, dict):
-            known_advdm = {f.name for f in fields(AdvDMConfig)}
-            bad = sorted(set(advdm) - known_advdm)
-            if bad:
-                raise ConfigError(f"unknown `advdm` keys {bad}; known: {sorted(known_advdm)}")
-            data["advdm"] = AdvDMConfig(**advdm)
-        return cls(**data)
+        """Build from plain data (e.g. YAML) with `dmsec.config`'s loader: unknown keys, here or
+        under `advdm`, are errors naming the dotted key."""
+        return from_mapping(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

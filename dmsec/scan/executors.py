@@ -6,11 +6,17 @@ table `dmsec.jobs` and imported only when a scan asks for it: `dmsec/` never imp
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
 from dmsec.errors import ConfigError
 from dmsec.jobs import ray_job
-from dmsec.scan.runner import Executor
+from dmsec.scan.config import EXECUTORS
+from dmsec.scan.records import ScanItem
+from dmsec.scan.resolve import ResolvedScan
 
-EXECUTORS = ("ray", "local")
+#: (items, resolved scan, staging folder) -> finished items, in any order
+Executor = Callable[[list[ScanItem], ResolvedScan, Path], Iterable[ScanItem]]
 
 
 def executor_named(name: str) -> Executor:

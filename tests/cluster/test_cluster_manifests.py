@@ -388,7 +388,7 @@ def test_staging_volume_is_shared_by_every_pod_at_the_configs_path():
     assert len(set(mount_paths.values())) == 1, f"one path in every pod: {mount_paths}"
     shared = next(iter(mount_paths.values()))
     config = scan_config()
-    for key in (("results", "staging"), ("pull", "cache_dir")):
+    for key in (("results", "staging"), ("run", "cache_dir")):
         value = config[key[0]][key[1]]
         assert value.startswith(shared + "/"), f"{'.'.join(key)}={value} is not under {shared}"
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +57,11 @@ def scan_config(hub: Path, registry: Path, out: Path, cache: Path, **sections: d
     data: dict[str, Any] = {
         "source": {"uri": str(hub)},
         "registry": {"location": str(registry)},
-        "pull": {"cache_dir": str(cache)},
         "results": {"out": str(out)},
     }
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
+    data.setdefault("run", {}).setdefault("cache_dir", str(cache))
     return config_from_dict(data)
 
 
@@ -76,6 +79,48 @@ def crashing_after(n: int):
             yield item
 
     return executor
+
+
+# -- dmsec as `pip install <repo>` gives it ----------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "dmsec", "pipelines")
+
+
+def run_checked(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> str:
+    """stdout of a command that must succeed (its output tails are the failure message)."""
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{args[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def _wheel(tmp: Path, env: dict[str, str]) -> Path:
+    """A wheel built from a clean copy of the package sources (no build/ in the checkout)."""
+    src = tmp / "src"
+    src.mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / name, src / name)
+    run_checked([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                 "--no-index", "-q", "-w", str(tmp / "dist"), str(src)], tmp, env)  # fmt: skip
+    (wheel,) = (tmp / "dist").glob("dmsec-*.whl")
+    return wheel
+
+
+def installed_venv(tmp: Path, env: dict[str, str]) -> Path:
+    """A fresh venv at `tmp/venv` with dmsec from a wheel of this checkout installed (not
+    editable), so `dmsec` and `dmsec_pipelines` load from its own site-packages, never from the
+    checkout. The dependencies (torch, ray, ...) are not installed again: a `.pth` file puts this
+    interpreter's site-packages after the venv's own (nothing is downloaded)."""
+    wheel = _wheel(tmp, env)
+    venv = tmp / "venv"
+    run_checked([sys.executable, "-m", "venv", str(venv)], tmp, env)
+    python = venv / "bin" / "python"
+    run_checked([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], tmp, env)  # fmt: skip
+    site = run_checked([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp, env).strip()  # fmt: skip
+    (Path(site) / "zz_dmsec_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # fmt: skip
+    return venv
 
 
 # -- the golden findings: a canonical projection of a scan's tables ---------------------------
