@@ -34,7 +34,7 @@ import ray
 from dmsec.errors import ConfigError
 from dmsec.scan.records import ScanItem
 from dmsec.scan.resolve import ResolvedScan
-from dmsec.scan.stages import AuthenticateStage, ExtractStage, MatchStage, PullStage
+from dmsec.scan.stages import STAGE_CLASSES
 
 logger = logging.getLogger(__name__)
 LIGHT_CPUS = 0.1  # pull and match actors mostly wait on I/O or do milliseconds of work
@@ -98,28 +98,21 @@ def ray_executor(items: list[ScanItem], resolved: ResolvedScan, staging: Path) -
     try:
         run = resolved.config.run
         heavy, device = heavy_resources(resolved)
-        memory = run.memory_mb * 2**20
         ds = ray.data.from_items([{"item": it.to_json()} for it in items], override_num_blocks=len(items))  # fmt: skip
-        ds = ds.map_batches(
-            PullStage, batch_size=1, num_cpus=LIGHT_CPUS, memory=LIGHT_MEMORY,
-            fn_constructor_kwargs=resolved.stage_kwargs("pull", staging),
-            compute=ray.data.ActorPoolStrategy(size=run.pull_actors),
-        )  # fmt: skip
-        ds = ds.map_batches(
-            ExtractStage, batch_size=1, memory=memory, **heavy,
-            fn_constructor_kwargs=resolved.stage_kwargs("extract", staging, device),
-            compute=ray.data.ActorPoolStrategy(size=run.extract_actors, max_tasks_in_flight_per_actor=1),
-        )  # fmt: skip
-        ds = ds.map_batches(
-            MatchStage, batch_size=1, num_cpus=LIGHT_CPUS, memory=LIGHT_MEMORY,
-            fn_constructor_kwargs=resolved.stage_kwargs("match", staging),
-            compute=ray.data.ActorPoolStrategy(size=run.match_actors),
-        )  # fmt: skip
-        ds = ds.map_batches(
-            AuthenticateStage, batch_size=1, memory=memory, **heavy,
-            fn_constructor_kwargs=resolved.stage_kwargs("authenticate", staging, device),
-            compute=ray.data.ActorPoolStrategy(size=run.authenticate_actors, max_tasks_in_flight_per_actor=1),
-        )  # fmt: skip
+        light = {"num_cpus": LIGHT_CPUS, "memory": LIGHT_MEMORY}
+        heavy_pool = {"memory": run.memory_mb * 2**20, **heavy}
+        one_at_a_time = {"max_tasks_in_flight_per_actor": 1}
+        pools = {  # stage -> (Ray resources per actor, actor pool)
+            "pull": (light, {"size": run.pull_actors}),
+            "extract": (heavy_pool, {"size": run.extract_actors, **one_at_a_time}),
+            "match": (light, {"size": run.match_actors}),
+            "authenticate": (heavy_pool, {"size": run.authenticate_actors, **one_at_a_time}),
+        }
+        for name, stage in STAGE_CLASSES.items():
+            resources, pool = pools[name]
+            ds = ds.map_batches(stage, batch_size=1, **resources,
+                                fn_constructor_kwargs=resolved.stage_kwargs(name, staging, device),
+                                compute=ray.data.ActorPoolStrategy(**pool))  # fmt: skip
         for row in ds.iter_rows():
             yield ScanItem.from_json(row["item"])
     finally:

@@ -13,16 +13,14 @@ antialiased) first and its protected version is written at the model's size.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from dmsec.images import DecodeLimits, decode_untrusted_image, to_uint8
+from dmsec.images import DecodeLimits, decode_untrusted_image, png_bytes
 from dmsec.models.base import DiffusionModel
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -93,13 +91,6 @@ def read_image(
     decoded = decode_untrusted_image(str(path), 0, limits or DecodeLimits())
     pixels, resized = to_model_image(decoded.pixels, shape)
     return InputImage(pixels, decoded.sha256, decoded.width, decoded.height, resized)
-
-
-def png_bytes(image: torch.Tensor) -> bytes:
-    """(C, H, W) in [0, 1] -> lossless PNG bytes (grey for C = 1); values round to k/255."""
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def write_png(image: torch.Tensor, path: str | Path) -> str:
