@@ -5,9 +5,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser demo test test-fast lint zoo clean
+.PHONY: setup art-data browser demo test test-fast lint zoo art-zoo clean
 
-setup: $(STAMP)
+setup: $(STAMP) art-data
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,causal]'
 	touch $(STAMP)
+
+art-data: $(STAMP)  ## the art zoo's emoji packages, once, with npm (pinned versions, sha256-checked)
+	$(BIN)/dmsec zoo fetch-data
 
 demo: setup          ## the scan on the embedded default: tiny zoo as a hub, local Ray, ./results
 	$(BIN)/dmsec scan
@@ -35,6 +38,9 @@ lint: setup
 
 zoo: setup
 	$(BIN)/dmsec zoo build
+
+art-zoo: setup       ## the art zoo (miniature Stable Diffusion; ~1 h on 2 cores, minutes on a GPU)
+	$(BIN)/dmsec zoo build --zoo art
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@ training images (and hold-outs) that direct sampling with the instance class cop
 
     python benchmarks/zoo.py            # the full zoo (~15 min to build on 2 cores, then ~1 min)
     python benchmarks/zoo.py --quick    # the small zoo
+    python benchmarks/zoo.py --zoo art  # the art zoo (benchmarks/zoo_art.py; --quick: art-small)
 
 Last line: `copied share: heavy=<x> light=<y> base=<z>` — mean share of protected training images
 copied by direct sampling of the heavy fine-tunes, of the light ones, and of the base model.
@@ -33,10 +34,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="the small zoo")
+    parser.add_argument("--zoo", choices=("digits", "art"), default="digits")
     parser.add_argument("--n-samples", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if args.zoo == "art":
+        import zoo_art  # benchmarks/ is on the path when run as a script
+
+        return zoo_art.run(args)
 
     t0 = time.perf_counter()
     zoo = build_zoo("small" if args.quick else "full", device=args.device)

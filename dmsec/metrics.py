@@ -10,13 +10,20 @@ data itself: `copy_threshold()` is a high quantile of the similarity between eac
 its nearest *other* real digit, i.e. a sample counts as a copy only when it is closer to a
 training image than almost every real digit is to any other.
 
+Art zoo (`art_embedding`, `ART`): the same measure in colour, the Pearson correlation of RGB
+pixels at 16x16, with its copy threshold calibrated on the art data set the same way
+(`art_copy_threshold`), with two differences the data forces, both documented there.
+
 AS / A-ESR (papers/finextract.md): for each training image, its best similarity to any extracted
-image; AS is the mean of those, A-ESR_τ the share at or above τ.
+image; AS is the mean of those, A-ESR_τ the share at or above τ. Every measure takes the
+similarity space (`DIGITS`, the default, or `ART`).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -62,43 +69,82 @@ def zoo_embedding(images: torch.Tensor | np.ndarray, size: int = EMBED_SIZE) -> 
     return v.numpy().astype(np.float32)
 
 
-def similarity_matrix(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Pairwise zoo similarity between image sets `a` (N images) and `b` (M images): (N, M)."""
-    return zoo_embedding(a) @ zoo_embedding(b).T
+def art_embedding(images: torch.Tensor | np.ndarray, size: int = EMBED_SIZE) -> np.ndarray:
+    """L2-normalised, mean-centred RGB pixels at `size`x`size`: (B, 3*size*size) float32.
+
+    The inner product is the Pearson correlation of the two colour images (grey input is
+    repeated over the three channels).
+    """
+    x = _as_tensor(images).detach().cpu()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="area")
+    v = x.flatten(1)
+    v = v - v.mean(dim=1, keepdim=True)
+    v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-8)
+    return v.numpy().astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """A similarity space: an embedding whose inner product is the similarity, and the copy
+    threshold calibrated for it."""
+
+    name: str
+    embed: Callable[[torch.Tensor | np.ndarray], np.ndarray]
+    threshold: Callable[[], float]
+
+
+def similarity_matrix(
+    a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, space: Similarity | None = None
+) -> np.ndarray:
+    """Pairwise similarity between image sets `a` (N images) and `b` (M images): (N, M)."""
+    embed = (space or DIGITS).embed
+    return embed(a) @ embed(b).T
 
 
 def best_similarity(
-    train: torch.Tensor | np.ndarray, extracted: torch.Tensor | np.ndarray
+    train: torch.Tensor | np.ndarray,
+    extracted: torch.Tensor | np.ndarray,
+    space: Similarity | None = None,
 ) -> np.ndarray:
     """For each training image, its highest similarity to any extracted image: (N,)."""
     if len(extracted) == 0:
         return np.full(len(train), -1.0, dtype=np.float32)
-    return similarity_matrix(train, extracted).max(axis=1)
+    return similarity_matrix(train, extracted, space).max(axis=1)
 
 
 def average_similarity(
-    train: torch.Tensor | np.ndarray, extracted: torch.Tensor | np.ndarray
+    train: torch.Tensor | np.ndarray,
+    extracted: torch.Tensor | np.ndarray,
+    space: Similarity | None = None,
 ) -> float:
     """AS: mean over training images of the best similarity to any extracted image."""
-    return float(best_similarity(train, extracted).mean())
+    return float(best_similarity(train, extracted, space).mean())
 
 
 def extraction_success_rate(
     train: torch.Tensor | np.ndarray,
     extracted: torch.Tensor | np.ndarray,
     threshold: float | None = None,
+    space: Similarity | None = None,
 ) -> float:
     """A-ESR_τ: share of training images whose best similarity to an extracted image is >= τ.
 
-    τ defaults to the calibrated `copy_threshold()`.
+    τ defaults to the space's calibrated copy threshold.
     """
-    tau = copy_threshold() if threshold is None else threshold
-    return float((best_similarity(train, extracted) >= tau).mean())
+    tau = (space or DIGITS).threshold() if threshold is None else threshold
+    return float((best_similarity(train, extracted, space) >= tau).mean())
 
 
-def copied_share(train: torch.Tensor | np.ndarray, samples: torch.Tensor | np.ndarray) -> float:
+def copied_share(
+    train: torch.Tensor | np.ndarray,
+    samples: torch.Tensor | np.ndarray,
+    space: Similarity | None = None,
+) -> float:
     """Share of training images that at least one sample copies (similarity >= copy threshold)."""
-    return extraction_success_rate(train, samples, copy_threshold())
+    return extraction_success_rate(train, samples, None, space)
 
 
 @functools.cache
@@ -112,3 +158,50 @@ def copy_threshold(quantile: float = COPY_QUANTILE) -> float:
     sim.fill_diagonal_(-1.0)
     nearest_other = sim.max(dim=1).values
     return round(float(torch.quantile(nearest_other, quantile)), 4)
+
+
+# Quantile of the art images' nearest-other similarity used as the art copy threshold.
+ART_COPY_QUANTILE = 0.95
+DUPLICATE_SIMILARITY = 0.999  # at or above: the same drawing (an emoji reused under two names)
+
+
+@functools.cache
+def art_copy_threshold(quantile: float = ART_COPY_QUANTILE) -> float:
+    """The copy threshold calibrated on the art zoo's data set (all four artists), as for the
+    digits, with two documented differences:
+
+    - neighbours are taken from *other emoji sub-categories*, and identical drawings
+      (similarity >= 0.999) count once: a sub-category holds variants of one design (24 clock
+      faces, keycaps 0-9, arrows in eight directions, hearts in nine colours) that differ in a few
+      pixels, so the nearest image of the same sub-category is a variant, not another picture;
+    - the quantile is the 95th, not the 99th: the emoji's upper tail (flat shapes on white) is so
+      close to 1 that the 99th percentile (0.985 at 16x16) sits above what a 32x32 image survives
+      through any VAE — a copy reproduced by a latent model could never count.
+    """
+    from dmsec.zoo.art_data import ARTISTS, load_art_dataset
+
+    data = load_art_dataset()
+    n = len(data.concepts)
+    emb = torch.from_numpy(
+        np.concatenate([art_embedding(data.tensor(a, list(range(n)), 32)) for a in ARTISTS])
+    )
+    groups = [c.subcategory for c in data.concepts] * len(ARTISTS)
+    ids = {g: i for i, g in enumerate(sorted(set(groups)))}
+    group = torch.tensor([ids[g] for g in groups])
+    sim = emb @ emb.T
+    # identical drawings count once: keep the first of each set of duplicates
+    keep = torch.ones(len(emb), dtype=torch.bool)
+    for i in range(len(emb)):
+        if keep[i]:
+            dup = sim[i] >= DUPLICATE_SIMILARITY
+            dup[: i + 1] = False
+            keep &= ~dup
+    sim, group = sim[keep][:, keep], group[keep]
+    sim.masked_fill_(group[:, None] == group[None, :], -1.0)
+    nearest_other = sim.max(dim=1).values
+    return round(float(torch.quantile(nearest_other, quantile)), 4)
+
+
+DIGITS = Similarity("zoo", zoo_embedding, copy_threshold)
+ART = Similarity("art", art_embedding, art_copy_threshold)
+SPACES = {s.name: s for s in (DIGITS, ART)}

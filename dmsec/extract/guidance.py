@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from dmsec.models.base import DiffusionModel
 from dmsec.models.pair import ModelPair
 from dmsec.sampling import EpsFn
 
@@ -45,7 +46,11 @@ def cfg_eps(pair: ModelPair, cond_null: Any, cond: Any, scale: float) -> EpsFn:
     """Classifier-free guidance of the fine-tuned model (the baseline); scale 1 = plain conditional."""
     if cond_null is None:  # unconditional model: guidance has nothing to contrast
         return lambda x_t, t: pair.predict_ft(x_t, t, cond)
-    model = pair.finetuned_handle()
+    return guided_eps(pair.finetuned_handle(), cond_null, cond, scale)
+
+
+def guided_eps(model: DiffusionModel, cond_null: Any, cond: Any, scale: float) -> EpsFn:
+    """Classifier-free guidance of one model: ε(∅) + s·(ε(c) − ε(∅)), both in one forward."""
 
     def eps(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         both = model.predict_noise(

@@ -5,6 +5,14 @@ Loss (Ho et al. 2020): L = E_{x_0, t, ε} ‖ε − ε_θ(√ᾱ_t·x_0 + √(1�
 With `TrainConfig.bayes` the trainer runs Bayesian fine-tuning (`dmsec.finetune.bayesian`,
 arXiv 2405.19931 eq. 9): the same loss through freshly sampled Gaussian weights, plus λ·KL.
 
+DreamBooth (Ruiz et al. 2023) options for text-conditional models: `train_text_encoder` trains
+the text encoder with the UNet (full fine-tunes), and prior preservation adds the loss on class
+images sampled from the base model with the class prompt (`dmsec.finetune.prior`):
+
+    L = L_DM(instance images, c) + λ_prior · L_DM(class images, c_class)
+
+computed in one forward over the instance and class halves of the batch.
+
 `FewShotTrainer` is one run, step by step, so the same code serves `train()` (in process), the
 zoo, and data-parallel workers (`pipelines/finetune.py`): each of W workers draws its share
 B/W of the global batch from its own random stream and `grad_sync` averages the gradients
@@ -55,6 +63,8 @@ class TrainConfig:
     warmup_steps: int = 0
     cosine_decay: bool = False
     bayes: BayesConfig | None = None
+    train_text_encoder: bool = False
+    prior_weight: float = 1.0  # λ_prior; used only when the trainer is given class images
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -67,6 +77,12 @@ class TrainConfig:
             raise ConfigError(f"`label_dropout` must be in [0, 1); got {self.label_dropout}")
         if self.warmup_steps < 0:
             raise ConfigError(f"`warmup_steps` must be >= 0; got {self.warmup_steps}")
+        if self.train_text_encoder and self.lora is not None:
+            raise ConfigError(
+                "`train_text_encoder` is for full fine-tunes; LoRA trains the UNet's adapter"
+            )
+        if self.prior_weight < 0:
+            raise ConfigError(f"`prior_weight` must be >= 0; got {self.prior_weight}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,7 +120,9 @@ class FewShotTrainer:
     Set-up: with `config.lora` a fresh adapter is injected and only it is trained (the base
     weights stay bit-identical); otherwise every weight is trained. With `config.bayes` the
     paper's layers become Gaussian (μ and σ are trained). `rank`/`world_size` make this one
-    worker of a data-parallel run whose gradients `grad_sync` averages in place.
+    worker of a data-parallel run whose gradients `grad_sync` averages in place. With
+    `prior_images` (and one `prior_conditions` each) every step also draws as many class images
+    as instance images (DreamBooth's prior preservation).
     """
 
     def __init__(
@@ -117,7 +135,13 @@ class FewShotTrainer:
         rank: int = 0,
         world_size: int = 1,
         grad_sync: GradSync | None = None,
+        prior_images: torch.Tensor | None = None,
+        prior_conditions: Sequence[Condition] | None = None,
     ) -> None:
+        if (prior_images is None) != (prior_conditions is None):
+            raise ConfigError("give `prior_images` and `prior_conditions` together")
+        if prior_images is not None and len(prior_images) != len(prior_conditions or ()):
+            raise ConfigError(f"got {len(prior_images)} class images but {len(prior_conditions or ())} conditions")  # fmt: skip
         if len(images) != len(conditions):
             raise ConfigError(f"got {len(images)} images but {len(conditions)} conditions")
         if len(images) == 0:
@@ -145,6 +169,11 @@ class FewShotTrainer:
         self.named_params = [
             (n, p) for n, p in network.named_parameters() if config.lora is None or "lora_" in n
         ]
+        self.text_encoder = _text_encoder(model) if config.train_text_encoder else None
+        if self.text_encoder is not None:
+            self.named_params += [
+                (f"text_encoder.{n}", p) for n, p in self.text_encoder.named_parameters()
+            ]
         for _, p in self.named_params:
             p.requires_grad_(True)
         # 2. each worker's own stream for batches, t, ε and weight noise ξ
@@ -152,12 +181,22 @@ class FewShotTrainer:
             self._reseed(rank)
         self.params = [p for _, p in self.named_params]
         self.optimiser = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=0.0)
-        self.x_all = model.encode_images(images)
+        with torch.no_grad():
+            self.x_all = model.encode_images(images)
+            self.x_prior = None if prior_images is None else model.encode_images(prior_images)
         self.conds = list(conditions)
+        self.prior_conds = list(prior_conditions or ())
         self.step = 0
         self.losses: list[float] = []
         self.last_kl = 0.0
         network.train()
+        if self.text_encoder is not None:
+            self.text_encoder.train()
+
+    def _encode(self, conditions: list[Condition]) -> Any:
+        if self.text_encoder is None:
+            return self.model.encode_condition(conditions)
+        return self.model.encode_condition_trainable(conditions)
 
     def _reseed(self, rank: int) -> None:
         seed = self.config.seed + RANK_SEED_STRIDE * rank
@@ -173,12 +212,20 @@ class FewShotTrainer:
         idx = torch.randint(0, len(self.x_all), (n,), generator=g)
         drop = torch.rand(n, generator=g) < config.label_dropout
         batch_conds = [None if drop[i] else self.conds[j] for i, j in enumerate(idx.tolist())]
-        cond = self.model.encode_condition(batch_conds)
+        x0 = self.x_all[idx]
+        if self.x_prior is not None:  # as many class images, with their class prompt
+            pidx = torch.randint(0, len(self.x_prior), (n,), generator=g)
+            batch_conds += [self.prior_conds[j] for j in pidx.tolist()]
+            x0 = torch.cat([x0, self.x_prior[pidx]])
+        cond = self._encode(batch_conds)
         for group in self.optimiser.param_groups:
             group["lr"] = _lr_at(self.step, config)
         # 2. the ε-prediction loss (through freshly sampled weights if Bayesian) + λ·KL
-        loss = diffusion_loss(self.model, self.x_all[idx], cond, g)
+        per_sample = diffusion_loss(self.model, x0, cond, g, reduction="none")
+        loss = per_sample[:n].mean()
         total = loss
+        if self.x_prior is not None:
+            total = total + config.prior_weight * per_sample[n:].mean()
         if config.bayes is not None and config.bayes.kl_weight > 0:
             kl = kl_divergence(self.model.network)
             self.last_kl = float(kl.detach())
@@ -237,6 +284,10 @@ class FewShotTrainer:
             to_mean_network(network)
         for p in network.parameters():
             p.requires_grad_(False)
+        if self.text_encoder is not None:
+            self.text_encoder.eval()
+            for p in self.text_encoder.parameters():
+                p.requires_grad_(False)
 
 
 def train(
@@ -246,6 +297,8 @@ def train(
     config: TrainConfig,
     progress: bool | str = True,
     on_step: Callable[[int, float], None] | None = None,
+    prior_images: torch.Tensor | None = None,
+    prior_conditions: Sequence[Condition] | None = None,
 ) -> list[float]:
     """Train `model` in place on images in [0, 1] with one condition each; returns the losses.
 
@@ -253,7 +306,14 @@ def train(
     bit-identical); otherwise every weight is trained. With `config.bayes` the model ends as the
     Bayesian run's mean network (σ = 0): an ordinary model.
     """
-    trainer = FewShotTrainer(model, images, conditions, config)
+    trainer = FewShotTrainer(
+        model,
+        images,
+        conditions,
+        config,
+        prior_images=prior_images,
+        prior_conditions=prior_conditions,
+    )
     desc = progress if isinstance(progress, str) else "training"
     bar = tqdm(range(config.steps), disable=progress is False, desc=desc, leave=False)
     for step in bar:
@@ -265,3 +325,12 @@ def train(
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
     trainer.finish()
     return trainer.losses
+
+
+def _text_encoder(model: DiffusionModel) -> Any:
+    text_encoder = getattr(model, "text_encoder", None)
+    if text_encoder is None:
+        raise ConfigError(
+            f"`train_text_encoder` needs a text-conditional model; {model.family!r} has no text encoder"
+        )
+    return text_encoder

@@ -123,6 +123,7 @@ EMBEDDERS: Registry[Embedder] = Registry(
     {
         "pdq": "dmsec.match.pdq:PdqEmbedder",
         "zoo": "dmsec.match.zoo:ZooEmbedder",
+        "art": "dmsec.match.zoo:ArtEmbedder",
         "dinov2": "dmsec.match.dense:Dinov2Embedder",
         "clip": "dmsec.match.dense:ClipEmbedder",
     },

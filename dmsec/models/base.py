@@ -57,6 +57,12 @@ class DiffusionModel(ABC):
     def encode_condition(self, conditions: Sequence[Condition]) -> Any:
         """Encode one condition per sample (None = ∅) into what `predict_noise` takes."""
 
+    def encode_condition_trainable(self, conditions: Sequence[Condition]) -> Any:
+        """Like `encode_condition`, with gradients through the condition encoder (to train it)."""
+        from dmsec.errors import ConfigError
+
+        raise ConfigError(f"{self.family!r} models have no trainable condition encoder")
+
     @abstractmethod
     def concat_conditions(self, a: Any, b: Any) -> Any:
         """Join two encoded condition batches along the batch dimension."""

@@ -163,11 +163,17 @@ def _load_lora_on(
             base = (lora_file.parent / info.base_model).resolve()
     handle = _resolve_base(base, lora_file, allow_pickle)
     load_lora(handle.network, lora_file)
-    if isinstance(handle, UNet2DHandle):
-        card = read_model_info(lora_file.parent)
-        handle.info = ModelInfo(
-            **{**handle.info.__dict__, "kind": "lora", "base_model": card.base_model}
-        )
+    card = read_model_info(lora_file.parent)
+    info = getattr(handle, "info", None) or ModelInfo()
+    # the adapter's card names its base and (text models) its instance prompt
+    handle.info = ModelInfo(  # type: ignore[attr-defined]
+        **{
+            **info.__dict__,
+            "kind": "lora",
+            "base_model": card.base_model,
+            "instance_prompt": card.instance_prompt or info.instance_prompt,
+        }
+    )
     return handle.to(device)
 
 

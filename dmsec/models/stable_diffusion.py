@@ -63,7 +63,7 @@ class StableDiffusionHandle(DiffusionModel):
         size = self.network.config.sample_size
         return (self.network.config.in_channels, size, size)
 
-    def encode_condition(self, conditions: Sequence[Condition]) -> torch.Tensor:
+    def _token_ids(self, conditions: Sequence[Condition]) -> torch.Tensor:
         prompts = []
         for c in conditions:
             if c is not None and not isinstance(c, str):
@@ -71,15 +71,21 @@ class StableDiffusionHandle(DiffusionModel):
                     f"Stable Diffusion conditions must be prompts (str) or None; got {c!r}"
                 )
             prompts.append(c or "")
-        ids = self.tokenizer(
+        return self.tokenizer(
             prompts,
             padding="max_length",
             max_length=self.tokenizer.model_max_length,
             truncation=True,
             return_tensors="pt",
         ).input_ids.to(self.device)
+
+    def encode_condition(self, conditions: Sequence[Condition]) -> torch.Tensor:
+        ids = self._token_ids(conditions)
         with torch.no_grad():
             return self.text_encoder(ids)[0].to(self.dtype)
+
+    def encode_condition_trainable(self, conditions: Sequence[Condition]) -> torch.Tensor:
+        return self.text_encoder(self._token_ids(conditions))[0].to(self.dtype)
 
     def concat_conditions(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.cat([a, b])

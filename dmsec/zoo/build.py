@@ -59,6 +59,12 @@ class ZooEntry:
     holdout_images: tuple[str, ...] = ()
     train_steps: int = 0
     train_seconds: float = 0.0
+    # the art zoo's fields (None in the digit zoo)
+    split: str | None = None  # tuning | reporting
+    artist: str | None = None
+    set_kind: str | None = None  # subject | style
+    instance_prompt: str | None = None
+    layout: str | None = None  # diffusers | peft | kohya
 
 
 class Zoo:
@@ -93,12 +99,19 @@ class Zoo:
     def fine_tunes(self) -> list[ZooEntry]:
         return [e for e in self.entries if e.kind != "base"]
 
+    @property
+    def grey(self) -> bool:
+        """True for the digit zoo (grey images), False for the art zoo (RGB)."""
+        return self.manifest.get("image_mode", "L") == "L"
+
     def select(
         self,
         *,
         method: str | None = None,
         strength: str | None = None,
         protected: bool | None = None,
+        split: str | None = None,
+        layout: str | None = None,
     ) -> list[ZooEntry]:
         return [
             e
@@ -106,6 +119,8 @@ class Zoo:
             if (method is None or e.method == method)
             and (strength is None or e.strength == strength)
             and (protected is None or e.protected == protected)
+            and (split is None or e.split == split)
+            and (layout is None or e.layout == layout)
         ]
 
     def path(self, name: str) -> Path:
@@ -118,10 +133,10 @@ class Zoo:
         return load_model(self.path(name), base=base, device=device)
 
     def train_images(self, name: str) -> torch.Tensor:
-        return load_pngs([self.root / p for p in self.entry(name).train_images])
+        return load_pngs([self.root / p for p in self.entry(name).train_images], grey=self.grey)
 
     def holdout_images(self, name: str) -> torch.Tensor:
-        return load_pngs([self.root / p for p in self.entry(name).holdout_images])
+        return load_pngs([self.root / p for p in self.entry(name).holdout_images], grey=self.grey)
 
 
 def default_cache_dir() -> Path:
