@@ -115,9 +115,10 @@ def installed_venv(tmp: Path, env: dict[str, str]) -> Path:
     interpreter's site-packages after the venv's own (nothing is downloaded)."""
     wheel = _wheel(tmp, env)
     venv = tmp / "venv"
-    run_checked([sys.executable, "-m", "venv", str(venv)], tmp, env)
+    run_checked([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp, env)
     python = venv / "bin" / "python"
-    run_checked([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)], tmp, env)  # fmt: skip
+    run_checked([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                 "--no-index", "-q", str(wheel)], tmp, env)  # fmt: skip
     site = run_checked([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp, env).strip()  # fmt: skip
     (Path(site) / "zz_dmsec_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # fmt: skip
     return venv
