@@ -37,10 +37,8 @@ SCAN_EXTRACT = ExtractConfig(n_samples=256, steps=25, defaults=guidance_preset("
 SCAN_AUTHENTICATE = CgiDmConfig(steps=200, baseline_draws=32)
 
 
-def _positive(name: str, value: float | None, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if value is None or value <= 0:
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
         raise ConfigError(f"`{name}` must be > 0; got {value!r}")
 
 
