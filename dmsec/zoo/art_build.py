@@ -118,7 +118,8 @@ def build_art_zoo(
     started = time.perf_counter()
     done = _Progress(work)
     if done.has("base"):
-        base = load_stable_diffusion_folder(work / "base").to(device)
+        base = load_stable_diffusion_folder(work / "base")
+        base.to(device)
         base_entry, timings = done.entries("base")[0], done.extra("base")
         logger.info("zoo %s: resuming from %s (base already trained)", config.name, work)
     else:
@@ -340,12 +341,12 @@ def finetune_art(
         prior_weight=recipe.prior_weight or 1.0,
         cosine_decay=True,
     )
-    use_prior = prior_x is not None and recipe.prior_weight > 0
+    prior = prior_x if prior_x is not None and recipe.prior_weight > 0 else None
     t0 = time.perf_counter()
     train(
         handle, train_x, [s.instance_prompt()] * len(train_x), train_config, progress=progress,
-        prior_images=prior_x if use_prior else None,
-        prior_conditions=[s.class_prompt()] * len(prior_x) if use_prior else None,
+        prior_images=prior,
+        prior_conditions=[s.class_prompt()] * len(prior) if prior is not None else None,
     )  # fmt: skip
     return handle, steps, round(time.perf_counter() - t0, 1)
 
