@@ -5,7 +5,7 @@
     python benchmarks/scan_scaling.py --authenticate   # CGI-DM on too (both heavy pools scale)
 
 The hub is the small zoo's fine-tunes copied `--copies` times (distinct checkpoints); each run
-scans all of them into a fresh results folder (own ledger) through `pipelines/scan.py` on one
+scans all of them into a fresh results folder (own ledger) through the Ray executor on one
 local Ray (2 CPUs, started once, so Ray's start-up is not timed). Each heavy actor runs 1 torch
 thread, so N actors can use N cores. By default CGI-DM is off and only the extract pool changes
 (1 or 2 actors): 1 actor = 1 core, 2 = 2 cores. With `--authenticate`, extract and authenticate
@@ -30,11 +30,8 @@ from pathlib import Path
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from dmsec.scan import build_zoo_registry, config_from_dict, run_scan  # noqa: E402
-from dmsec.scan.executors import ray_executor as load_ray_executor  # noqa: E402
 from dmsec.scan.records import STAGES  # noqa: E402
 from dmsec.zoo.build import build_zoo  # noqa: E402
-
-ray_executor = load_ray_executor()  # pipelines/scan.py
 
 
 def make_hub(root: Path, copies: int) -> tuple[Path, int]:
@@ -57,10 +54,12 @@ def run(hub: Path, work: Path, actors: int, quick: bool, cgidm: bool) -> tuple[f
         {
             "source": {"uri": str(hub)},
             "registry": {"location": str(work / "registry")},
-            "pull": {"cache_dir": str(work / "cache")},
             "extract": extract,
-            "authenticate": {**auth_steps, "enabled": cgidm},
+            "authenticate": auth_steps,
+            "methods": {"verifier": "cgi-dm" if cgidm else None},
             "run": {
+                "executor": "ray",
+                "cache_dir": str(work / "cache"),
                 "extract_actors": actors,
                 "authenticate_actors": actors if cgidm else 1,
                 "cpus_per_actor": 0.45,
@@ -76,7 +75,7 @@ def run(hub: Path, work: Path, actors: int, quick: bool, cgidm: bool) -> tuple[f
         print("   ", line, flush=True)
 
     started = time.perf_counter()
-    summary = run_scan(config, ray_executor, echo=echo)
+    summary = run_scan(config, echo=echo)
     wall = time.perf_counter() - started
     span = finished[-1] - finished[0] if len(finished) > 1 else float("nan")
     steady = (len(finished) - 1) / span * 60 if span > 0 else float("nan")

@@ -19,7 +19,7 @@ COMMANDS: dict[str, str] = {
     "extract": "dmsec.extract.cli:extract",
     "index": "dmsec.match.cli:index",
     "hub": "dmsec.hub.cli:hub",
-    "scan": "dmsec.results.cli:scan",
+    "scan": "dmsec.scan.cli:scan",
     "query": "dmsec.results.cli:query",
     "report": "dmsec.results.cli:report",
     "authenticate": "dmsec.authenticate.cli:authenticate",

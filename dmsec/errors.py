@@ -24,3 +24,19 @@ class CheckpointError(DmsecError):
 
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint was refused because loading it could run code (pickle) or exhaust memory."""
+
+
+class StorageError(DmsecError):
+    """A file or object under a storage location (a folder or s3://) cannot be reached or written."""
+
+
+class ImageDecodeError(DmsecError, ValueError):
+    """An image could not be used: unknown format, too many pixels, truncated or unreadable.
+
+    `source` names the file (or ``input[<i>]`` for in-memory images) and `reason` says why.
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")

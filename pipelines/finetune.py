@@ -12,13 +12,13 @@ optimiser moments, trainer.json; every rank: its random generators). Running the
 finished run to more steps. The last checkpoint holds `model/`, the fine-tune in the zoo's format
 (Bayesian runs as their mean network), which the driver copies to `job.out`.
 
-This file is the only place Ray is imported for fine-tuning; `dmsec` stays Ray-free.
+This file is the only place Ray is imported for fine-tuning; `dmsec` stays Ray-free. Run it with
+`dmsec finetune --workers N ...` (`dmsec.finetune.cli` reaches it through `dmsec.jobs`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -209,10 +209,3 @@ def run_finetune(job: FinetuneJob) -> FinetuneResult:
             shutil.rmtree(out)  # check_output_folder allowed only an earlier fine-tune here
         shutil.copytree(exported, out)
     return FinetuneResult(out, dict(result.metrics or {}), result.checkpoint.path)
-
-
-if __name__ == "__main__":  # python pipelines/finetune.py --images DIR --base M --out DIR ...
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    from dmsec.finetune.cli import finetune
-
-    finetune(prog_name="pipelines/finetune.py", default_map={"workers": 2})

@@ -1,7 +1,10 @@
 """The scan as a Ray Data job: dmsec's stages wired as actor pools (the only Ray code of the scan).
 
-    python pipelines/scan.py [--config configs/scan.yaml] [--set key=value ...]
-    dmsec scan ...                      # the same, through the CLI
+    dmsec scan [--config configs/scan.yaml] [--set key=value ...]     # run.executor: ray
+    python -m dmsec_pipelines.scan [--config ...] [--set ...]         # the same, without the CLI
+
+Installed with dmsec as `dmsec_pipelines.scan`; `dmsec scan` finds `ray_executor` through the
+Ray job table (`dmsec.jobs`, `dmsec.scan.executors`).
 
 items (one per pending checkpoint, JSON; file paths only, no pixels)
   -> map_batches(PullStage)          light actors: download checkpoint + base into the cache
@@ -29,12 +32,9 @@ from typing import Any
 import ray
 
 from dmsec.errors import ConfigError
-from dmsec.scan.authenticate import AuthenticateStage
-from dmsec.scan.extract import ExtractStage
-from dmsec.scan.match import MatchStage
-from dmsec.scan.pull import PullStage
 from dmsec.scan.records import ScanItem
-from dmsec.scan.setup import ResolvedScan
+from dmsec.scan.resolve import ResolvedScan
+from dmsec.scan.stages import STAGE_CLASSES
 
 logger = logging.getLogger(__name__)
 LIGHT_CPUS = 0.1  # pull and match actors mostly wait on I/O or do milliseconds of work
@@ -98,28 +98,21 @@ def ray_executor(items: list[ScanItem], resolved: ResolvedScan, staging: Path) -
     try:
         run = resolved.config.run
         heavy, device = heavy_resources(resolved)
-        memory = run.memory_mb * 2**20
         ds = ray.data.from_items([{"item": it.to_json()} for it in items], override_num_blocks=len(items))  # fmt: skip
-        ds = ds.map_batches(
-            PullStage, batch_size=1, num_cpus=LIGHT_CPUS, memory=LIGHT_MEMORY,
-            fn_constructor_kwargs=resolved.stage_kwargs("pull", staging),
-            compute=ray.data.ActorPoolStrategy(size=run.pull_actors),
-        )  # fmt: skip
-        ds = ds.map_batches(
-            ExtractStage, batch_size=1, memory=memory, **heavy,
-            fn_constructor_kwargs=resolved.stage_kwargs("extract", staging, device),
-            compute=ray.data.ActorPoolStrategy(size=run.extract_actors, max_tasks_in_flight_per_actor=1),
-        )  # fmt: skip
-        ds = ds.map_batches(
-            MatchStage, batch_size=1, num_cpus=LIGHT_CPUS, memory=LIGHT_MEMORY,
-            fn_constructor_kwargs=resolved.stage_kwargs("match", staging),
-            compute=ray.data.ActorPoolStrategy(size=run.match_actors),
-        )  # fmt: skip
-        ds = ds.map_batches(
-            AuthenticateStage, batch_size=1, memory=memory, **heavy,
-            fn_constructor_kwargs=resolved.stage_kwargs("authenticate", staging, device),
-            compute=ray.data.ActorPoolStrategy(size=run.authenticate_actors, max_tasks_in_flight_per_actor=1),
-        )  # fmt: skip
+        light = {"num_cpus": LIGHT_CPUS, "memory": LIGHT_MEMORY}
+        heavy_pool = {"memory": run.memory_mb * 2**20, **heavy}
+        one_at_a_time = {"max_tasks_in_flight_per_actor": 1}
+        pools = {  # stage -> (Ray resources per actor, actor pool)
+            "pull": (light, {"size": run.pull_actors}),
+            "extract": (heavy_pool, {"size": run.extract_actors, **one_at_a_time}),
+            "match": (light, {"size": run.match_actors}),
+            "authenticate": (heavy_pool, {"size": run.authenticate_actors, **one_at_a_time}),
+        }
+        for name, stage in STAGE_CLASSES.items():
+            resources, pool = pools[name]
+            ds = ds.map_batches(stage, batch_size=1, **resources,
+                                fn_constructor_kwargs=resolved.stage_kwargs(name, staging, device),
+                                compute=ray.data.ActorPoolStrategy(**pool))  # fmt: skip
         for row in ds.iter_rows():
             yield ScanItem.from_json(row["item"])
     finally:
@@ -128,7 +121,7 @@ def ray_executor(items: list[ScanItem], resolved: ResolvedScan, staging: Path) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python pipelines/scan.py [--config FILE] [--set key=value ...]`."""
+    """`python -m dmsec_pipelines.scan [--config FILE] [--set key=value ...]`."""
     import argparse
 
     from dmsec.scan.config import load_scan_config

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from dmsec.causal.posterior import load_posterior
 from dmsec.causal.protocol import split_dataset, standardize
 from dmsec.causal.spot import SPOTConfig, spot, spot_config_to_dict
 from dmsec.errors import ConfigError
+from dmsec.provenance import package_versions
 
 METRIC = "skeleton_f1"
 
@@ -234,7 +234,7 @@ def run_tune(config: TuneConfig, out: str | Path) -> dict[str, Any]:
         "split": "tuning",
         "graph_seeds": [g["seed"] for g in graphs],
         "best": best_row,
-        "versions": _versions(),
+        "versions": package_versions(),
     }
     (out / "tune_config.json").write_text(json.dumps(record, indent=1, default=str))
     return {
@@ -242,16 +242,4 @@ def run_tune(config: TuneConfig, out: str | Path) -> dict[str, Any]:
         "value": best_row[METRIC],
         "config_path": str(best_path),
         "trials": len(rows),
-    }
-
-
-def _versions() -> dict[str, str]:
-    import ray
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "ray": ray.__version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
     }

@@ -51,3 +51,36 @@ def test_ray_cluster_yaml_is_a_launcher_config_installing_like_the_readme():
     pips = [c for c in config["setup_commands"] if "pip install" in c]
     assert len(pips) == 2 and "-c constraints.txt torch==2.13.0" in pips[0], pips
     assert "-c constraints.txt '.[" in pips[1], pips
+
+
+def test_library_reaches_pipelines_only_through_the_ray_job_table():
+    """`dmsec/` imports no `pipelines` module, names `dmsec_pipelines` only in its Ray job table
+    (dmsec/jobs.py), and loads no code by file path or `sys.path`; the table's modules exist."""
+    import ast
+
+    from dmsec.jobs import RAY_JOBS
+
+    table = ROOT / "dmsec" / "jobs.py"
+    offenders = []
+    for path in (ROOT / "dmsec").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        where = path.relative_to(ROOT)
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            if any(n.split(".")[0] in ("pipelines", "dmsec_pipelines") for n in names):
+                offenders.append(f"{where}:{node.lineno} imports {names}")
+            text = node.value if isinstance(node, ast.Constant) else None
+            if isinstance(text, str) and "dmsec_pipelines" in text and "`" not in text and path != table:  # fmt: skip
+                offenders.append(f"{where}:{node.lineno} names {text!r}")
+            if isinstance(node, ast.Attribute) and node.attr in ("spec_from_file_location", "path"):
+                base = node.value
+                if node.attr == "spec_from_file_location" or (isinstance(base, ast.Name) and base.id == "sys"):  # fmt: skip
+                    offenders.append(f"{where}:{node.lineno} loads code by path ({ast.unparse(node)})")  # fmt: skip
+    assert not offenders, offenders
+    assert set(RAY_JOBS.values()) == {f"dmsec_pipelines.{p.stem}" for p in (ROOT / "pipelines").glob("*.py") if p.stem != "__init__"}  # fmt: skip
+    setup = (ROOT / "setup.py").read_text()
+    assert '"dmsec_pipelines"' in setup and 'package_dir={"dmsec_pipelines": "pipelines"}' in setup

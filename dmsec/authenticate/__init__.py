@@ -17,7 +17,8 @@ Diffusion); several images of one checkpoint go in one call (they share the PGD 
 
 Modules: `masking` (block-wise mask), `inversion` (L2 PGD on the removed entries, the paper's
 defaults scaled to the model), `loss_gap` (the baseline), `evidence` (scores, `Evidence`),
-`inputs` (decoded images to the model's size), `cli` (`dmsec authenticate`).
+`inputs` (decoded images to the model's size), `verifier` (CGI-DM and the loss gap by name,
+`VERIFIERS`), `cli` (`dmsec authenticate`).
 """
 
 from dmsec.authenticate.evidence import (
@@ -35,11 +36,16 @@ from dmsec.authenticate.inversion import (
 )
 from dmsec.authenticate.loss_gap import loss_gap
 from dmsec.authenticate.masking import block_keep_mask, mask_out
+from dmsec.authenticate.verifier import VERIFIERS, CgiDm, LossGap, Verifier
 
 __all__ = [
+    "VERIFIERS",
+    "CgiDm",
     "CgiDmConfig",
     "Evidence",
     "InversionResult",
+    "LossGap",
+    "Verifier",
     "authenticate",
     "block_keep_mask",
     "contrasting_gradient_inversion",

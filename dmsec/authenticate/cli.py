@@ -38,7 +38,7 @@ def authenticate(checkpoint: str, images: tuple[str, ...], base: str | None, out
     from dmsec.authenticate.inputs import to_model_images
     from dmsec.authenticate.inversion import CgiDmConfig
     from dmsec.errors import CheckpointError, DmsecError
-    from dmsec.match.images import load_images
+    from dmsec.images import decode_untrusted_images
     from dmsec.models.loading import load_pair
 
     try:
@@ -49,7 +49,7 @@ def authenticate(checkpoint: str, images: tuple[str, ...], base: str | None, out
                 raise click.UsageError("--base is required: the checkpoint does not name its base model") from None  # fmt: skip
             raise
         pretrained = pair.pretrained
-        decoded, errors = load_images(list(images))
+        decoded, errors = decode_untrusted_images(list(images))
         for err in errors:
             click.echo(f"skipped {err.source}: {err.reason}", err=True)
         if not decoded:

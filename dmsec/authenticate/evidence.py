@@ -46,19 +46,20 @@ Similarity = Callable[[torch.Tensor, torch.Tensor], np.ndarray]
 
 @dataclass
 class Evidence:
-    """CGI-DM's evidence for one image.
+    """A verifier's evidence for one image (`dmsec.authenticate.verifier`).
 
     `score` is the similarity of `recovered_image` to the original (the CGI-DM score);
     `masked_score` the similarity of the masked starting point, for reference (the inversion's
     contribution is score − masked_score); `baseline_gap` the loss-gap baseline on the original.
-    Images are (C, H, W) in [0, 1] on the CPU.
+    Images are (C, H, W) in [0, 1] on the CPU. The loss-gap verifier runs no inversion: its
+    evidence has only `baseline_gap` (the rest None).
     """
 
-    score: float
-    recovered_image: torch.Tensor
+    score: float | None
+    recovered_image: torch.Tensor | None
     baseline_gap: float
-    masked_image: torch.Tensor
-    masked_score: float
+    masked_image: torch.Tensor | None
+    masked_score: float | None
 
 
 def pixel_similarity(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -93,8 +94,10 @@ def authenticate(
     config: CgiDmConfig | None = None,
     similarity: Similarity | None = None,
     progress: bool = False,
+    invert: bool = True,
 ) -> list[Evidence]:
-    """CGI-DM evidence (and the loss-gap baseline) for each image (B, C, H, W) in [0, 1]."""
+    """CGI-DM evidence (and the loss-gap baseline) for each image (B, C, H, W) in [0, 1];
+    `invert` False: the loss-gap baseline alone (no gradient inversion, no recovered image)."""
     config = (config or CgiDmConfig()).resolved(pair)
     similarity = similarity or pixel_similarity
     if images.ndim != 4:
@@ -109,7 +112,7 @@ def authenticate(
     batch = config.batch_size or len(images)
     for start in range(0, len(images), batch):
         chunk = images[start : start + batch].float()
-        out.extend(_authenticate_batch(pair, chunk, condition, pre_condition, config, similarity, progress))  # fmt: skip
+        out.extend(_authenticate_batch(pair, chunk, condition, pre_condition, config, similarity, progress, invert))  # fmt: skip
     return out
 
 
@@ -121,6 +124,7 @@ def _authenticate_batch(
     config: CgiDmConfig,
     similarity: Similarity,
     progress: bool,
+    invert: bool,
 ) -> list[Evidence]:
     handle = pair.pretrained
     n = len(images)
@@ -132,6 +136,8 @@ def _authenticate_batch(
     gaps = loss_gap(
         pair, x0, cond_pre, cond_ft, config.baseline_draws, config.t_min, config.t_max, config.seed
     )
+    if not invert:
+        return [Evidence(None, None, float(gap), None, None) for gap in gaps]
     result = contrasting_gradient_inversion(pair, x0, cond_pre, cond_ft, config, progress)
     with torch.no_grad():
         recovered = handle.decode(result.recovered.to(handle.dtype)).float().cpu()

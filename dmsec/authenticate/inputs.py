@@ -1,7 +1,7 @@
 """Images to authenticate, brought to the size and channels a model handle encodes.
 
 The scan and the CLI hold decoded RGB arrays (``(H, W, 3)`` float32 in [0, 1], the canonical form
-of `dmsec.match.images`); CGI-DM needs a (B, C, H', W') batch at the model's own image size.
+of `dmsec.images`); CGI-DM needs a (B, C, H', W') batch at the model's own image size.
 Resizing is bilinear with antialiasing; grey models get the ITU-R 601 luma of the RGB image.
 """
 

@@ -7,10 +7,7 @@ dmsec spot build-posterior --out DIR           # retrain the skeleton posterior
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import platform
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -195,21 +192,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_tune_pipeline() -> Any:
-    """`pipelines.spot_tune`, from the import path or else from the repository checkout (the
-    `dmsec` entry point does not put the checkout on ``sys.path``)."""
-    try:
-        return importlib.import_module("pipelines.spot_tune")
-    except ModuleNotFoundError:
-        path = Path(__file__).resolve().parents[2] / "pipelines" / "spot_tune.py"
-        spec = importlib.util.spec_from_file_location("pipelines.spot_tune", path)
-        if spec is None or spec.loader is None or not path.is_file():
-            raise click.ClickException(
-                "pipelines/spot_tune.py not found: run from a dmsec checkout"
-            ) from None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["pipelines.spot_tune"] = module
-        spec.loader.exec_module(module)
-        return module
+    """The Ray Tune job (`dmsec_pipelines.spot_tune`), from the Ray job table."""
+    from dmsec.jobs import ray_job
+
+    return ray_job("spot_tune")
 
 
 def _versions() -> dict[str, str]:

@@ -1,14 +1,21 @@
 """FineXtract end to end: generate with extrapolated guidance, cluster, rank the candidates.
 
-`extract(pair, config)` returns ranked candidates (images, group sizes, scores, the seeds used);
-`generate(pair, config, method)` gives the raw generations of FineXtract or of the baseline, from
-the very same initial noise: sample i always starts from `initial_noise` of seed `config.seed + i`.
+An `Extractor` generates from a (pretrained, fine-tuned) pair and clusters the generations into
+ranked candidates; two are registered by name in `EXTRACTORS`: `FineXtract` ("finextract") and
+the direct-sampling baseline `DirectSampling` ("baseline"). Both start generation i from the
+initial noise of seed `generation_seed(config.seed, i)`, the one place that rule lives, so the
+two methods see the very same noise and any single generation can be regenerated alone.
+
+`extract(pair, config, method)` returns ranked candidates (images, group sizes, scores, the seeds
+used, every group's members); `generate(pair, config, method)` gives the raw generations.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,16 +27,29 @@ from dmsec.extract.guidance import cfg_eps, finextract_eps
 from dmsec.metrics import SPACES
 from dmsec.models.base import Condition
 from dmsec.models.pair import ModelPair, instance_condition
-from dmsec.sampling import sample
+from dmsec.plugins import Registry
+from dmsec.sampling import EpsFn, sample
 
 # The paper's defaults (Stable Diffusion): (w, k) per fine-tune kind.
 PAPER_DEFAULTS: dict[str, tuple[float, float]] = {"full": (3.0, -0.02), "lora": (5.0, 0.0)}
-METHODS = ("finextract", "baseline")
+
+
+def guidance_preset(name: str) -> tuple[tuple[str, float, float], ...]:
+    """(kind, w, k) per fine-tune kind of a named preset: "paper" (`PAPER_DEFAULTS`, Stable
+    Diffusion) or "zoo" (`dmsec.zoo.config.ZOO_GUIDANCE`, tuned on the 16x16 digit zoo)."""
+    if name == "paper":
+        table = PAPER_DEFAULTS
+    elif name == "zoo":
+        from dmsec.zoo.config import ZOO_GUIDANCE as table
+    else:
+        raise ConfigError(f"`defaults` must be a list of [kind, w, k] or a preset (paper, zoo); got {name!r}")  # fmt: skip
+    return tuple((kind, float(w), float(k)) for kind, (w, k) in sorted(table.items()))
 
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """FineXtract's knobs; `w`/`k` None means the default for the pair's kind."""
+    """FineXtract's knobs; `w`/`k` None means the default for the pair's kind (`defaults`, which
+    a config file may also name as a `guidance_preset`)."""
 
     w: float | None = None
     k: float | None = None
@@ -45,8 +65,9 @@ class ExtractConfig:
     # the similarity space the generations are clustered in (`dmsec.metrics.SPACES`): "zoo"
     # (16x16 grey Pearson, the digit zoo) or "art" (16x16 RGB Pearson, the art zoo)
     similarity: str = "zoo"
-    defaults: tuple[tuple[str, float, float], ...] = tuple(
-        (kind, w, k) for kind, (w, k) in PAPER_DEFAULTS.items()
+    defaults: tuple[tuple[str, float, float], ...] = field(
+        default=tuple((kind, w, k) for kind, (w, k) in PAPER_DEFAULTS.items()),
+        metadata={"presets": guidance_preset},
     )
 
     def __post_init__(self) -> None:
@@ -79,10 +100,24 @@ class ExtractionResult:
     scores: np.ndarray  # (K,) share of all generations in the candidate's group
     sample_indices: np.ndarray  # (K,) which generation represents the group
     seeds: np.ndarray  # (K,) initial-noise seed of that generation
+    members: list[np.ndarray]  # (K,) sorted generation indices of each group
     threshold: float  # clustering threshold τ finally used
     n_groups: int  # N0 used
     samples: torch.Tensor  # (N, C, H, W) every generation
     config: dict[str, Any]
+
+
+def generation_seed(seed: int, index: Any) -> Any:
+    """The initial-noise seed of generation `index` (an int or an index array) of a run seeded
+    `seed`: seed + index, for every extractor."""
+    return seed + index
+
+
+def seeded_noise(seeds: Iterable[int], shape: tuple[int, ...]) -> torch.Tensor:
+    """x_T per sample from its own seed (so any single candidate can be regenerated alone)."""
+    return torch.stack(
+        [torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds]
+    )
 
 
 def _condition(pair: ModelPair, config: ExtractConfig) -> Condition:
@@ -99,53 +134,78 @@ def default_batch_size(pair: ModelPair) -> int:
     return int(max(1, min(512, free // 2 // max(per_sample, 1))))
 
 
+class Extractor(ABC):
+    """Recovers likely training images of a pair: seeded generations, then clustering."""
+
+    #: unique short name: the `method` configs and the CLI select it by
+    name: ClassVar[str]
+
+    def __init__(self, config: ExtractConfig | None = None) -> None:
+        self.config = config or ExtractConfig()
+
+    @abstractmethod
+    def guided_noise(self, pair: ModelPair, config: ExtractConfig, condition: Condition, n: int) -> EpsFn:  # fmt: skip
+        """The noise predictor that steers a batch of `n` generations (conditions encoded once)."""
+
+    def generate(self, pair: ModelPair, progress: bool = False) -> torch.Tensor:
+        """All `n_samples` generations (images in [0, 1]), generation i from `generation_seed`."""
+        config = self.config.resolved(pair.kind)
+        c = _condition(pair, config)
+        batch = config.batch_size or default_batch_size(pair)
+        handle = pair.finetuned_handle()
+        clip = 1.0 if handle.family == "unet2d" else None
+        out = []
+        for start in tqdm(range(0, config.n_samples, batch), disable=not progress, desc=self.name, leave=False):  # fmt: skip
+            n = min(batch, config.n_samples - start)
+            # 1. the initial noise of each sample from its own seed, identical for every method
+            seeds = [generation_seed(config.seed, i) for i in range(start, start + n)]
+            x_T = seeded_noise(seeds, pair.sample_shape).to(pair.device, handle.dtype)
+            # 2. the method's noise predictor, conditions encoded once per batch
+            eps = self.guided_noise(pair, config, c, n)
+            # 3. deterministic DDIM, then decode to images
+            with torch.inference_mode():
+                x0 = sample(eps, x_T, pair.alphas_cumprod, steps=config.steps, eta=config.eta,
+                            clip_x0=clip, seed=config.seed)  # fmt: skip
+                out.append(handle.decode(x0).float().cpu())
+        return torch.cat(out)
+
+    def extract(self, pair: ModelPair, progress: bool = False) -> ExtractionResult:
+        """Generate, then return the ranked candidates."""
+        config = self.config.resolved(pair.kind)
+        return cluster_generations(self.generate(pair, progress), config)
+
+
+EXTRACTORS: Registry[Extractor] = Registry("extractor")
+
+
+@EXTRACTORS.register
+class FineXtract(Extractor):
+    """Extrapolated guidance ε_pre + w·(ε_ft − ε_pre) + k·ε_pre (see `dmsec.extract.guidance`)."""
+
+    name = "finextract"
+
+    def guided_noise(self, pair: ModelPair, config: ExtractConfig, condition: Condition, n: int) -> EpsFn:  # fmt: skip
+        assert config.w is not None and config.k is not None
+        cond_pre, cond_ft = pair.encode_pre([None] * n), pair.encode_ft([condition] * n)
+        return finextract_eps(pair, cond_pre, cond_ft, config.w, config.k)
+
+
+@EXTRACTORS.register
+class DirectSampling(Extractor):
+    """The baseline: the fine-tuned model alone, classifier-free guidance `guidance_scale`."""
+
+    name = "baseline"
+
+    def guided_noise(self, pair: ModelPair, config: ExtractConfig, condition: Condition, n: int) -> EpsFn:  # fmt: skip
+        cond_null = pair.encode_ft([None] * n) if condition is not None else None
+        return cfg_eps(pair, cond_null, pair.encode_ft([condition] * n), config.guidance_scale)
+
+
 def generate(
     pair: ModelPair, config: ExtractConfig, method: str = "finextract", progress: bool = False
 ) -> torch.Tensor:
-    """All `n_samples` generations (images in [0, 1]) of `method` from seeds seed..seed+N−1."""
-    if method not in METHODS:
-        raise ConfigError(f"`method` must be one of {METHODS}; got {method!r}")
-    config = config.resolved(pair.kind)
-    assert config.w is not None and config.k is not None
-    c = _condition(pair, config)
-    batch = config.batch_size or default_batch_size(pair)
-    handle = pair.finetuned_handle()
-    clip = 1.0 if handle.family == "unet2d" else None
-    out = []
-    for start in tqdm(
-        range(0, config.n_samples, batch), disable=not progress, desc=method, leave=False
-    ):
-        n = min(batch, config.n_samples - start)
-        # 1. the initial noise of each sample from its own seed, identical for both methods
-        x_T = seeded_noise(range(config.seed + start, config.seed + start + n), pair.sample_shape)
-        x_T = x_T.to(pair.device, handle.dtype)
-        # 2. the guided noise predictor, conditions encoded once per batch
-        if method == "finextract":
-            cond_pre, cond_ft = pair.encode_pre([None] * n), pair.encode_ft([c] * n)
-            eps = finextract_eps(pair, cond_pre, cond_ft, config.w, config.k)
-        else:
-            cond_null = pair.encode_ft([None] * n) if c is not None else None
-            eps = cfg_eps(pair, cond_null, pair.encode_ft([c] * n), config.guidance_scale)
-        # 3. deterministic DDIM, then decode to images
-        with torch.inference_mode():
-            x0 = sample(
-                eps,
-                x_T,
-                pair.alphas_cumprod,
-                steps=config.steps,
-                eta=config.eta,
-                clip_x0=clip,
-                seed=config.seed,
-            )
-            out.append(handle.decode(x0).float().cpu())
-    return torch.cat(out)
-
-
-def seeded_noise(seeds: range | list[int], shape: tuple[int, ...]) -> torch.Tensor:
-    """x_T per sample from its own seed (so any single candidate can be regenerated alone)."""
-    return torch.stack(
-        [torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds]
-    )
+    """All `n_samples` generations of extractor `method` from seeds seed..seed+N−1."""
+    return EXTRACTORS.get(method)(config).generate(pair, progress)
 
 
 def cluster_generations(
@@ -176,7 +236,8 @@ def cluster_generations(
         group_sizes=sizes,
         scores=sizes / len(samples),
         sample_indices=reps,
-        seeds=config.seed + reps,
+        seeds=generation_seed(config.seed, reps),
+        members=[np.sort(g) for g in clustering.groups[:keep]],
         threshold=clustering.threshold,
         n_groups=n_groups,
         samples=samples,
@@ -190,6 +251,5 @@ def extract(
     method: str = "finextract",
     progress: bool = False,
 ) -> ExtractionResult:
-    """Generate with `method` and return the ranked candidates."""
-    config = (config or ExtractConfig()).resolved(pair.kind)
-    return cluster_generations(generate(pair, config, method, progress), config)
+    """Generate with extractor `method` and return the ranked candidates."""
+    return EXTRACTORS.get(method)(config).extract(pair, progress)

@@ -1,13 +1,11 @@
 """`dmsec finetune --images DIR --base MODEL --out DIR [--lora] [--bayesian] [--workers N]`.
 
-Without `--workers` the run is in process (no Ray); with it, `pipelines/finetune.py` runs the same
+Without `--workers` the run is in process (no Ray); with it, the Ray job `pipelines/finetune.py` runs the same
 trainer data-parallel on Ray Train, with checkpoints and resume. Both write the zoo's formats.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -20,19 +18,10 @@ DEFAULT_LR = {"full": 1e-4, "lora": 1e-3}
 
 
 def load_pipeline() -> ModuleType:
-    """`pipelines.finetune`, from the path or from the source checkout dmsec is installed from."""
-    try:
-        return importlib.import_module("pipelines.finetune")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("pipelines", "pipelines.finetune"):
-            raise
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "pipelines" / "finetune.py").is_file():
-        raise click.ClickException(
-            "--workers needs pipelines/finetune.py (run from a source checkout of dmsec)"
-        )
-    sys.path.insert(0, str(root))
-    return importlib.import_module("pipelines.finetune")
+    """The Ray Train job (`dmsec_pipelines.finetune`), from the Ray job table."""
+    from dmsec.jobs import ray_job
+
+    return ray_job("finetune")
 
 
 def _condition(value: str | None) -> int | str | None:

@@ -5,7 +5,8 @@ the top level is listed with `Delimiter="/"`, then each top-level folder is list
 with the `list_objects_v2` paginator and its checkpoints are found from small JSON files and
 safetensors headers read by ranged GETs, so listing stays lazy folder by folder. `repo_id` is
 "bucket/key-of-the-checkpoint"; `revision` a fingerprint of its keys, sizes and ETags.
-`endpoint_url` defaults to `AWS_ENDPOINT_URL`; credentials follow boto3's usual chain. boto3's
+The endpoint follows `dmsec.storage`'s one rule (`endpoint_url`, else `DMSEC_S3_ENDPOINT_URL`,
+`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`); credentials follow boto3's usual chain. boto3's
 "standard" retry mode handles throttling (503 SlowDown) and 5xx with backoff.
 Where an object carries a full-object `ChecksumSHA256`, the download is verified against it.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
 import posixpath
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,6 +28,7 @@ from dmsec.hub.local import ref_from_detected
 from dmsec.hub.ref import CheckpointFile, CheckpointRef
 from dmsec.hub.source import HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.hub.transfer import CHUNK_BYTES, stream_to_file
+from dmsec.storage import s3_client, s3_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +69,12 @@ class S3Source(HubSource):
             raise ConfigError(f"`page_size` must be in [1, 1000]; got {page_size}")
         self.bucket, self.page_size = bucket, page_size
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        self.endpoint_url = s3_endpoint(endpoint_url)
         if client is None:
-            import boto3
             from botocore.config import Config
 
             config = Config(retries={"mode": "standard", "max_attempts": max_attempts})
-            client = boto3.client(
-                "s3", endpoint_url=self.endpoint_url, region_name=region, config=config
-            )
+            client = s3_client(self.endpoint_url, region_name=region, config=config)
         self.client = client
 
     @classmethod

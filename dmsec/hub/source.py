@@ -9,7 +9,6 @@ Pulling (caps, hashes, format checks, the cache) is the same for every source: s
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import logging
 from abc import ABC, abstractmethod
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 
 from dmsec.errors import ConfigError, DmsecError
 from dmsec.hub.ref import KINDS, CheckpointFile, CheckpointRef
+from dmsec.plugins import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -135,40 +135,24 @@ class HubSource(ABC):
         return f"{type(self).__name__}({self.uri!r})"
 
 
-# name -> "module:Class"; imported on first use so `hf` does not import boto3 and vice versa.
-_BUILTIN_SOURCES: dict[str, str] = {
-    "local": "dmsec.hub.local:LocalSource",
-    "hf": "dmsec.hub.huggingface:HuggingFaceSource",
-    "civitai": "dmsec.hub.civitai:CivitaiSource",
-    "s3": "dmsec.hub.s3:S3Source",
-}
+# Built-ins are imported on first use, so `hf` does not import boto3 and vice versa.
+SOURCES: Registry[HubSource] = Registry(
+    "hub source",
+    {
+        "local": "dmsec.hub.local:LocalSource",
+        "hf": "dmsec.hub.huggingface:HuggingFaceSource",
+        "civitai": "dmsec.hub.civitai:CivitaiSource",
+        "s3": "dmsec.hub.s3:S3Source",
+    },
+)
 _BUILTIN_SCHEMES: dict[str, str] = {"file": "local", "hf": "hf", "civitai": "civitai", "s3": "s3"}
-_REGISTRY: dict[str, type[HubSource]] = {}
 
-
-def register_source(cls: type[HubSource]) -> type[HubSource]:
-    """Class decorator: register a source under its `name` (names must be unique)."""
-    existing = _REGISTRY.get(cls.name)
-    if existing is not None and existing is not cls:
-        raise ConfigError(f"hub source name {cls.name!r} is already taken by {existing.__name__}")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def source_names() -> list[str]:
-    """Names of every known source, built-in or registered."""
-    return sorted(set(_BUILTIN_SOURCES) | set(_REGISTRY))
-
-
-def get_source_class(name: str) -> type[HubSource]:
-    """The source class registered under `name`."""
-    if name not in _REGISTRY and name in _BUILTIN_SOURCES:
-        module_name, attr = _BUILTIN_SOURCES[name].split(":")
-        getattr(importlib.import_module(module_name), attr)  # registers itself on import
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown hub source {name!r}; known: {source_names()}") from None
+#: class decorator: register a source under its `name` (names must be unique)
+register_source = SOURCES.register
+#: names of every known source, built-in or registered
+source_names = SOURCES.names
+#: the source class registered under a name
+get_source_class = SOURCES.get
 
 
 def source_from_uri(uri: str, **options: Any) -> HubSource:
@@ -176,7 +160,7 @@ def source_from_uri(uri: str, **options: Any) -> HubSource:
     if not isinstance(uri, str) or not uri:
         raise ConfigError(f"`uri` must be a non-empty string; got {uri!r}")
     scheme = urlsplit(uri).scheme.lower() if "://" in uri else "file"
-    for cls in list(_REGISTRY.values()):
+    for cls in SOURCES.classes():
         if scheme in cls.schemes:
             return cls.from_uri(uri, **options)
     if scheme in _BUILTIN_SCHEMES:

@@ -23,8 +23,9 @@ cosine similarity for ``metric="inner_product"`` (zoo, dinov2, clip; hit when >=
 
 Inputs (for `add` and `search`) may be paths, encoded bytes, PIL images, NumPy arrays
 (``(H, W[, C])`` or a ``(B, H, W, C)`` batch) or torch tensors (``(C, H, W)``, or ``(B, C, H, W)``
-/ ``(B, H, W)`` batches in [0, 1], the layout of `dmsec.metrics`). Files are untrusted:
-`DecodeLimits` bounds formats, pixels and bytes, and bad files become `ImageError` records.
+/ ``(B, H, W)`` batches in [0, 1], the layout of `dmsec.metrics`). Files are untrusted: they are
+decoded by `dmsec.images` under `DecodeLimits` (formats, pixels, bytes), and bad files become
+`ImageError` records.
 
 Embedders (`embedder_names()`): ``pdq`` (PDQ, 256 bits), ``zoo`` (16x16 Pearson correlation,
 threshold `dmsec.metrics.copy_threshold()`), ``dinov2`` and ``clip`` (transformers models from a
@@ -38,20 +39,16 @@ from dmsec.match.embedder import (
     embedder_names,
     register_embedder,
 )
-from dmsec.match.errors import EmbedderError, ImageDecodeError, MatchError, RegistryError
-from dmsec.match.images import DecodeLimits, ImageError, load_images
+from dmsec.match.errors import EmbedderError, MatchError, RegistryError
 from dmsec.match.policy import IndexPolicy
 from dmsec.match.records import AddReport, Hit, RegistryStats, hits_to_table
 from dmsec.match.registry import ProtectedArtworkIndex
 
 __all__ = [
     "AddReport",
-    "DecodeLimits",
     "Embedder",
     "EmbedderError",
     "Hit",
-    "ImageDecodeError",
-    "ImageError",
     "IndexPolicy",
     "MatchError",
     "ProtectedArtworkIndex",
@@ -61,6 +58,5 @@ __all__ = [
     "embedder_class",
     "embedder_names",
     "hits_to_table",
-    "load_images",
     "register_embedder",
 ]

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
+from dmsec.errors import DmsecError
+from dmsec.images import decode_untrusted_images
 from dmsec.match.embedder import create_embedder
-from dmsec.match.errors import MatchError
-from dmsec.match.images import load_images
 from dmsec.match.policy import IndexPolicy
 from dmsec.match.records import hits_to_table
 from dmsec.match.registry import DEFAULT_EMBEDDERS, ProtectedArtworkIndex
@@ -67,7 +67,7 @@ def _open(
         return ProtectedArtworkIndex.open(
             registry, endpoint_url=endpoint_url, model_paths=_parse_model_paths(model_paths)
         )
-    except MatchError as exc:
+    except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -148,12 +148,12 @@ def add(
     """Add image files (or folders of them) to the registry, creating it if needed."""
     try:
         idx = _open_or_create(registry, endpoint_url, model_paths, embedders, approximate_above)
-    except MatchError as exc:
+    except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
     files = _expand(paths)
     try:
         report = idx.add(files, owner=owner, title=title, source_uri=source_uri)
-    except MatchError as exc:
+    except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(
@@ -190,7 +190,7 @@ def remove(
     idx = _open(registry, endpoint_url, model_paths)
     try:
         removed = idx.remove(list(ids))
-    except MatchError as exc:
+    except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"removed {', '.join(map(str, removed))}")
 
@@ -216,12 +216,12 @@ def search(
 ) -> None:
     """Search the registry for matches of image files."""
     idx = _open(registry, endpoint_url, model_paths)
-    decoded, errors = load_images(list(images), idx.limits)
+    decoded, errors = decode_untrusted_images(list(images), idx.limits)
     for e in errors:
         click.echo(f"error\t{e.source}\t{e.reason}", err=True)
     try:
         hits = idx.search([d.pixels for d in decoded], embedder=embedder, threshold=threshold, k=k)
-    except MatchError as exc:
+    except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
     meta = {row["id"]: row for row in idx.artworks().select(["id", "owner", "title"]).to_pylist()}
     for row in hits_to_table(hits).to_pylist():

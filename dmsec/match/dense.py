@@ -26,9 +26,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from dmsec.images import rgb_to_uint8
 from dmsec.match.embedder import Embedder, Metric, register_embedder
 from dmsec.match.errors import EmbedderError
-from dmsec.match.images import to_uint8
 
 
 def resolve_model_dir(model_path: str | Path, cache_dir: str | Path | None = None) -> Path:
@@ -154,7 +154,7 @@ class TransformersEmbedder(Embedder):
         self._ensure_loaded()
         out = np.empty((len(images), self.dim), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
-            chunk = [to_uint8(p) for p in images[start : start + self.batch_size]]
+            chunk = [rgb_to_uint8(p) for p in images[start : start + self.batch_size]]
             inputs = self._processor(images=chunk, return_tensors="pt")
             pixel_values = inputs["pixel_values"].to(self.device, dtype=torch.float32)
             with torch.inference_mode():

@@ -1,7 +1,7 @@
 """The embedder interface and the registry of embedders by name.
 
 An embedder turns decoded RGB images (``(H, W, 3)`` float32 arrays in [0, 1], see
-`dmsec.match.images`) into fixed-size codes that one FAISS index per embedder can search:
+`dmsec.images`) into fixed-size codes that one FAISS index per embedder can search:
 
 - ``metric = "hamming"``: packed bits, ``(B, dim // 8)`` uint8 (PDQ). Scores are Hamming
   distances; a pair matches when ``distance <= threshold``.
@@ -16,7 +16,6 @@ embedder, so a registry can record what produced its codes.
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 from abc import ABC, abstractmethod
@@ -27,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from dmsec.match.errors import EmbedderError
+from dmsec.plugins import Registry
 
 Metric = Literal["hamming", "inner_product"]
 
@@ -35,16 +35,6 @@ RESERVED_NAMES = frozenset(
     {"id", "owner", "title", "source_uri", "sha256", "added_at", "width", "height"}
 )
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
-
-# Built-in embedders, imported only when asked for (the dense ones need transformers).
-_BUILTIN: dict[str, str] = {
-    "pdq": "dmsec.match.pdq:PdqEmbedder",
-    "zoo": "dmsec.match.zoo:ZooEmbedder",
-    "art": "dmsec.match.zoo:ArtEmbedder",
-    "dinov2": "dmsec.match.dense:Dinov2Embedder",
-    "clip": "dmsec.match.dense:ClipEmbedder",
-}
-_REGISTERED: dict[str, type[Embedder]] = {}
 
 
 class Embedder(ABC):
@@ -127,38 +117,39 @@ class Embedder(ABC):
         return f"{type(self).__name__}({args})"
 
 
+# Built-in embedders, imported only when asked for (the dense ones need transformers).
+EMBEDDERS: Registry[Embedder] = Registry(
+    "embedder",
+    {
+        "pdq": "dmsec.match.pdq:PdqEmbedder",
+        "zoo": "dmsec.match.zoo:ZooEmbedder",
+        "art": "dmsec.match.zoo:ArtEmbedder",
+        "dinov2": "dmsec.match.dense:Dinov2Embedder",
+        "clip": "dmsec.match.dense:ClipEmbedder",
+    },
+    error=EmbedderError,
+)
+
+
 def register_embedder(cls: type[Embedder]) -> type[Embedder]:
-    """Class decorator: make `cls` selectable by its `name`; names must be unique."""
+    """Class decorator: make `cls` selectable by its `name`; names must be unique and valid."""
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not _NAME_PATTERN.match(name) or name in RESERVED_NAMES:
         raise EmbedderError(
             f"`name` of {cls.__name__} must match {_NAME_PATTERN.pattern} and not be one of "
             f"{sorted(RESERVED_NAMES)}; got {name!r}"
         )
-    existing = _REGISTERED.get(name)
-    builtin = _BUILTIN.get(name)
-    qualified = f"{cls.__module__}:{cls.__qualname__}"
-    if (existing is not None and existing is not cls) or (builtin and builtin != qualified):
-        raise EmbedderError(f"an embedder named {name!r} is already registered")
-    _REGISTERED[name] = cls
-    return cls
+    return EMBEDDERS.register(cls)
 
 
 def embedder_names() -> list[str]:
     """Names of every known embedder, built-in and registered."""
-    return sorted(set(_BUILTIN) | set(_REGISTERED))
+    return EMBEDDERS.names()
 
 
 def embedder_class(name: str) -> type[Embedder]:
     """The embedder class registered under `name`; raises `EmbedderError` naming the choices."""
-    if name not in _REGISTERED and name in _BUILTIN:
-        module_name, attr = _BUILTIN[name].split(":")
-        importlib.import_module(module_name)  # its @register_embedder fills _REGISTERED
-        if name not in _REGISTERED:  # pragma: no cover - a built-in forgot its decorator
-            _REGISTERED[name] = getattr(importlib.import_module(module_name), attr)
-    if name not in _REGISTERED:
-        raise EmbedderError(f"unknown embedder {name!r}; known: {', '.join(embedder_names())}")
-    return _REGISTERED[name]
+    return EMBEDDERS.get(name)
 
 
 def create_embedder(name: str, config: Mapping[str, Any] | None = None) -> Embedder:

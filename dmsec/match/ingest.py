@@ -22,11 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dmsec.images import DecodedImage
 from dmsec.match.codes import codes_from_arrow, codes_to_arrow
 from dmsec.match.embedder import Embedder
 from dmsec.match.errors import RegistryError
 from dmsec.match.faiss_index import VectorIndex
-from dmsec.match.images import DecodedImage
 from dmsec.match.records import AddReport, Duplicate, DuplicateReason
 
 

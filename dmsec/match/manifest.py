@@ -8,18 +8,16 @@ leaves at worst index entries that no artwork row refers to, which searches igno
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import faiss
-
 from dmsec.match.embedder import Embedder, create_embedder
 from dmsec.match.errors import RegistryError
 from dmsec.match.policy import IndexPolicy
+from dmsec.provenance import package_versions
 
 FORMAT = "dmsec-protected-artwork-registry"
 FORMAT_VERSION = 1
@@ -37,14 +35,6 @@ _KEYS = {
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _versions() -> dict[str, str]:
-    try:
-        dmsec_version = importlib.metadata.version("dmsec")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source checkout
-        dmsec_version = "unknown"
-    return {"dmsec": dmsec_version, "faiss": faiss.__version__}
 
 
 @dataclass
@@ -67,7 +57,7 @@ class Manifest:
             "next_id": self.next_id,
             "created_at": self.created_at,
             "updated_at": _now(),
-            "written_by": _versions(),
+            "written_by": package_versions(("dmsec", "faiss-cpu", "faiss-gpu-cu12")),
         }
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 

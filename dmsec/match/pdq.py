@@ -20,8 +20,8 @@ from typing import ClassVar
 import numpy as np
 import pdqhash
 
+from dmsec.images import rgb_to_uint8
 from dmsec.match.embedder import Embedder, Metric, register_embedder
-from dmsec.match.images import to_uint8
 
 PDQ_BITS = 256
 PDQ_MATCH_THRESHOLD = 31
@@ -54,7 +54,7 @@ class PdqEmbedder(Embedder):
         codes = np.empty((len(images), PDQ_BITS // 8), dtype=np.uint8)
         quality = np.empty(len(images), dtype=np.int32)
         for i, pixels in enumerate(images):
-            bits, q = pdqhash.compute(to_uint8(pixels))
+            bits, q = pdqhash.compute(rgb_to_uint8(pixels))
             codes[i] = np.packbits(bits.astype(np.uint8))
             quality[i] = q
         return codes, quality

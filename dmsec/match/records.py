@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from dmsec.images import ImageError
 from dmsec.match.embedder import Embedder, Metric
-from dmsec.match.images import ImageError
 
 METADATA_FIELDS: tuple[pa.Field, ...] = (
     pa.field("id", pa.int64(), nullable=False),

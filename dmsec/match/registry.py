@@ -25,11 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dmsec.images import DecodeLimits, decode_untrusted_image, decode_untrusted_images, split_batch
 from dmsec.match.codes import codes_from_arrow
 from dmsec.match.embedder import Embedder, create_embedder
 from dmsec.match.errors import RegistryError
 from dmsec.match.faiss_index import VectorIndex
-from dmsec.match.images import DecodeLimits, decode_one, load_images, split_batch
 from dmsec.match.ingest import (
     Alias,
     artwork_rows,
@@ -51,7 +51,7 @@ from dmsec.match.records import (
     artworks_schema,
 )
 from dmsec.match.search import collect_hits
-from dmsec.match.storage import RegistryStore
+from dmsec.storage import FileStore
 
 MANIFEST_FILE = "registry.json"
 ARTWORKS_FILE = "artworks.parquet"
@@ -63,12 +63,17 @@ def index_file(embedder: str) -> str:
     return f"{embedder}.faiss"
 
 
+def _store(location: str | Path, endpoint_url: str | None) -> FileStore:
+    """The registry's files at `location`; failures raise `RegistryError`."""
+    return FileStore(location, endpoint_url=endpoint_url, error=RegistryError)
+
+
 class ProtectedArtworkIndex:
     """Protected artworks, their codes and one FAISS index per embedder; see the module doc."""
 
     def __init__(
         self,
-        store: RegistryStore,
+        store: FileStore,
         manifest: Manifest,
         embedders: dict[str, Embedder],
         table: pa.Table,
@@ -98,7 +103,7 @@ class ProtectedArtworkIndex:
         use_gpu: bool | None = None,
     ) -> ProtectedArtworkIndex:
         """A new, empty registry at `location` using `embedders` (names or instances)."""
-        store = RegistryStore(location, endpoint_url=endpoint_url)
+        store = _store(location, endpoint_url)
         if store.exists(MANIFEST_FILE):
             raise RegistryError(f"a registry already exists at {store.uri(MANIFEST_FILE)}")
         resolved = [create_embedder(e) if isinstance(e, str) else e for e in embedders]
@@ -118,7 +123,7 @@ class ProtectedArtworkIndex:
     @staticmethod
     def exists(location: str | Path, *, endpoint_url: str | None = None) -> bool:
         """Whether a registry (its registry.json) exists at `location`."""
-        return RegistryStore(location, endpoint_url=endpoint_url).exists(MANIFEST_FILE)
+        return _store(location, endpoint_url).exists(MANIFEST_FILE)
 
     @classmethod
     def open(
@@ -139,7 +144,7 @@ class ProtectedArtworkIndex:
         must match the fingerprint the registry recorded. With `create`, a missing registry is
         created with the default embedders (or those in `embedders`).
         """
-        store = RegistryStore(location, endpoint_url=endpoint_url)
+        store = _store(location, endpoint_url)
         text = store.read_bytes(MANIFEST_FILE)
         if text is None:
             if create:
@@ -223,7 +228,7 @@ class ProtectedArtworkIndex:
         items = split_batch(images)
         titles = per_item("title", title, len(items))
         uris = per_item("source_uri", source_uri, len(items))
-        decoded, errors = load_images(items, self.limits)
+        decoded, errors = decode_untrusted_images(items, self.limits)
         report = AddReport(errors=errors)
         aliases: list[Alias] = []
         fresh = split_by_sha256(self._table, decoded, report, aliases)
@@ -295,11 +300,12 @@ class ProtectedArtworkIndex:
         embedder's calibrated threshold). With `k`: the `k` nearest artworks per query, further
         limited to `threshold` if one is given. Inputs are decoded under `limits`; an undecodable
         query raises `ImageDecodeError` naming it (decode untrusted batches with
-        `dmsec.match.images.load_images` first to get per-file records).
+        `dmsec.images.decode_untrusted_images` first to get per-file records).
         """
         emb = self.embedder(embedder)
         pixels = [
-            decode_one(item, i, self.limits).pixels for i, item in enumerate(split_batch(images))
+            decode_untrusted_image(item, i, self.limits).pixels
+            for i, item in enumerate(split_batch(images))
         ]
         codes = emb.embed(pixels) if pixels else np.empty((0, emb.code_size), np.uint8)
         return self.search_codes(codes, embedder=emb.name, threshold=threshold, k=k)

@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from dmsec.errors import ConfigError
 from dmsec.models.base import DiffusionModel
+from dmsec.plugins import Registry
 
 
 @dataclass
@@ -65,19 +65,9 @@ class Protector(ABC):
         """The resolved configuration, JSON-able (recorded next to every output)."""
 
 
-PROTECTORS: dict[str, type[Protector]] = {}
+PROTECTORS: Registry[Protector] = Registry("protector", {"advdm": "dmsec.protect.advdm:AdvDM"})
 
-
-def register_protector(cls: type[Protector]) -> type[Protector]:
-    """Class decorator: make `cls` selectable by `cls.name`."""
-    if cls.name in PROTECTORS:
-        raise ConfigError(f"protector name {cls.name!r} is already registered")
-    PROTECTORS[cls.name] = cls
-    return cls
-
-
-def protector_class(name: str) -> type[Protector]:
-    """The protector registered as `name`."""
-    if name not in PROTECTORS:
-        raise ConfigError(f"`method` must be one of {sorted(PROTECTORS)}; got {name!r}")
-    return PROTECTORS[name]
+#: class decorator: make a protector selectable by its `name`
+register_protector = PROTECTORS.register
+#: the protector class registered under a name
+protector_class = PROTECTORS.get

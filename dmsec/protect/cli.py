@@ -77,16 +77,10 @@ def job_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def config_from_options(ctx: click.Context, **values: Any) -> Any:
     """A `ProtectJobConfig` from the YAML file (if any) overridden by options given explicitly."""
-    import yaml
-
+    from dmsec.config import read_yaml
     from dmsec.protect.job import ProtectJobConfig
 
-    data: dict[str, Any] = {}
-    if values.get("config_file"):
-        loaded = yaml.safe_load(Path(values["config_file"]).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise click.BadParameter("must hold a mapping", param_hint="--config")
-        data = dict(loaded)
+    data: dict[str, Any] = read_yaml(values["config_file"]) if values.get("config_file") else {}
     advdm = dict(data.get("advdm") or {})
 
     def given(name: str) -> bool:

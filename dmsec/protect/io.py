@@ -1,7 +1,7 @@
 """Image files in and out of a protection job: listing, safe decoding, writing PNGs.
 
 Inputs are untrusted (an artist's upload folder, a platform's bucket), so they are decoded with
-`dmsec.match.images` (allow-listed formats, pixel and byte limits checked before decoding, EXIF
+`dmsec.images` (allow-listed formats, pixel and byte limits checked before decoding, EXIF
 orientation applied, alpha composited over white). Outputs are always lossless PNG: a lossy
 format would blur away part of the perturbation.
 
@@ -13,17 +13,14 @@ antialiased) first and its protected version is written at the model's size.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
-from dmsec.images import to_uint8
-from dmsec.match.images import DecodeLimits, decode_one
+from dmsec.images import DecodeLimits, decode_untrusted_image, png_bytes
 from dmsec.models.base import DiffusionModel
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -91,16 +88,9 @@ def read_image(
     path: str | Path, shape: tuple[int, int, int], limits: DecodeLimits | None = None
 ) -> InputImage:
     """Decode an untrusted file under `limits`; raises `ImageDecodeError` naming it and why."""
-    decoded = decode_one(str(path), 0, limits or DecodeLimits())
+    decoded = decode_untrusted_image(str(path), 0, limits or DecodeLimits())
     pixels, resized = to_model_image(decoded.pixels, shape)
     return InputImage(pixels, decoded.sha256, decoded.width, decoded.height, resized)
-
-
-def png_bytes(image: torch.Tensor) -> bytes:
-    """(C, H, W) in [0, 1] -> lossless PNG bytes (grey for C = 1); values round to k/255."""
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def write_png(image: torch.Tensor, path: str | Path) -> str:

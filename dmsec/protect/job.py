@@ -16,10 +16,9 @@ registry (`register_originals`) happens once, on the driver: a registry has one 
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from dmsec.config import from_mapping
 from dmsec.errors import ConfigError
-from dmsec.match.images import DecodeLimits
+from dmsec.images import DecodeLimits
 from dmsec.protect.advdm import AdvDMConfig
 from dmsec.protect.io import list_images, output_name
 from dmsec.protect.step import ProtectStep, error_row, rows_to_table
+from dmsec.provenance import package_versions
 
 MANIFEST_FILE = "manifest.parquet"
 JOB_FILE = "protect.json"
@@ -73,20 +74,9 @@ class ProtectJobConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProtectJobConfig:
-        """Build from plain data (e.g. YAML); unknown keys, here or under `advdm`, are errors."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown job config keys {unknown}; known: {sorted(known)}")
-        data = dict(data)
-        advdm = data.get("advdm") or {}
-        if isinstance(advdm, dict):
-            known_advdm = {f.name for f in fields(AdvDMConfig)}
-            bad = sorted(set(advdm) - known_advdm)
-            if bad:
-                raise ConfigError(f"unknown `advdm` keys {bad}; known: {sorted(known_advdm)}")
-            data["advdm"] = AdvDMConfig(**advdm)
-        return cls(**data)
+        """Build from plain data (e.g. YAML) with `dmsec.config`'s loader: unknown keys, here or
+        under `advdm`, are errors naming the dotted key."""
+        return from_mapping(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,7 +179,7 @@ def finish_job(
             "t_max": "T - 1 of the base" if config.advdm.t_max is None else config.advdm.t_max,
         },
         "runner": runner,
-        "versions": _versions(),
+        "versions": package_versions(),
         "images": len(status),
         "protected": status.count("ok"),
         "errors": status.count("error"),
@@ -214,21 +204,6 @@ def summarise(manifest: pa.Table) -> str:
         f"mean PSNR {mean('psnr'):.2f} dB, SSIM {mean('ssim'):.4f}, "
         f"training loss {mean('loss_clean'):.4f} -> {mean('loss_protected'):.4f}"
     )
-
-
-def _versions() -> dict[str, str]:
-    import diffusers
-    import torch
-
-    from dmsec import __version__ as dmsec_version
-
-    return {
-        "dmsec": str(dmsec_version),
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "pyarrow": pa.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def error_sources(manifest: pa.Table) -> Sequence[tuple[str, str]]:

@@ -42,8 +42,8 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-from dmsec.match.errors import ImageDecodeError
-from dmsec.match.images import DecodeLimits
+from dmsec.errors import ImageDecodeError
+from dmsec.images import DecodeLimits
 from dmsec.models.loading import load_model
 from dmsec.protect.base import ProtectionResult, protector_class
 from dmsec.protect.io import (

@@ -18,9 +18,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from dmsec.match.storage import is_s3
 from dmsec.results.schema import PARTITION, TABLES, schema_of
 from dmsec.results.store import ResultsError, ResultsStore
+from dmsec.storage import is_s3
 
 SCANS_SCHEMA = pa.schema(
     [

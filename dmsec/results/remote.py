@@ -21,8 +21,8 @@ conditional PUT (`If-None-Match: *`), which S3 (and S3-compatible stores that su
 conditional writes) refuses when the object exists. A lock left by a crashed scan is taken over
 after `stale_after_s` (default 6 h); `dmsec` never deletes another live scan's lock.
 
-Credentials and the endpoint come from the environment as for the registry
-(`dmsec.match.storage`: `DMSEC_S3_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` for S3-compatible stores).
+Credentials and the endpoint follow `dmsec.storage`'s one rule, as for the registry and hub
+sources (`DMSEC_S3_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` for S3-compatible stores).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from dmsec.match.storage import ENDPOINT_ENV_VARS, is_s3, s3_filesystem
 from dmsec.results.schema import PARTITION, TABLES
 from dmsec.results.store import _PART, ResultsError, ResultsStore
+from dmsec.storage import is_s3, s3_client, s3_endpoint, s3_filesystem
 
 LOCK_NAME = ".lock"
 
@@ -52,10 +52,6 @@ def default_mirror_dir(uri: str) -> Path:
     cache = Path(os.environ.get("DMSEC_CACHE", Path.home() / ".cache" / "dmsec"))
     bucket = urlparse(uri).netloc
     return cache / "results-mirror" / f"{bucket}-{hashlib.sha256(uri.encode()).hexdigest()[:10]}"
-
-
-def _endpoint() -> str | None:
-    return next((os.environ[v] for v in ENDPOINT_ENV_VARS if os.environ.get(v)), None)
 
 
 class S3Results:
@@ -75,7 +71,7 @@ class S3Results:
         self.uri = uri.rstrip("/")
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
-        self.endpoint_url = endpoint_url or _endpoint()
+        self.endpoint_url = s3_endpoint(endpoint_url)
         self.fs = s3_filesystem(self.endpoint_url)
         self.store = ResultsStore(mirror or default_mirror_dir(self.uri))
         self.stale_after_s = stale_after_s
@@ -106,9 +102,7 @@ class S3Results:
 
     # -- the writer lock -----------------------------------------------------------------------
     def _client(self):  # boto3: pyarrow has no conditional PUT
-        import boto3
-
-        return boto3.client("s3", endpoint_url=self.endpoint_url)
+        return s3_client(self.endpoint_url)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from dmsec.match.storage import is_s3
 from dmsec.results.query import connect, latest_scan_id, readable
 from dmsec.results.store import ResultsError, ResultsStore, atomic_write_bytes
+from dmsec.storage import is_s3
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:70rem}

@@ -1,49 +1,31 @@
-"""Choosing the executor a scan runs its stages with: Ray (`pipelines/scan.py`) or in-process.
+"""The executors a scan runs its stages with, by name: `local` (this process) or `ray`.
 
-`dmsec/` never imports Ray. The Ray executor lives in `pipelines/scan.py`, found beside the
-`dmsec` package (a source checkout or editable install) or under `$DMSEC_PIPELINES`, and loaded
-from its path only when a scan asks for it.
+`ray` is `dmsec_pipelines.scan.ray_executor` (Ray Data actor pools), reached through the Ray job
+table `dmsec.jobs` and imported only when a scan asks for it: `dmsec/` never imports Ray.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from dmsec.errors import ConfigError
-from dmsec.scan.config import ScanConfig
-from dmsec.scan.runner import Executor
+from dmsec.jobs import ray_job
+from dmsec.scan.config import EXECUTORS
+from dmsec.scan.records import ScanItem
+from dmsec.scan.resolve import ResolvedScan
 
-PIPELINES_ENV = "DMSEC_PIPELINES"
-
-
-def pipelines_dir() -> Path:
-    """`$DMSEC_PIPELINES`, else the `pipelines/` folder beside the `dmsec` package."""
-    env = os.environ.get(PIPELINES_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "pipelines"
+#: (items, resolved scan, staging folder) -> finished items, in any order
+Executor = Callable[[list[ScanItem], ResolvedScan, Path], Iterable[ScanItem]]
 
 
-def ray_executor() -> Executor:
-    """`pipelines/scan.py`'s `ray_executor`, loaded from its file."""
-    path = pipelines_dir() / "scan.py"
-    if not path.is_file():
-        raise ConfigError(
-            f"`run.executor` ray needs {path} (set ${PIPELINES_ENV} to the pipelines folder), "
-            "or use `--set run.executor=local`"
-        )
-    spec = importlib.util.spec_from_file_location("dmsec_pipelines_scan", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    executor: Executor = module.ray_executor
-    return executor
-
-
-def executor_for(config: ScanConfig) -> Executor:
-    """The executor `config.run.executor` names."""
-    if config.run.executor == "local":
+def executor_named(name: str) -> Executor:
+    """The executor `name` (one of `EXECUTORS`)."""
+    if name == "local":
         from dmsec.scan.local import local_executor
 
         return local_executor
-    return ray_executor()
+    if name == "ray":
+        executor: Executor = ray_job("scan").ray_executor
+        return executor
+    raise ConfigError(f"`run.executor` must be one of {EXECUTORS}; got {name!r}")

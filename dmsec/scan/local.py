@@ -9,20 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from dmsec.scan.authenticate import AuthenticateStage
-from dmsec.scan.extract import ExtractStage
-from dmsec.scan.match import MatchStage
-from dmsec.scan.pull import PullStage
 from dmsec.scan.records import ScanItem
-from dmsec.scan.setup import ResolvedScan
-from dmsec.scan.stage import Stage
-
-STAGE_CLASSES: dict[str, type[Stage]] = {
-    "pull": PullStage,
-    "extract": ExtractStage,
-    "match": MatchStage,
-    "authenticate": AuthenticateStage,
-}
+from dmsec.scan.resolve import ResolvedScan
+from dmsec.scan.stages import STAGE_CLASSES, Stage
 
 
 def build_stages(resolved: ResolvedScan, staging: Path) -> list[Stage]:

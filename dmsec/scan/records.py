@@ -1,10 +1,12 @@
-"""`ScanItem`: one checkpoint's state as it flows through the scan's stages.
+"""`ScanItem`: one checkpoint's state as it flows through the scan's stages, and its rows.
 
 Stages exchange one column, `item`, holding each checkpoint's `ScanItem` as JSON: a stable schema
 for Ray Data whatever a stage adds, and only file paths for images (generations, evidence, the
-protected artwork), never pixels. Status moves from "pending" to "ok", "skipped" or "error"; a
+protected artwork), never pixels. What the stages find are typed records (`dmsec.scan.findings`:
+`Group`, `Candidate`, `Match`). Status moves from "pending" to "ok", "skipped" or "error"; a
 stage leaves any item that is no longer pending untouched, so a failure anywhere is carried to the
-end and becomes that checkpoint's row.
+end and becomes that checkpoint's row. `part_tables` turns finished items into the three result
+tables (`dmsec.results.schema`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+
 from dmsec.errors import DmsecError
+from dmsec.results.schema import to_table
+from dmsec.scan.findings import Candidate, Group, Match, best_cgidm_score, best_similarity
 
 STATUSES = ("pending", "ok", "skipped", "error")
 STAGES = ("pull", "extract", "match", "authenticate")
@@ -66,12 +72,14 @@ class ScanItem:
     staging_dir: str | None = None
     device: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    extract_method: str | None = None  # the extractor's name
+    extract_seed: int | None = None  # generation i started from generation_seed(this, i)
     n_samples: int = 0
     n_groups: int | None = None
     clustering_threshold: float | None = None
-    groups: list[dict[str, Any]] = field(default_factory=list)
-    candidates: list[dict[str, Any]] = field(default_factory=list)
-    matches: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    matches: list[Match] = field(default_factory=list)
     started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
 
@@ -130,7 +138,57 @@ class ScanItem:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown ScanItem fields: {sorted(unknown)}")
+        data["groups"] = [Group(**g) for g in data.get("groups", [])]
+        data["candidates"] = [Candidate(**c) for c in data.get("candidates", [])]
+        data["matches"] = [Match(**m) for m in data.get("matches", [])]
         return cls(**data)
+
+    # -- rows ----------------------------------------------------------------------------------
+    def ref_columns(self) -> dict[str, str]:
+        """scan_id, source, repo_id, revision: the columns every table starts with."""
+        return {"scan_id": self.scan_id, "source": self.ref["source"],
+                "repo_id": self.ref["repo_id"], "revision": self.ref["revision"]}  # fmt: skip
+
+    def to_row(self) -> dict[str, Any]:
+        """The `checkpoints` row of this finished item."""
+        ref = self.ref
+        return {**self.ref_columns(), "kind": ref["kind"], "base_model": ref.get("base_model"),
+                "url": ref.get("url"), "scan_config_hash": self.config_hash,
+                "status": self.status, "error_stage": self.error_stage, "error": self.error,
+                "retryable": bool(self.retryable), "n_samples": self.n_samples,
+                "n_groups": self.n_groups, "n_candidates": len(self.candidates),
+                "n_matches": len(self.matches),
+                "n_artworks": len({m.artwork_id for m in self.matches}),
+                "best_similarity": best_similarity(self.matches),
+                "best_cgidm_score": best_cgidm_score(self.matches),
+                **{f"{s}_s": float(self.timings.get(s, 0.0)) for s in STAGES},
+                "device": self.device, "started_at": _time(self.started_at),
+                "finished_at": _time(self.finished_at),
+                "ref_json": json.dumps(ref, sort_keys=True)}  # fmt: skip
+
+    def candidate_rows(self) -> list[dict[str, Any]]:
+        """The `candidates` rows of this finished item (its kept groups)."""
+        rows = (c.to_row(self.ref_columns(), self.extract_method or "", self.clustering_threshold)
+                for c in self.candidates)  # fmt: skip
+        return [r for r in rows if r is not None]
+
+    def match_rows(self) -> list[dict[str, Any]]:
+        """The `matches` rows of this finished item."""
+        rows = (m.to_row(self.ref_columns(), _time(self.finished_at)) for m in self.matches)
+        return [r for r in rows if r is not None]
+
+
+def _time(text: str | None) -> datetime:
+    return datetime.fromisoformat(text or utc_now())
+
+
+def part_tables(items: Sequence[ScanItem]) -> dict[str, pa.Table]:
+    """The three result tables for a batch of finished items."""
+    return {
+        "checkpoints": to_table("checkpoints", [it.to_row() for it in items]),
+        "candidates": to_table("candidates", [r for it in items for r in it.candidate_rows()]),
+        "matches": to_table("matches", [r for it in items for r in it.match_rows()]),
+    }
 
 
 def items_from_batch(batch: Mapping[str, Sequence[Any]]) -> list[ScanItem]:

@@ -1,6 +1,6 @@
 """The scan's driver: plan, run the stages through an executor, commit results, then the ledger.
 
-    summary = run_scan(config, executor)          # executor: local_executor or pipelines/scan.py
+    summary = run_scan(config)        # the executor `run.executor` names (dmsec.scan.executors)
 
 1. resolve the config (source, registry, hash); lock the results folder; delete orphan parts
    (results on S3: lock the bucket prefix, recover it, refill the local mirror from it);
@@ -21,27 +21,26 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dmsec.config import config_to_yaml
 from dmsec.hub import CheckpointRef, Ledger, ListFilter, source_from_uri
 from dmsec.hub.ref import parse_timestamp
-from dmsec.match.storage import is_s3
-from dmsec.results.provenance import package_versions, seeds_of
+from dmsec.provenance import package_versions
 from dmsec.results.remote import S3Results
 from dmsec.results.store import ResultsStore
-from dmsec.scan.config import ScanConfig, config_to_yaml
-from dmsec.scan.records import ScanItem, utc_now
-from dmsec.scan.rows import part_tables
-from dmsec.scan.setup import ResolvedScan, resolve_scan
+from dmsec.scan.config import ScanConfig
+from dmsec.scan.executors import Executor, executor_named
+from dmsec.scan.records import ScanItem, part_tables, utc_now
+from dmsec.scan.resolve import ResolvedScan, resolve_scan
 from dmsec.scan.summary import ScanSummary, progress_line
+from dmsec.storage import is_s3
 
 logger = logging.getLogger(__name__)
 
-#: (items, resolved scan, staging folder) -> finished items, in any order
-Executor = Callable[[list[ScanItem], ResolvedScan, Path], Iterable[ScanItem]]
 Echo = Callable[[str], None]
 Publish = Callable[[list[Path]], None]
 
@@ -106,7 +105,7 @@ class _PartWriter:
         """Commit the buffered items as one part, then mark them in the ledger."""
         if not self.buffer:
             return
-        tables = part_tables(self.buffer, self.resolved.config.extract.method)
+        tables = part_tables(self.buffer)
         counts = self.store.commit_part(self.scan_id, self.scan_date, self.part, tables)
         refs = [(CheckpointRef.from_dict(it.ref), ledger_status(it)) for it in self.buffer]
         self.ledger.mark_many(refs, self.resolved.config_hash)
@@ -140,8 +139,10 @@ def open_results(out: str, echo: Echo) -> Iterator[tuple[ResultsStore, Publish, 
         yield remote.store, remote.publish, remote.uri
 
 
-def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> ScanSummary:
-    """Run one scan end to end (see the module docstring); returns its summary."""
+def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = print) -> ScanSummary:  # fmt: skip
+    """Run one scan end to end (see the module docstring) with `executor` (default: the one
+    `config.run.executor` names); returns its summary."""
+    executor = executor or executor_named(config.run.executor)
     started = time.perf_counter()
     now = datetime.now(UTC)
     scan_id, scan_date = new_scan_id(now), f"{now:%Y-%m-%d}"
@@ -163,7 +164,7 @@ def run_scan(config: ScanConfig, executor: Executor, echo: Echo = print) -> Scan
              f"{len(items)} to scan ({summary.already_scanned} already in the ledger)")  # fmt: skip
         record: dict[str, Any] = {"scan_id": scan_id, "scan_date": scan_date, "started_at": now.isoformat(),
                   "status": "running", "config_hash": resolved.config_hash,
-                  "versions": package_versions(), "seeds": seeds_of(config),
+                  "versions": package_versions(), "seeds": resolved.seeds(),
                   "source": resolved.source_uri, "registry": resolved.registry_location}  # fmt: skip
         folder = store.write_scan_record(scan_id, record, config_to_yaml(resolved.resolved_dict()))
         publish([folder / "config.yaml", folder / "run.json"])

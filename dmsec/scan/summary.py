@@ -31,18 +31,19 @@ class ScanSummary:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, item: ScanItem) -> None:
-        """Record one finished item."""
-        scores = [m["cgidm_score"] for m in item.matches if m.get("cgidm_score") is not None]
+        """Record one finished item, as its `checkpoints` row reports it (the best similarity
+        under the match metric: the lowest Hamming distance for PDQ, the highest cosine else)."""
+        row = item.to_row()
         self.checkpoints.append(
             {
-                "repo_id": item.name,
-                "kind": item.ref.get("kind"),
-                "status": item.status,
-                "candidates": len(item.candidates),
-                "matches": len(item.matches),
-                "artworks": len({m["artwork_id"] for m in item.matches}),
-                "best_similarity": max((m["similarity"] for m in item.matches), default=None),
-                "best_cgidm": max(scores, default=None),
+                "repo_id": row["repo_id"],
+                "kind": row["kind"],
+                "status": row["status"],
+                "candidates": row["n_candidates"],
+                "matches": row["n_matches"],
+                "artworks": row["n_artworks"],
+                "best_similarity": row["best_similarity"],
+                "best_cgidm": row["best_cgidm_score"],
                 "seconds": sum(item.timings.values()),
                 "timings": dict(item.timings),
                 "error": item.error,

@@ -133,3 +133,16 @@ def test_t_max_beyond_the_schedule_and_bad_images_are_refused(tiny_unet):
         CgiDmConfig(t_max=1000).resolved(pair)
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         authenticate(pair, _images(1, (1, 8, 8)) * 2, CgiDmConfig(steps=1))
+
+
+def test_verifiers_by_name_cgidm_and_the_loss_gap_alone(tiny_unet):
+    from dmsec.authenticate import VERIFIERS
+
+    assert VERIFIERS.names() == ["cgi-dm", "loss-gap"]
+    pair, images = _full_pair(tiny_unet), _images(2, (1, 8, 8))
+    config = CgiDmConfig(steps=2, baseline_draws=4)
+    cgi = VERIFIERS.get("cgi-dm")(config).verify(pair, images)
+    gap = VERIFIERS.get("loss-gap")(config).verify(pair, images)
+    assert all(e.score is not None and e.recovered_image is not None for e in cgi)
+    assert all(e.score is None and e.recovered_image is None for e in gap)
+    assert [e.baseline_gap for e in gap] == pytest.approx([e.baseline_gap for e in cgi], abs=1e-6)

@@ -87,7 +87,7 @@ def _submit(dashboard: str, setup, out: str) -> str:
                    "excludes": [".venv", ".git", "results", ".mypy_cache", ".devcache", "notebooks", "tests"]}  # fmt: skip
     entry = [sys.executable, "-m", "dmsec.cli", "scan", "--config", "configs/scan.yaml",
              "--source", str(hub), "--registry", registry, "--out", out,
-             "--set", f"pull.cache_dir={base / 'hub-cache'}", "--set", "extract.n_samples=64",
+             "--set", f"run.cache_dir={base / 'hub-cache'}", "--set", "extract.n_samples=64",
              "--set", "authenticate.steps=10", "--set", "authenticate.baseline_draws=4",
              "--set", "results.flush_every=1", "--set", "run.cpus_per_actor=0.6"]  # fmt: skip
     cmd = [RAY, "job", "submit", "--address", dashboard, "--submission-id", sid, "--no-wait",

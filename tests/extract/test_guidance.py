@@ -114,3 +114,19 @@ def test_extract_on_stable_diffusion_handle(tiny_sd):
     assert result.group_sizes.sum() == 4 and list(result.group_sizes) == sorted(
         result.group_sizes, reverse=True
     )
+
+
+def test_extractors_by_name_share_the_seed_rule_and_report_every_groups_members(full_pair):
+    from dmsec.extract import EXTRACTORS, DirectSampling, FineXtract, generation_seed
+
+    assert EXTRACTORS.names() == ["baseline", "finextract"]
+    assert (
+        EXTRACTORS.get("finextract") is FineXtract and EXTRACTORS.get("baseline") is DirectSampling
+    )
+    config = ExtractConfig(w=1.5, k=0.0, n_groups=2, **CFG)
+    result = extract(full_pair, config)
+    assert torch.equal(result.samples, generate(full_pair, config, "finextract"))
+    assert [len(m) for m in result.members] == result.group_sizes.tolist()
+    assert sorted(int(i) for m in result.members for i in m) == list(range(CFG["n_samples"]))
+    for rep, members, seed in zip(result.sample_indices, result.members, result.seeds, strict=True):
+        assert rep in members and seed == generation_seed(CFG["seed"], rep) == CFG["seed"] + rep

@@ -108,7 +108,7 @@ def test_registry_knows_every_builtin_and_rejects_duplicates() -> None:
         name = "hf"
         schemes = ("impostor",)
 
-    with pytest.raises(ConfigError, match="already taken"):
+    with pytest.raises(ConfigError, match="already registered"):
         register_source(Impostor)
     with pytest.raises(ConfigError, match="unknown hub source"):
         get_source_class("nope")

@@ -50,6 +50,18 @@ def test_lists_the_zoo_like_the_local_source(
     assert refs[f"{prefix}/lora-3"].url == f"s3://{prefix}/lora-3"
 
 
+def test_source_uri_alone_follows_the_one_endpoint_rule(
+    zoo: Path, s3_bucket: tuple, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`DMSEC_S3_ENDPOINT_URL` points hub sources where it points the registry and results."""
+    client, bucket = s3_bucket
+    upload_tree(client, bucket, zoo, "zoo")
+    monkeypatch.setenv("DMSEC_S3_ENDPOINT_URL", moto_endpoint)
+    source = source_from_uri(f"s3://{bucket}/zoo")
+    assert source.endpoint_url == moto_endpoint
+    assert f"{bucket}/zoo/base" in {r.repo_id for r in source.list(ALL)}
+
+
 def test_listing_pages_through_the_paginator(
     zoo: Path, s3_bucket: tuple, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

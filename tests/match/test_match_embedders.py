@@ -14,6 +14,7 @@ import pytest
 from artwork_factory import COPY_TRANSFORMS, png_bytes
 from PIL import Image
 
+from dmsec.images import DecodeLimits, decode_untrusted_image
 from dmsec.match.dense import model_fingerprint
 from dmsec.match.embedder import (
     Embedder,
@@ -23,14 +24,13 @@ from dmsec.match.embedder import (
     register_embedder,
 )
 from dmsec.match.errors import EmbedderError
-from dmsec.match.images import DecodeLimits, decode_one
 from dmsec.match.pdq import PdqEmbedder, from_hex, to_hex
 from dmsec.match.zoo import ZooEmbedder
 
 
 def pixels(images: list[Image.Image]) -> list[np.ndarray]:
     """Decode PIL images to the canonical RGB arrays embedders take."""
-    return [decode_one(im, i, DecodeLimits()).pixels for i, im in enumerate(images)]
+    return [decode_untrusted_image(im, i, DecodeLimits()).pixels for i, im in enumerate(images)]
 
 
 def matches(e: Embedder, a: np.ndarray, b: np.ndarray, threshold: float) -> np.ndarray:
@@ -182,7 +182,7 @@ def test_zoo_equals_metrics_zoo_embedding_on_tensors() -> None:
     images, _ = load_digit_images()
     batch = images[:4]  # (4, 1, 16, 16) in [0, 1], the zoo's layout
     ours = ZooEmbedder().embed(
-        [decode_one(x, i, DecodeLimits()).pixels for i, x in enumerate(batch)]
+        [decode_untrusted_image(x, i, DecodeLimits()).pixels for i, x in enumerate(batch)]
     )
     np.testing.assert_allclose(ours, zoo_embedding(torch.as_tensor(batch)), atol=1e-5)
 

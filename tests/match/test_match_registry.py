@@ -11,6 +11,7 @@ import torch
 from artwork_factory import COPY_TRANSFORMS, draw_artwork, jpeg_bytes, png_bytes
 from PIL import Image
 
+from dmsec.errors import ImageDecodeError
 from dmsec.match import (
     EmbedderError,
     IndexPolicy,
@@ -18,7 +19,6 @@ from dmsec.match import (
     RegistryError,
     hits_to_table,
 )
-from dmsec.match.errors import ImageDecodeError
 from dmsec.match.faiss_index import VectorIndex
 from dmsec.match.records import artworks_schema
 

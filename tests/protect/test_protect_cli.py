@@ -45,7 +45,7 @@ def test_cli_errors_name_the_field(image_folder, tmp_path, tiny_model_dir):
     bad_eps = CliRunner().invoke(
         main, _args(image_folder, tmp_path / "o", tiny_model_dir, "--eps", "2")
     )
-    assert bad_eps.exit_code != 0 and "`eps` must be in (0, 1]; got 2" in bad_eps.output
+    assert bad_eps.exit_code != 0 and "`advdm.eps` must be in (0, 1]; got 2" in bad_eps.output
     not_a_budget = CliRunner().invoke(
         main, _args(image_folder, tmp_path / "o", tiny_model_dir, "--eps", "x/2")
     )
@@ -59,4 +59,4 @@ def test_cli_errors_name_the_field(image_folder, tmp_path, tiny_model_dir):
     unknown = CliRunner().invoke(
         main, _args(image_folder, tmp_path / "o", tiny_model_dir, "--config", str(config))
     )
-    assert unknown.exit_code != 0 and "unknown `advdm` keys ['epsilon']" in unknown.output
+    assert unknown.exit_code != 0 and "unknown key `advdm.epsilon`" in unknown.output

@@ -120,11 +120,11 @@ def test_job_config_validation_names_the_field(tmp_path, tiny_model_dir):
         "out_dir": str(tmp_path / "out"),
         "base": str(tiny_model_dir),
     }
-    with pytest.raises(ConfigError, match=r"unknown job config keys \['epsilon'\]"):
+    with pytest.raises(ConfigError, match="unknown key `epsilon`"):
         ProtectJobConfig.from_dict({**base, "epsilon": 0.1})
-    with pytest.raises(ConfigError, match=r"unknown `advdm` keys \['strength'\]"):
+    with pytest.raises(ConfigError, match="unknown key `advdm.strength`"):
         ProtectJobConfig.from_dict({**base, "advdm": {"strength": 3}})
-    with pytest.raises(ConfigError, match="`eps` must be in"):
+    with pytest.raises(ConfigError, match="`advdm.eps` must be in"):
         ProtectJobConfig.from_dict({**base, "advdm": {"eps": 2}})
     with pytest.raises(ConfigError, match="`out_dir` must not be `in_dir` or nested"):
         ProtectJobConfig.from_dict({**base, "out_dir": str(tmp_path / "in" / "protected")})

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 
+from dmsec.jobs import ray_job
 from dmsec.protect import AdvDMConfig
 from dmsec.protect.job import ProtectJobConfig, run_local
 
 ray = pytest.importorskip("ray")
-
-PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "protect.py"
 
 
 @pytest.fixture(scope="module")
@@ -24,13 +21,6 @@ def ray_cluster():
     ray.shutdown()
 
 
-def _pipeline():
-    spec = importlib.util.spec_from_file_location("protect_pipeline", PIPELINE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.ray
 def test_ray_job_isolates_failures_and_matches_the_local_run(
     ray_cluster, image_folder, tmp_path, tiny_model_dir
@@ -39,7 +29,7 @@ def test_ray_job_isolates_failures_and_matches_the_local_run(
         return ProtectJobConfig(in_dir=str(image_folder), out_dir=str(out), base=str(tiny_model_dir),
                                 advdm=AdvDMConfig(eps=8 / 255, steps=3, eval_draws=2), batch_size=2)  # fmt: skip
 
-    on_ray = _pipeline().run(job(tmp_path / "ray"), progress=False)
+    on_ray = ray_job("protect").run(job(tmp_path / "ray"), progress=False)
     local = run_local(job(tmp_path / "local"), progress=False)
     rows = {r["source"]: r for r in on_ray.to_pylist()}
     assert (

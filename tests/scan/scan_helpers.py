@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +57,11 @@ def scan_config(hub: Path, registry: Path, out: Path, cache: Path, **sections: d
     data: dict[str, Any] = {
         "source": {"uri": str(hub)},
         "registry": {"location": str(registry)},
-        "pull": {"cache_dir": str(cache)},
         "results": {"out": str(out)},
     }
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
+    data.setdefault("run", {}).setdefault("cache_dir", str(cache))
     return config_from_dict(data)
 
 
@@ -75,3 +79,88 @@ def crashing_after(n: int):
             yield item
 
     return executor
+
+
+# -- dmsec as `pip install <repo>` gives it ----------------------------------------------------
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "dmsec", "pipelines")
+
+
+def run_checked(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> str:
+    """stdout of a command that must succeed (its output tails are the failure message)."""
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{args[:3]} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def _wheel(tmp: Path, env: dict[str, str]) -> Path:
+    """A wheel built from a clean copy of the package sources (no build/ in the checkout)."""
+    src = tmp / "src"
+    src.mkdir()
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(ROOT / name, src / name)
+    run_checked([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                 "--no-index", "-q", "-w", str(tmp / "dist"), str(src)], tmp, env)  # fmt: skip
+    (wheel,) = (tmp / "dist").glob("dmsec-*.whl")
+    return wheel
+
+
+def installed_venv(tmp: Path, env: dict[str, str]) -> Path:
+    """A fresh venv at `tmp/venv` with dmsec from a wheel of this checkout installed (not
+    editable), so `dmsec` and `dmsec_pipelines` load from its own site-packages, never from the
+    checkout. The dependencies (torch, ray, ...) are not installed again: a `.pth` file puts this
+    interpreter's site-packages after the venv's own (nothing is downloaded)."""
+    wheel = _wheel(tmp, env)
+    venv = tmp / "venv"
+    run_checked([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp, env)
+    python = venv / "bin" / "python"
+    run_checked([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
+                 "--no-index", "-q", str(wheel)], tmp, env)  # fmt: skip
+    site = run_checked([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp, env).strip()  # fmt: skip
+    (Path(site) / "zz_dmsec_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # fmt: skip
+    return venv
+
+
+# -- the golden findings: a canonical projection of a scan's tables ---------------------------
+GOLDEN = Path(__file__).with_name("golden_findings.json")
+_DROPPED = {
+    # per run or per machine: ids of the run, times, where files were, which device
+    "scan_id", "revision", "url", "ref_json", "started_at", "finished_at", "matched_at",
+    "pull_s", "extract_s", "match_s", "authenticate_s", "device", "artwork_source_uri",
+    # derived from the config hash (the config's shape is not a finding); rows are keyed by
+    # what these ids stand for instead: (repo_id, rank) and (repo_id, rank, artwork_id)
+    "scan_config_hash", "candidate_id", "match_id",
+}  # fmt: skip
+
+
+def _canonical_value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "sha256:" + hashlib.sha256(value).hexdigest()
+    if isinstance(value, float):
+        return float.hex(value)  # exact: the projection compares bits, not rounded values
+    return value
+
+
+def canonical_projection(out: Path, hub: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every committed row of the three tables at `out`, without what changes from run to run
+    (see `_DROPPED`), images as sha256 of their PNG bytes, floats exactly (hex), rows sorted by
+    what they are about; `hub`'s path is replaced by "<hub>" in error messages."""
+    import pyarrow.parquet as pq
+
+    keys = {"checkpoints": ("repo_id",), "candidates": ("repo_id", "rank"),
+            "matches": ("repo_id", "candidate_rank", "artwork_id")}  # fmt: skip
+    projection: dict[str, list[dict[str, Any]]] = {}
+    for table, key in keys.items():
+        rows = []
+        for row in pq.read_table(out / table).to_pylist():
+            row.pop("scan_date", None)
+            kept = {k: _canonical_value(v) for k, v in sorted(row.items()) if k not in _DROPPED}
+            for k, v in kept.items():
+                if isinstance(v, str):
+                    kept[k] = v.replace(str(hub), "<hub>")
+            rows.append(kept)
+        projection[table] = sorted(rows, key=lambda r: tuple(r[k] for k in key))
+    return projection

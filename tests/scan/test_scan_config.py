@@ -41,7 +41,19 @@ def test_set_overrides_are_yaml_values_and_type_checked():
     ("override", "message"),
     [
         ("extract.n_samples=0", "`extract.n_samples` must be >= 1"),
-        ("extract.method=magic", "`extract.method` must be one of"),
+        ("methods.extractor=magic", "`methods.extractor` must be one of"),
+        ("methods.verifier=magic", "`methods.verifier` must be one of"),
+        ("extract.top_k=3", "`extract.top_k` must be null in a scan"),
+        (
+            "extract.defaults=sd3",
+            "`extract.defaults` must be a list of \\[kind, w, k\\] or a preset",
+        ),
+        ("extract.defaults=[[full, 1.5]]", "`extract.defaults\\[0\\]` must have 3 items"),
+        (
+            "authenticate.pretrained_condition=both",
+            "`authenticate.pretrained_condition` must be one of",
+        ),
+        ("pull.max_file_bytes=0", "`pull.max_file_bytes` must be a positive int"),
         ("source.kinds=[base]", "`source.kinds` must be a non-empty subset"),
         ("source.since=yesterday", "`source.since` must be an ISO date"),
         ("run.executor=spark", "`run.executor` must be one of"),
@@ -59,7 +71,27 @@ def test_guidance_presets():
     from dmsec.extract import PAPER_DEFAULTS
     from dmsec.zoo.config import ZOO_GUIDANCE
 
-    zoo = dict((k, (w, kk)) for k, w, kk in ScanConfig().extract.guidance_table())
-    assert zoo == ZOO_GUIDANCE
-    paper = load_scan_config(None, ["extract.guidance=paper"]).extract.guidance_table()
-    assert dict((k, (w, kk)) for k, w, kk in paper) == PAPER_DEFAULTS
+    assert {k: (w, kk) for k, w, kk in ScanConfig().extract.defaults} == ZOO_GUIDANCE
+    paper = load_scan_config(None, ["extract.defaults=paper"]).extract.defaults
+    assert {k: (w, kk) for k, w, kk in paper} == PAPER_DEFAULTS
+    explicit = load_scan_config(None, ["extract.defaults=[[full, 2, 0], [lora, 3, -0.1]]"])
+    assert explicit.extract.defaults == (("full", 2.0, 0.0), ("lora", 3.0, -0.1))
+
+
+def test_sections_are_the_library_configs_stages_take_as_they_are(tmp_path):
+    """No copies: what a stage is built with is the section object itself."""
+    from dmsec.authenticate import CgiDmConfig
+    from dmsec.extract import ExtractConfig
+    from dmsec.hub import PullPolicy
+    from dmsec.scan.resolve import ResolvedScan
+
+    c = load_scan_config(None, ["extract.n_samples=9", "authenticate.steps=7", "pull.allow_pickle=true"])  # fmt: skip
+    assert isinstance(c.pull, PullPolicy) and isinstance(c.extract, ExtractConfig)
+    assert isinstance(c.authenticate, CgiDmConfig)
+    assert c.extract.steps == 25 and c.authenticate.baseline_draws == 32  # the scan's defaults kept
+    resolved = ResolvedScan(c, "hub", None, "reg", 0.9, "h")
+    assert resolved.stage_kwargs("pull", tmp_path)["policy"] is c.pull
+    assert resolved.stage_kwargs("extract", tmp_path)["config"] is c.extract
+    assert resolved.stage_kwargs("authenticate", tmp_path)["config"] is c.authenticate
+    assert resolved.stage_kwargs("match", tmp_path)["settings"] is c.match
+    assert c.replace(run={"executor": "local"}).run.executor == "local"

@@ -1,6 +1,8 @@
-"""The scan end to end under local Ray, through `dmsec scan`, on a copy of the small zoo with a
-corrupt checkpoint added: findings, isolation, idempotent rerun, readable Parquet, the report in
-real headless Chromium, and the analyst notebook executed on the results.
+"""The scan end to end under local Ray, through `dmsec scan` as `pip install <repo>` gives it (a
+wheel installed, not editable, into a fresh venv; run from a folder outside the checkout), on a
+copy of the small zoo with a corrupt checkpoint added: the same findings as before the redesign
+(#22), isolation, idempotent rerun, readable Parquet, the report in real headless Chromium, and
+the analyst notebook executed on the results.
 
 The default scan settings are used (256 generations x 25 DDIM steps per checkpoint), except
 CGI-DM with 50 PGD steps instead of 200 to bound the test's time: its efficacy is shown in
@@ -9,6 +11,7 @@ tests/authenticate; here it must run on every match and fill the evidence column
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -19,8 +22,14 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
-from scan_helpers import add_truncated_lora, make_hub
+from scan_helpers import (
+    GOLDEN,
+    add_truncated_lora,
+    canonical_projection,
+    installed_venv,
+    make_hub,
+    run_checked,
+)
 
 from dmsec.results.schema import SCHEMAS
 from dmsec.results.store import ResultsStore
@@ -32,26 +41,35 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[2]
 
 
-def _scan(hub: Path, registry: Path, out: Path, cache: Path) -> str:
-    from dmsec.results.cli import scan
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return {**env, "RAY_AUTH_MODE": "disabled"}
 
-    args = ["--source", str(hub), "--registry", str(registry), "--out", str(out),
-            "--set", f"pull.cache_dir={cache}", "--set", "authenticate.steps=50"]  # fmt: skip
-    result = CliRunner().invoke(scan, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
+
+def _scan(venv: Path, cwd: Path, hub: Path, registry: Path, out: Path, cache: Path) -> str:
+    args = [str(venv / "bin" / "dmsec"), "scan", "--source", str(hub), "--registry", str(registry),
+            "--out", str(out), "--set", f"run.cache_dir={cache}", "--set", "authenticate.steps=50"]  # fmt: skip
+    return run_checked(args, cwd, _env())
 
 
 @pytest.fixture(scope="module")
 def scanned(small_zoo, zoo_registry, tmp_path_factory):
-    """(results folder, CLI output, corrupt checkpoint's repo id) of one scan."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    """(results folder, CLI output, corrupt checkpoint's repo id, hub, registry, cache, venv) of
+    one scan by the installed `dmsec`, run in a folder outside the checkout."""
     base = tmp_path_factory.mktemp("ray-scan")
+    venv = installed_venv(base, _env())
     hub = make_hub(base / "hub", small_zoo)
     corrupt = add_truncated_lora(hub, small_zoo)
     out = base / "results"
-    output = _scan(hub, zoo_registry, out, base / "cache")
-    return out, output, corrupt, hub, zoo_registry, base / "cache"
+    output = _scan(venv, base, hub, zoo_registry, out, base / "cache")
+    return out, output, corrupt, hub, zoo_registry, base / "cache", venv
+
+
+def test_the_scan_ran_from_the_wheel_not_the_checkout(scanned):
+    venv = scanned[6]
+    code = "import dmsec, dmsec_pipelines.scan as s; print(dmsec.__file__); print(s.__file__)"
+    where = run_checked([str(venv / "bin" / "python"), "-c", code], venv.parent, _env()).split()
+    assert len(where) == 2 and all(Path(p).is_relative_to(venv) for p in where), where
 
 
 def _checkpoints(out: Path) -> dict[str, dict]:
@@ -137,11 +155,26 @@ def test_notebook_answers_the_analysts_questions(scanned, run_notebook):
     assert "owner of" in text and "first_seen" in text
 
 
+def test_findings_equal_the_golden_projection(scanned):
+    """No behaviour change: the tables equal those main wrote before the scan's redesign (#22),
+    captured with `DMSEC_WRITE_GOLDEN=1 pytest tests/scan/test_scan_ray.py -k golden`."""
+    out, hub = scanned[0], scanned[3]
+    projection = canonical_projection(out, hub)
+    if os.environ.get("DMSEC_WRITE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(projection, indent=1, sort_keys=True) + "\n")
+        pytest.fail(f"wrote {GOLDEN}; rerun without DMSEC_WRITE_GOLDEN to compare")
+    golden = json.loads(GOLDEN.read_text())
+    for table in ("checkpoints", "candidates", "matches"):
+        assert len(projection[table]) == len(golden[table]), table
+        for got, want in zip(projection[table], golden[table], strict=True):
+            assert got == want, f"{table}: {got} != {want}"
+
+
 def test_rerun_adds_nothing(scanned):
-    out, _, _, hub, registry, cache = scanned
+    out, _, _, hub, registry, cache, venv = scanned
     before = {t: pq.read_table(out / t).num_rows for t in SCHEMAS}
     files = sorted(p for p in out.rglob("*.parquet") if "registry" not in p.parts and p.name != "ledger.parquet")  # fmt: skip
-    output = _scan(hub, registry, out, cache)
+    output = _scan(venv, out.parent, hub, registry, out, cache)
     assert "0 to scan" in output and "nothing new" in output
     assert {t: pq.read_table(out / t).num_rows for t in SCHEMAS} == before
     assert sorted(p for p in out.rglob("*.parquet") if "registry" not in p.parts and p.name != "ledger.parquet") == files  # fmt: skip

@@ -44,7 +44,7 @@ def test_scan_to_s3_survives_a_crash_and_a_fresh_machine(small_zoo, bucket, tmp_
     build_zoo_registry(small_zoo.root, registry)
     out = f"s3://{bucket}/scans"
     config = scan_config(hub, registry, out, tmp_path / "cache",  # type: ignore[arg-type]
-                         extract={"n_samples": 64}, authenticate={"enabled": False},
+                         extract={"n_samples": 64}, methods={"verifier": None},
                          results={"flush_every": 1}, run={"executor": "local"})  # fmt: skip
     monkeypatch.setenv("DMSEC_CACHE", str(tmp_path / "machine-1"))
     with pytest.raises(Crash):

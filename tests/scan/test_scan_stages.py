@@ -20,12 +20,13 @@ from scan_helpers import (
 from dmsec.errors import CheckpointError
 from dmsec.hub.source import HubError
 from dmsec.images import save_png
-from dmsec.scan.extract import sample_name
+from dmsec.scan.config import MatchSettings
+from dmsec.scan.findings import Group
 from dmsec.scan.local import local_executor
-from dmsec.scan.match import MatchStage
 from dmsec.scan.records import ScanItem, batch_from_items
 from dmsec.scan.runner import run_scan
-from dmsec.scan.stage import Stage
+from dmsec.scan.stages import MatchStage, Stage
+from dmsec.scan.stages.extract import sample_name
 
 REF = {"source": "local", "repo_id": "a/b", "revision": "r1", "kind": "full", "base_model": "base"}
 
@@ -61,21 +62,22 @@ def test_match_searches_group_members_not_only_representatives(small_zoo, zoo_re
     noise = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     for i, image in enumerate([noise[0], copy, noise[1], noise[2]]):
         save_png(image, tmp_path / sample_name(i))
-    item = ScanItem(
-        ref=dict(REF), scan_id="s", config_hash="h", staging_dir=str(tmp_path), n_samples=4
-    )
-    item.groups = [
-        {"rank": 0, "size": 2, "score": 0.5, "representative": 0, "seed": 0, "members": [0, 1]},
-        {"rank": 1, "size": 2, "score": 0.5, "representative": 2, "seed": 2, "members": [2, 3]},
-    ]
-    MatchStage(str(zoo_registry), top_k=1, members=True).run([item])
+    item = ScanItem(ref=dict(REF), scan_id="s", config_hash="h", staging_dir=str(tmp_path),
+                    n_samples=4, extract_seed=0)  # fmt: skip
+    item.groups = [Group(0, 2, 0.5, representative=0, seed=0, members=[0, 1]),
+                   Group(1, 2, 0.5, representative=2, seed=2, members=[2, 3])]  # fmt: skip
+    MatchStage(str(zoo_registry), settings=MatchSettings(top_k=1, members=True)).run([item])
     assert len(item.matches) == 1
     m = item.matches[0]
-    assert (m["candidate_rank"], m["sample_index"], m["seed"], m["support"]) == (0, 1, 1, 1)
-    assert m["artwork_source_uri"] == str((small_zoo.root / protected.train_images[0]).resolve())
-    assert Path(m["artwork_path"]).is_file() and [c["rank"] for c in item.candidates] == [0]
+    assert (m.candidate_rank, m.sample_index, m.seed, m.support) == (0, 1, 1, 1)
+    assert m.artwork_source_uri == str((small_zoo.root / protected.train_images[0]).resolve())
+    assert m.artwork_path and Path(m.artwork_path).is_file()
+    assert [c.rank for c in item.candidates] == [0]
+    # the item survives its trip through JSON (Ray Data's `item` column) with typed records
+    again = ScanItem.from_json(item.to_json())
+    assert again == item and isinstance(again.matches[0], type(m))
     item.matches, item.candidates = [], []
-    MatchStage(str(zoo_registry), top_k=1, members=False).run([item])
+    MatchStage(str(zoo_registry), settings=MatchSettings(top_k=1, members=False)).run([item])
     assert item.matches == []  # representatives alone miss the copy
 
 
@@ -88,7 +90,7 @@ def test_local_executor_end_to_end_with_broken_checkpoints(small_zoo, zoo_regist
     config = scan_config(hub, zoo_registry, tmp_path / "out", tmp_path / "cache",
                          extract={"n_samples": 64}, authenticate={"steps": 5, "baseline_draws": 4},
                          run={"executor": "local"})  # fmt: skip
-    summary = run_scan(config, local_executor, echo=lambda _: None)
+    summary = run_scan(config, echo=lambda _: None)  # run.executor local
     rows = {r["repo_id"]: r for r in pq.read_table(tmp_path / "out" / "checkpoints").to_pylist()}
     assert set(rows) == {heavy, control, truncated, misfit}
     assert (rows[truncated]["status"], rows[truncated]["error_stage"]) == ("error", "pull")
@@ -107,7 +109,7 @@ def test_crash_then_rerun_loses_and_duplicates_nothing(small_zoo, zoo_registry, 
     hub = make_hub(tmp_path / "hub", small_zoo)
     out = tmp_path / "out"
     config = scan_config(hub, zoo_registry, out, tmp_path / "cache",
-                         extract={"n_samples": 8, "steps": 3}, authenticate={"enabled": False},
+                         extract={"n_samples": 8, "steps": 3}, methods={"verifier": None},
                          results={"flush_every": 1}, run={"executor": "local"})  # fmt: skip
     with pytest.raises(Crash):
         run_scan(config, crashing_after(2), echo=lambda _: None)

@@ -10,13 +10,13 @@ model in the same source) is pulled too; every fine-tune needs it as the pair's 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from dmsec.errors import CheckpointError
 from dmsec.hub import CheckpointRef, Puller, PullPolicy, source_from_uri
 from dmsec.hub.source import HubError, RefNotFoundError
 from dmsec.scan.records import ScanItem
-from dmsec.scan.stage import Stage
+from dmsec.scan.stages.base import Stage
 
 
 class PullStage(Stage):
@@ -28,10 +28,10 @@ class PullStage(Stage):
         self,
         source_uri: str,
         cache_dir: str | None = None,
-        policy: dict[str, Any] | None = None,
+        policy: PullPolicy | None = None,
     ) -> None:
         self.source = source_from_uri(source_uri)
-        self.puller = Puller(Path(cache_dir) if cache_dir else None, PullPolicy(**(policy or {})))
+        self.puller = Puller(Path(cache_dir) if cache_dir else None, policy or PullPolicy())
         self._bases: dict[str, tuple[str, str]] = {}
 
     def process(self, item: ScanItem) -> None:

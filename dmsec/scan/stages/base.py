@@ -1,6 +1,7 @@
 """The stage protocol: a callable class built once per worker, called on batches of items.
 
-    stage = ExtractStage(**kwargs)            # loads what it needs (models, the registry) once
+    stage = ExtractStage(**kwargs)            # loads what it needs (models, the registry) once;
+                                              # kwargs: the library's own configs, from ResolvedScan
     batch = stage({"item": [json, ...]})      # Ray Data's map_batches, a unit test or a loop
 
 `process(item)` does one checkpoint's work; any exception it raises ends that item as an error of

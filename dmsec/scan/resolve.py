@@ -1,26 +1,27 @@
-"""Resolving a scan config into what runs: the source, the registry, the config hash, stage kwargs.
+"""Resolving a scan config into what runs: the source, the registry, the config hash, the stages.
 
 `resolve_scan(config)` turns `zoo:small` into the built zoo's folder (training it on first use),
 opens the registry (creating `<out>/registry` from the zoo's protected training images when the
 source is a zoo and no registry location is given), fixes the match threshold, and hashes the
-settings that change a checkpoint's findings (extract, match, authenticate, registry, pull
-policy, schema version). That hash keys the ledger: changing any of those rescans everything;
-changing where or how the scan runs (`run`, `results`, `source`) does not.
+settings that change a checkpoint's findings (pull policy, extract, methods, match, authenticate,
+registry, schema version). That hash keys the ledger: changing any of those rescans everything;
+changing where or how the scan runs (`run`, `results`, `source`) does not. `stage_kwargs` hands
+each stage its part of the config: the library's own configs as they are, no copies.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dmsec.config import to_mapping
 from dmsec.errors import ConfigError
 from dmsec.hub import scan_config_hash
-from dmsec.match.storage import is_s3
 from dmsec.results.schema import SCHEMA_VERSION
 from dmsec.scan.config import ScanConfig
+from dmsec.storage import is_s3
 
 logger = logging.getLogger(__name__)
 ZOO_SCHEME = "zoo:"
@@ -40,21 +41,18 @@ class ResolvedScan:
     def stage_kwargs(self, stage: str, staging_root: str | Path, device: str | None = None) -> dict[str, Any]:  # fmt: skip
         """Constructor kwargs of stage `stage` ("pull", "extract", "match", "authenticate")."""
         c, run = self.config, self.config.run
-        device = device or run.device
+        heavy = {"device": device or run.device, "max_warm_bases": run.max_warm_bases,
+                 "torch_threads": run.torch_threads}  # fmt: skip
         if stage == "pull":
-            policy = {k: v for k, v in dataclasses.asdict(c.pull).items() if k != "cache_dir" and v is not None}  # fmt: skip
-            return {"source_uri": self.source_uri, "cache_dir": c.pull.cache_dir, "policy": policy}
+            return {"source_uri": self.source_uri, "cache_dir": run.cache_dir, "policy": c.pull}
         if stage == "extract":
-            return {"settings": dataclasses.asdict(c.extract), "staging_root": str(staging_root),
-                    "device": device, "max_warm_bases": run.max_warm_bases,
-                    "torch_threads": run.torch_threads}  # fmt: skip
+            return {"config": c.extract, "extractor": c.methods.extractor,
+                    "staging_root": str(staging_root), **heavy}  # fmt: skip
         if stage == "match":
             return {"registry_location": self.registry_location, "embedder": c.registry.embedder,
-                    "threshold": self.threshold, "top_k": c.extract.top_k,
-                    "members": c.match.members, "max_matches": c.match.max_matches_per_checkpoint}  # fmt: skip
+                    "threshold": self.threshold, "settings": c.match}  # fmt: skip
         if stage == "authenticate":
-            return {"settings": dataclasses.asdict(c.authenticate), "device": device,
-                    "max_warm_bases": run.max_warm_bases, "torch_threads": run.torch_threads}  # fmt: skip
+            return {"config": c.authenticate, "verifier": c.methods.verifier, **heavy}
         raise ConfigError(f"`stage` must be pull, extract, match or authenticate; got {stage!r}")
 
     def resolved_dict(self) -> dict[str, Any]:
@@ -63,9 +61,18 @@ class ResolvedScan:
         data["source"]["uri_resolved"] = self.source_uri
         data["registry"]["location_resolved"] = self.registry_location
         data["registry"]["threshold_resolved"] = self.threshold
-        data["extract"]["guidance_table"] = [list(t) for t in self.config.extract.guidance_table()]
         data["config_hash"] = self.config_hash
         return data
+
+    def seeds(self) -> dict[str, Any]:
+        """Every seed the scan's results depend on, with what each one drives."""
+        extract = self.config.extract
+        return {
+            "extract.seed": extract.seed,
+            "extract.generation_seeds": f"generation i starts from generation_seed({extract.seed}, i) = {extract.seed} + i, i < {extract.n_samples}",
+            "clustering.seed": 0,
+            "authenticate.seed": self.config.authenticate.seed,
+        }  # fmt: skip
 
 
 def resolve_source(uri: str) -> tuple[str, str | None]:
@@ -130,15 +137,15 @@ def resolve_scan(config: ScanConfig) -> ResolvedScan:
     location, threshold = resolve_registry(config, zoo_root)
     hashed = {
         "schema_version": SCHEMA_VERSION,
-        "extract": dataclasses.asdict(config.extract),
-        "guidance": config.extract.guidance_table(),
-        "match": dataclasses.asdict(config.match),
-        "authenticate": dataclasses.asdict(config.authenticate),
+        "pull": to_mapping(config.pull),
+        "extract": to_mapping(config.extract),
+        "methods": to_mapping(config.methods),
+        "match": to_mapping(config.match),
+        "authenticate": to_mapping(config.authenticate),
         "registry": {
             "location": config.registry.location,
             "embedder": config.registry.embedder,
             "threshold": threshold,
         },  # fmt: skip
-        "pull": {k: v for k, v in dataclasses.asdict(config.pull).items() if k != "cache_dir"},
     }
     return ResolvedScan(config, source_uri, zoo_root, location, threshold, scan_config_hash(hashed))

@@ -1,11 +1,11 @@
 """The match stage: search a checkpoint's generations in the protected-artwork registry.
 
 Every generation (or, with `members` off, each group's representative) is searched by range in
-the registry with one embedder; a hit is attributed to the FineXtract group holding that
-generation. One match per (group, artwork) is kept: its best-matching generation is the
-"recovered image", and `support` counts how many generations of the group hit that artwork.
-Candidates kept: the `top_k` largest groups plus every group with a match. For the report and for
-CGI-DM, each matched artwork's image is read from its `source_uri` (decoded under the registry's
+the registry with one embedder; a hit is attributed to the group holding that generation. One
+`Match` per (group, artwork) is kept: its closest generation (`closer`) is the "recovered image",
+and `support` counts how many generations of the group hit that artwork. `Candidate`s kept: the
+`top_k` largest groups plus every group with a match. For the report and for the verifier, each
+matched artwork's image is read from its `source_uri` (decoded as untrusted, under the registry's
 limits) and staged as a PNG of at most `ARTWORK_MAX_SIDE` pixels a side; an artwork whose source
 cannot be read keeps its match, without the image.
 """
@@ -19,12 +19,15 @@ from typing import Any, ClassVar
 
 from PIL import Image
 
-from dmsec.match import ProtectedArtworkIndex, create_embedder, load_images
-from dmsec.match.images import to_uint8
+from dmsec.extract import generation_seed
+from dmsec.images import decode_untrusted_images, rgb_to_uint8
+from dmsec.match import ProtectedArtworkIndex, create_embedder
 from dmsec.match.records import Hit
-from dmsec.scan.extract import sample_name
+from dmsec.scan.config import MatchSettings
+from dmsec.scan.findings import Candidate, Group, Match, closer
 from dmsec.scan.records import ScanItem
-from dmsec.scan.stage import Stage
+from dmsec.scan.stages.base import Stage
+from dmsec.scan.stages.extract import sample_name
 
 logger = logging.getLogger(__name__)
 ARTWORK_MAX_SIDE = 512
@@ -33,11 +36,6 @@ ARTWORK_MAX_SIDE = 512
 def short_id(*parts: object) -> str:
     """A 16-hex-digit id from parts (stable across reruns of the same scan config)."""
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16]
-
-
-def closer(metric: str, a: float, b: float) -> bool:
-    """Whether score `a` is a closer match than `b` under `metric`."""
-    return a < b if metric == "hamming" else a > b
 
 
 class MatchStage(Stage):
@@ -50,35 +48,33 @@ class MatchStage(Stage):
         registry_location: str,
         embedder: str = "zoo",
         threshold: float | None = None,
-        top_k: int = 8,
-        members: bool = True,
-        max_matches: int = 100,
+        settings: MatchSettings | None = None,
     ) -> None:
         self.registry = ProtectedArtworkIndex.open(registry_location)
         self.embedder = self.registry.embedder(embedder)
         self.threshold = self.embedder.validate_threshold(threshold)
-        self.top_k, self.members, self.max_matches = top_k, members, max_matches
+        self.settings = settings or MatchSettings()
         self.artworks = {row["id"]: row for row in self.registry.artworks().to_pylist()}
         self._pdq = _pdq_embedder()
 
     def process(self, item: ScanItem) -> None:
         folder = Path(item.staging_dir or "")
-        group_of = {m: g["rank"] for g in item.groups for m in g["members"]}
-        queries = sorted(group_of) if self.members else [g["representative"] for g in item.groups]
+        group_of = {m: g.rank for g in item.groups for m in g.members}
+        queries = sorted(group_of) if self.settings.members else [g.representative for g in item.groups]  # fmt: skip
         paths = [str(folder / sample_name(i)) for i in queries]
         hits = self.registry.search(paths, embedder=self.embedder.name, threshold=self.threshold)
         best = self._best_per_group(hits, queries, group_of)
         matched_ranks = {rank for rank, _ in best}
-        keep = sorted({g["rank"] for g in item.groups if g["rank"] < self.top_k} | matched_ranks)
-        by_rank = {g["rank"]: g for g in item.groups}
-        item.candidates = [self._candidate(item, by_rank[r], folder) for r in keep]
-        ids = {c["rank"]: c["candidate_id"] for c in item.candidates}
-        sign = 1.0 if self.embedder.metric == "hamming" else -1.0  # closest first
+        top = {g.rank for g in item.groups if g.rank < self.settings.top_k}
+        by_rank = {g.rank: g for g in item.groups}
+        item.candidates = [self._candidate(item, by_rank[r], folder) for r in sorted(top | matched_ranks)]  # fmt: skip
+        ids = {c.rank: c.candidate_id for c in item.candidates}
+        sign = 1.0 if self.embedder.metric == "hamming" else -1.0  # closest first (`closer`)
         ordered = sorted(best.items(), key=lambda kv: (sign * kv[1][0].score, kv[0]))
         item.matches = [
             self._match(item, ids[rank], rank, artwork_id, hit, sample, support, folder)
-            for (rank, artwork_id), (hit, sample, support) in ordered[: self.max_matches]
-        ]
+            for (rank, artwork_id), (hit, sample, support) in ordered[: self.settings.max_matches_per_checkpoint]
+        ]  # fmt: skip
 
     def _best_per_group(
         self, hits: list[Hit], queries: list[int], group_of: dict[int, int]
@@ -98,44 +94,30 @@ class MatchStage(Stage):
                 best[key] = (old, old_sample, support + 1)
         return best
 
-    def _candidate(self, item: ScanItem, group: dict[str, Any], folder: Path) -> dict[str, Any]:
-        path = folder / sample_name(group["representative"])
-        data = path.read_bytes()
-        return {
-            "candidate_id": short_id(*item.key, item.config_hash, group["rank"]),
-            "rank": group["rank"],
-            "group_size": group["size"],
-            "score": group["score"],
-            "sample_index": group["representative"],
-            "seed": group["seed"],
-            "image_path": str(path),
-            "image_sha256": hashlib.sha256(data).hexdigest(),
-            "pdq": self._pdq_hex(path),
-        }
+    def _candidate(self, item: ScanItem, group: Group, folder: Path) -> Candidate:
+        path = folder / sample_name(group.representative)
+        return Candidate(
+            candidate_id=short_id(*item.key, item.config_hash, group.rank), rank=group.rank,
+            group_size=group.size, score=group.score, sample_index=group.representative,
+            seed=group.seed, image_path=str(path),
+            image_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), pdq=self._pdq_hex(path),
+        )  # fmt: skip
 
     def _match(self, item: ScanItem, candidate_id: str, rank: int, artwork_id: int, hit: Hit,
-               sample: int, support: int, folder: Path) -> dict[str, Any]:  # fmt: skip
+               sample: int, support: int, folder: Path) -> Match:  # fmt: skip
         art = self.artworks.get(artwork_id, {})
-        return {
-            "match_id": short_id(candidate_id, artwork_id),
-            "candidate_id": candidate_id,
-            "candidate_rank": rank,
-            "artwork_id": int(artwork_id),
-            "artwork_owner": art.get("owner"),
-            "artwork_title": art.get("title"),
-            "artwork_source_uri": art.get("source_uri"),
-            "artwork_sha256": art.get("sha256"),
-            "artwork_path": self._stage_artwork(artwork_id, art.get("source_uri"), folder),
-            "sample_index": sample,
-            # generation i starts from the noise of seed (extract seed + i)
-            "seed": int(item.groups[rank]["seed"] - item.groups[rank]["representative"] + sample),
-            "recovered_path": str(folder / sample_name(sample)),
-            "similarity": float(hit.score),
-            "method": hit.embedder,
-            "metric": hit.metric,
-            "threshold": float(self.threshold),
-            "support": support,
-        }
+        assert item.extract_seed is not None  # set by the extract stage
+        return Match(
+            match_id=short_id(candidate_id, artwork_id), candidate_id=candidate_id,
+            candidate_rank=rank, artwork_id=int(artwork_id), artwork_owner=art.get("owner"),
+            artwork_title=art.get("title"), artwork_source_uri=art.get("source_uri"),
+            artwork_sha256=art.get("sha256"),
+            artwork_path=self._stage_artwork(artwork_id, art.get("source_uri"), folder),
+            sample_index=sample, seed=int(generation_seed(item.extract_seed, sample)),
+            recovered_path=str(folder / sample_name(sample)), similarity=float(hit.score),
+            method=hit.embedder, metric=hit.metric, threshold=float(self.threshold),
+            support=support,
+        )  # fmt: skip
 
     def _stage_artwork(self, artwork_id: int, uri: str | None, folder: Path) -> str | None:
         """The artwork's image as a PNG in `folder`, or None when its source is unreadable."""
@@ -144,11 +126,11 @@ class MatchStage(Stage):
             return str(target)
         if not uri or "://" in uri and not uri.startswith("file://"):
             return None
-        decoded, errors = load_images([uri.removeprefix("file://")], self.registry.limits)
+        decoded, errors = decode_untrusted_images([uri.removeprefix("file://")], self.registry.limits)  # fmt: skip
         if errors or not decoded:
             logger.warning("artwork %s: source %s unreadable: %s", artwork_id, uri, errors[:1])
             return None
-        image = Image.fromarray(to_uint8(decoded[0].pixels))
+        image = Image.fromarray(rgb_to_uint8(decoded[0].pixels))
         image.thumbnail((ARTWORK_MAX_SIDE, ARTWORK_MAX_SIDE))
         image.save(target, format="PNG")
         return str(target)
@@ -156,7 +138,7 @@ class MatchStage(Stage):
     def _pdq_hex(self, path: Path) -> str | None:
         if self._pdq is None:
             return None
-        decoded, _ = load_images([str(path)])
+        decoded, _ = decode_untrusted_images([str(path)])
         return bytes(self._pdq.embed([decoded[0].pixels])[0]).hex() if decoded else None
 
 

@@ -1,4 +1,4 @@
-"""Warm base models for the extract and authenticate stages, and model-space image conversion.
+"""Warm base models for the extract and authenticate stages.
 
 A worker keeps the last `max_warm` base models it loaded (least recently used goes first); a
 fine-tune is loaded per checkpoint on top of its warm base (a LoRA on a copy of it, so the warm
