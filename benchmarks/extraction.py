@@ -10,6 +10,8 @@ sweep — not re-picked at run time.
 
     python benchmarks/extraction.py            # full zoo, N=128, seeds 0-1   (~25 min on 2 cores)
     python benchmarks/extraction.py --quick    # small zoo, N=64, one seed, short w grid
+    python benchmarks/extraction.py --zoo art  # the art zoo: tuning / reporting splits
+                                               # (benchmarks/extraction_art.py)
 
 Last line: `A-ESR finextract=<x> baseline=<y>` on the light protected fine-tunes at the default w.
 """
@@ -44,12 +46,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--zoo", choices=("digits", "art"), default="digits")
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--seeds", type=str, default=None, help="comma-separated, e.g. 0,1,2")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sweep-seeds", type=str, default=None,
                         help="seeds for the w values other than the default (default: the first seed)")  # fmt: skip
     args = parser.parse_args()
+    if args.zoo == "art":
+        import extraction_art  # benchmarks/ is on the path when run as a script
+
+        return extraction_art.run(args)
     n = args.n_samples or (64 if args.quick else 128)
     seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1")).split(",")]
     grid = QUICK_W_GRID if args.quick else W_GRID

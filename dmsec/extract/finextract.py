@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from dmsec.errors import ConfigError
 from dmsec.extract.clustering import cluster_samples, estimate_num_groups
 from dmsec.extract.guidance import cfg_eps, finextract_eps
-from dmsec.metrics import copy_threshold, zoo_embedding
+from dmsec.metrics import SPACES
 from dmsec.models.base import Condition
 from dmsec.models.pair import ModelPair, instance_condition
 from dmsec.sampling import sample
@@ -42,6 +42,9 @@ class ExtractConfig:
     top_k: int | None = None
     guidance_scale: float = 3.0  # the baseline's classifier-free guidance
     condition: Condition = None  # None: the model's instance class / prompt
+    # the similarity space the generations are clustered in (`dmsec.metrics.SPACES`): "zoo"
+    # (16x16 grey Pearson, the digit zoo) or "art" (16x16 RGB Pearson, the art zoo)
+    similarity: str = "zoo"
     defaults: tuple[tuple[str, float, float], ...] = tuple(
         (kind, w, k) for kind, (w, k) in PAPER_DEFAULTS.items()
     )
@@ -53,6 +56,10 @@ class ExtractConfig:
             raise ConfigError(f"`batch_size` must be >= 1; got {self.batch_size}")
         if self.n_groups is not None and self.n_groups < 1:
             raise ConfigError(f"`n_groups` must be >= 1; got {self.n_groups}")
+        if self.similarity not in SPACES:
+            raise ConfigError(
+                f"`similarity` must be one of {sorted(SPACES)}; got {self.similarity!r}"
+            )
 
     def resolved(self, kind: str) -> ExtractConfig:
         """Fill `w` and `k` from the defaults for a pair of `kind` (full or lora)."""
@@ -144,13 +151,17 @@ def seeded_noise(seeds: range | list[int], shape: tuple[int, ...]) -> torch.Tens
 def cluster_generations(
     samples: torch.Tensor,
     config: ExtractConfig,
-    embed: Any = zoo_embedding,
+    embed: Any = None,
     tau_copy: float | None = None,
 ) -> ExtractionResult:
-    """Cluster generations and keep one representative per group, largest group first."""
-    emb = embed(samples)
+    """Cluster generations and keep one representative per group, largest group first.
+
+    `embed` and `tau_copy` default to the config's similarity space and its copy threshold.
+    """
+    space = SPACES[config.similarity]
+    emb = (embed or space.embed)(samples)
     n_groups = config.n_groups or estimate_num_groups(
-        emb, copy_threshold() if tau_copy is None else tau_copy
+        emb, space.threshold() if tau_copy is None else tau_copy
     )
     clustering = cluster_samples(emb, n_groups)
     keep = (

@@ -40,6 +40,7 @@ _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
 _BUILTIN: dict[str, str] = {
     "pdq": "dmsec.match.pdq:PdqEmbedder",
     "zoo": "dmsec.match.zoo:ZooEmbedder",
+    "art": "dmsec.match.zoo:ArtEmbedder",
     "dinov2": "dmsec.match.dense:Dinov2Embedder",
     "clip": "dmsec.match.dense:ClipEmbedder",
 }
