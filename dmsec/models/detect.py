@@ -8,8 +8,9 @@ Formats (`weights_format`), checked in this order:
   (`lora_unet_*`, `lora_te_*`, `lora_te1_*`, `lora_te2_*`) and `.lora_down.weight`,
   `.lora_up.weight`, `.alpha` per module;
 - "peft-lora": LoRA in the PEFT / diffusers layout (`*.lora_A.weight` / `*.lora_B.weight`, or
-  diffusers' older `*_lora.down.weight`); diffusers' `save_lora_weights` prefixes the keys
-  `unet.` / `text_encoder.`, dmsec's `save_lora` writes the UNet's without a prefix;
+  diffusers' older `*_lora.down.weight`; any tensor name containing "lora" counts, so a damaged
+  adapter is still reported as one); diffusers' `save_lora_weights` prefixes the keys `unet.` /
+  `text_encoder.`, dmsec's `save_lora` writes the UNet's without a prefix;
 - "ldm-checkpoint": a full model in the original Stable Diffusion single-file layout
   (`model.diffusion_model.*`, with or without `first_stage_model.*` and `cond_stage_model.*`);
 - "diffusers-unet": one diffusers UNet's weights (`conv_in.weight` and `down_blocks.*`);
@@ -74,18 +75,6 @@ def tensor_names(header: Mapping[str, Any]) -> list[str]:
     return [k for k in header if k != "__metadata__"]
 
 
-def _is_peft_lora_key(key: str) -> bool:
-    return (
-        ".lora_A." in key
-        or ".lora_B." in key
-        or "_lora.down." in key
-        or "_lora.up." in key
-        or ".lora_linear_layer." in key
-        or ".lora.down." in key
-        or ".lora.up." in key
-    )
-
-
 def weights_format(names: Iterable[str]) -> Detected:
     """Classify a weights file by its tensor names (see the module docstring)."""
     keys = [k for k in names if k != "__metadata__"]
@@ -99,7 +88,7 @@ def weights_format(names: Iterable[str]) -> Detected:
         return Detected("unsupported", reason)
     if any(k.startswith(KOHYA_PREFIXES) for k in keys):
         return Detected("kohya-lora")
-    if any(_is_peft_lora_key(k) for k in keys):
+    if any("lora" in k.lower() for k in keys):  # lora_A/B, diffusers' `to_q_lora.down`, ...
         return Detected("peft-lora")
     if any(k.startswith(LDM_UNET_PREFIX) for k in keys):
         return Detected("ldm-checkpoint")
