@@ -37,6 +37,8 @@ TITLES = {
     "unet2d": "a pixel-space UNet2DModel (no text conditioning)",
 }
 WIDTH_FAMILIES = {768: "sd1", 1024: "sd2", 2048: "sdxl", 1280: "sdxl-refiner"}
+FAMILY_WIDTHS = {name: width for width, name in WIDTH_FAMILIES.items()}
+TRANSFORMER_FAMILIES = ("sd3", "flux")  # no UNet: nothing of theirs fits a UNet base
 # diffusers' `infer_diffusers_model_type` names -> our family names
 _DIFFUSERS_TYPES = {
     "v2": "sd2", "inpainting_v2": "sd2", "xl_base": "sdxl", "xl_inpaint": "sdxl",
@@ -196,6 +198,11 @@ def family_from_hub(name: str | None) -> str | None:
     return None
 
 
+def named_family(name: str, evidence: str) -> Family:
+    """A family known only by name (e.g. from a hub), with the width that name implies."""
+    return Family(name, FAMILY_WIDTHS.get(name), evidence)
+
+
 def check_compatible(path: Any, what: Family, base: Family, kind: str = "LoRA") -> None:
     """Raise `FamilyMismatchError` when `what` cannot apply to `base` (family or width)."""
     names_differ = what.known and base.known and what.name != base.name
@@ -205,7 +212,8 @@ def check_compatible(path: Any, what: Family, base: Family, kind: str = "LoRA") 
         and what.cross_attention_dim != base.cross_attention_dim
     )
     no_text = base.name == "unet2d" and what.cross_attention_dim is not None
-    if names_differ or widths_differ or no_text:
+    no_unet = what.name in TRANSFORMER_FAMILIES and base.name not in TRANSFORMER_FAMILIES
+    if names_differ or widths_differ or no_text or no_unet:
         raise FamilyMismatchError(
             path,
             f"base-model family mismatch: this {kind} is for {what.describe()}, "

@@ -31,11 +31,11 @@ from dmsec.errors import CheckpointError
 from dmsec.models.base import DiffusionModel
 from dmsec.models.detect import NotDiffusionWeightsError, UnsupportedAdapterError, detect_file
 from dmsec.models.family import (
-    Family,
     check_compatible,
     family_of_adapter,
     family_of_checkpoint,
     family_of_handle,
+    named_family,
 )
 from dmsec.models.lora import LORA_WEIGHTS_NAME, load_lora
 from dmsec.models.pair import ModelPair
@@ -184,11 +184,12 @@ def _resolve_base(
 
 
 def _check_family(path: Path, handle: DiffusionModel, declared: str | None, kind: str) -> None:
-    """The file's family (else the hub's `declared` one) must fit the base's."""
+    """The file's family (or, when its tensors tell nothing, the hub's `declared` one) must fit
+    the base's."""
     header = read_safetensors_header(path)
     found = family_of_adapter(header) if kind == "LoRA" else family_of_checkpoint(header)
-    if not found.known and declared:
-        found = Family(declared, found.cross_attention_dim, "from the hub's metadata")
+    if not found.known and found.cross_attention_dim is None and declared:
+        found = named_family(declared, "from the hub's metadata")
     check_compatible(path, found, family_of_handle(handle), kind)
 
 
