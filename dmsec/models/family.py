@@ -35,6 +35,7 @@ TITLES = {
     "sd3": "SD 3",
     "flux": "FLUX.1",
     "unet2d": "a pixel-space UNet2DModel (no text conditioning)",
+    "unknown": "an unnamed family",
 }
 WIDTH_FAMILIES = {768: "sd1", 1024: "sd2", 2048: "sdxl", 1280: "sdxl-refiner"}
 FAMILY_WIDTHS = {name: width for width, name in WIDTH_FAMILIES.items()}
