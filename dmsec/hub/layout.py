@@ -287,7 +287,11 @@ def _folder_family(reader: TreeReader, folder: str, files: Sequence[FileEntry]) 
     for f in files:
         if f.path in ("unet/config.json", "config.json"):
             config = read_json(reader, _full_entry(folder, f))
-            if config is None or "_class_name" not in config and "cross_attention_dim" not in config:
+            if (
+                config is None
+                or "_class_name" not in config
+                and "cross_attention_dim" not in config
+            ):
                 continue
             family = family_of_unet_config(config, str(config.get("_class_name", "")))
             if family.known:

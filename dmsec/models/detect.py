@@ -84,7 +84,9 @@ def weights_format(names: Iterable[str]) -> Detected:
             return Detected("unsupported", f"{variant} is not supported yet (e.g. {hit!r})")
     diff = next((k for k in keys if k.endswith(DIFF_SUFFIXES)), None)
     if diff is not None:
-        reason = f"LyCORIS full-difference weights (.diff keys) are not supported yet (e.g. {diff!r})"
+        reason = (
+            f"LyCORIS full-difference weights (.diff keys) are not supported yet (e.g. {diff!r})"
+        )
         return Detected("unsupported", reason)
     if any(k.startswith(KOHYA_PREFIXES) for k in keys):
         return Detected("kohya-lora")

@@ -115,9 +115,9 @@ def family_of_adapter(header: Mapping[str, Any]) -> Family:
     """The family a LoRA file (PEFT, diffusers or kohya layout) was trained for."""
     shapes = shapes_of(header)
     keys = list(shapes)
-    if any(k.startswith(("lora_unet_double_blocks", "lora_unet_single_blocks")) for k in keys) or any(
-        "single_transformer_blocks" in k or "x_embedder" in k for k in keys
-    ):
+    if any(
+        k.startswith(("lora_unet_double_blocks", "lora_unet_single_blocks")) for k in keys
+    ) or any("single_transformer_blocks" in k or "x_embedder" in k for k in keys):
         return Family("flux", 4096, "FLUX.1 transformer block names")
     if any("joint_blocks" in k or "context_block" in k for k in keys):
         return Family("sd3", None, "SD 3 joint transformer block names")

@@ -195,7 +195,9 @@ def lora_parts(
             part = convert_unet_state_dict_to_peft(part)
         parts[component] = part
     if "text_encoder" in parts and text_encoder is None:
-        raise CheckpointError(path, "has text-encoder LoRA weights but the base has no text encoder")
+        raise CheckpointError(
+            path, "has text-encoder LoRA weights but the base has no text encoder"
+        )
     return parts
 
 

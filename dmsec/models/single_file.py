@@ -72,10 +72,11 @@ def load_ldm_into(handle: Any, state: dict[str, torch.Tensor], path: Path) -> tu
     network = handle.network
     unet = _converted(convert_ldm_unet_checkpoint, path, "UNet", state, dict(network.config))
     load_weights_into(network, unet, path)
-    vae, text_encoder = getattr(handle, "vae", None), getattr(handle, "text_encoder", None)
-    for name, module in (("vae", vae), ("text_encoder", text_encoder)):
-        if name in components and module is None:
+    for name in components[1:]:
+        if getattr(handle, name, None) is None:
             raise CheckpointError(path, f"has {name} weights but the base model has no {name}")
+    vae: Any = getattr(handle, "vae", None)
+    text_encoder: Any = getattr(handle, "text_encoder", None)
     if "vae" in components:
         weights = _converted(convert_ldm_vae_checkpoint, path, "VAE", state, dict(vae.config))
         load_weights_into(vae, weights, path)

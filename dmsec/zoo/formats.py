@@ -106,7 +106,7 @@ def unet_to_ldm(unet: Any) -> dict[str, torch.Tensor]:
     from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
     per = int(unet.config.layers_per_block) + 1  # resnets per down level (+1 sampler slot)
-    top = DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"]
+    top: dict[str, str] = DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"]  # type: ignore[index]
     has_attention = [hasattr(b, "attentions") for b in unet.up_blocks]
     out: dict[str, torch.Tensor] = {}
     for key, value in unet.state_dict().items():
@@ -140,7 +140,7 @@ def vae_to_ldm(vae: Any) -> dict[str, torch.Tensor]:
     """A diffusers AutoencoderKL's weights under the original VAE's names (attention as 1x1 convs)."""
     from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
-    top = DIFFUSERS_TO_LDM_MAPPING["vae"]
+    top: dict[str, str] = DIFFUSERS_TO_LDM_MAPPING["vae"]  # type: ignore[assignment]
     n_up = len(vae.config.up_block_types)
     out: dict[str, torch.Tensor] = {}
     for key, value in vae.state_dict().items():

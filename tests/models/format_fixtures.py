@@ -54,7 +54,9 @@ def _shrink_adapter(handle: Any) -> None:
                     p.mul_(0.3)
 
 
-def write_card(folder: Path, kind: str = "lora", base: str = "../base", prompt: str = PROMPT) -> None:
+def write_card(
+    folder: Path, kind: str = "lora", base: str = "../base", prompt: str = PROMPT
+) -> None:
     """The zoo's `dmsec_model.json` beside a checkpoint's weights."""
     folder.mkdir(parents=True, exist_ok=True)
     info = ModelInfo(kind=kind, base_model=base, instance_prompt=prompt)
@@ -107,14 +109,18 @@ def write_sd1_peft_lora(path: Path) -> Path:
 
 def write_flux_kohya_lora(path: Path) -> Path:
     """A FLUX.1-shaped kohya LoRA (transformer double blocks, no UNet)."""
-    return _save(_kohya_module("lora_unet_double_blocks_0_img_attn_qkv", (4, 3072), (9216, 4)), path)
+    return _save(
+        _kohya_module("lora_unet_double_blocks_0_img_attn_qkv", (4, 3072), (9216, 4)), path
+    )
 
 
 def write_sd1_checkpoint(path: Path) -> Path:
     """An SD 1.x-shaped single file (original layout): UNet cross-attention and CLIP-L tensors."""
     g = torch.Generator().manual_seed(1)
     tensors = {
-        "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": torch.randn(320, 768, generator=g).half(),  # noqa: E501
+        "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": torch.randn(
+            320, 768, generator=g
+        ).half(),  # noqa: E501
         "cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.ones(768).half(),
     }
     return _save(tensors, path)
@@ -124,7 +130,9 @@ def write_sd2_checkpoint(path: Path) -> Path:
     """An SD 2.x-shaped single file: the key diffusers tells v2 by (width 1024), OpenCLIP-H."""
     g = torch.Generator().manual_seed(2)
     tensors = {
-        "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight": torch.randn(320, 1024, generator=g).half(),  # noqa: E501
+        "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight": torch.randn(
+            320, 1024, generator=g
+        ).half(),  # noqa: E501
         "cond_stage_model.model.ln_final.weight": torch.ones(1024).half(),
     }
     return _save(tensors, path)
@@ -134,9 +142,15 @@ def write_sdxl_checkpoint(path: Path) -> Path:
     """An SDXL-shaped single file: OpenCLIP-bigG embedder key, cross-attention width 2048."""
     g = torch.Generator().manual_seed(3)
     tensors = {
-        "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": torch.randn(640, 2048, generator=g).half(),  # noqa: E501
-        "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias": torch.zeros(1280).half(),  # noqa: E501
-        "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": torch.ones(768).half(),  # noqa: E501
+        "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": torch.randn(
+            640, 2048, generator=g
+        ).half(),  # noqa: E501
+        "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias": torch.zeros(
+            1280
+        ).half(),  # noqa: E501
+        "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": torch.ones(
+            768
+        ).half(),  # noqa: E501
     }
     return _save(tensors, path)
 

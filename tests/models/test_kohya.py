@@ -48,7 +48,11 @@ def _eps(model, x: torch.Tensor, t: torch.Tensor, prompts: list) -> torch.Tensor
 
 def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list]:
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(3, 4, 16, 16, generator=g), torch.tensor([5, 300, 900]), [PROMPT, None, "a dog"]
+    return (
+        torch.randn(3, 4, 16, 16, generator=g),
+        torch.tensor([5, 300, 900]),
+        [PROMPT, None, "a dog"],
+    )
 
 
 def _kohya_copy(ft, folder: Path, text_encoder: bool = False, name: str = "my-style_v2.safetensors") -> Path:  # fmt: skip

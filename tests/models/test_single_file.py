@@ -9,7 +9,6 @@ a single-file copy of a fine-tune and its diffusers folder must predict the same
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
@@ -46,7 +45,9 @@ def _perturbed(handle, seed: int = 1):
 
 
 @pytest.mark.parametrize("which", ["art", "tiny"])
-def test_diffusers_converters_read_the_written_layout_back_tensor_for_tensor(which, tiny_sd, tmp_path):
+def test_diffusers_converters_read_the_written_layout_back_tensor_for_tensor(
+    which, tiny_sd, tmp_path
+):
     from diffusers.loaders.single_file_utils import (
         convert_ldm_clip_checkpoint,
         convert_ldm_unet_checkpoint,
@@ -63,7 +64,9 @@ def test_diffusers_converters_read_the_written_layout_back_tensor_for_tensor(whi
     back = {
         "network": convert_ldm_unet_checkpoint(state, dict(model.network.config)),
         "vae": convert_ldm_vae_checkpoint(state, dict(model.vae.config)),
-        "text_encoder": {k.removeprefix("text_model."): v for k, v in convert_ldm_clip_checkpoint(state).items()},  # fmt: skip
+        "text_encoder": {
+            k.removeprefix("text_model."): v for k, v in convert_ldm_clip_checkpoint(state).items()
+        },  # fmt: skip
     }
     for name, module in (("network", model.network), ("vae", model.vae), ("text_encoder", model.text_encoder)):  # fmt: skip
         own = {k: v for k, v in module.state_dict().items() if not k.endswith("position_ids")}
