@@ -253,9 +253,8 @@ def load_pair(
     from dmsec.models.pair import make_pair
 
     checkpoint = Path(checkpoint)
-    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent  # the card names the base
-    if base is None and read_model_info(folder).base_model:
-        base = (folder / str(read_model_info(folder).base_model)).resolve()
+    if base is None and checkpoint.is_dir() and read_model_info(checkpoint).base_model:
+        base = (checkpoint / str(read_model_info(checkpoint).base_model)).resolve()
     if base is None:
         raise CheckpointError(checkpoint, "does not name its base model: give one (--base)")
     pretrained = load_model(base, allow_pickle=allow_pickle).to(device, dtype)
