@@ -113,20 +113,18 @@ def unet_to_ldm(unet: Any) -> dict[str, torch.Tensor]:
         if key in top:
             out[LDM_UNET + top[key]] = value
             continue
-        if m := re.fullmatch(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
-            i, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
+        if m := re.fullmatch(r"(down|up)_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
+            # down level i's j-th layer is input block 1 + i*per + j (0 is conv_in); up: i*per + j
+            down, i, kind, j, rest = m[1] == "down", int(m[2]), m[3], int(m[4]), m[5]
             sub, rest = (0, _rename_head(rest, _UNET_RESNET)) if kind == "resnets" else (1, rest)
-            name = f"input_blocks.{1 + i * per + j}.{sub}.{rest}"
+            block = f"input_blocks.{1 + i * per + j}" if down else f"output_blocks.{i * per + j}"
+            name = f"{block}.{sub}.{rest}"
         elif m := re.fullmatch(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.+)", key):
             name = f"input_blocks.{(int(m[1]) + 1) * per}.0.op.{m[2]}"
         elif m := re.fullmatch(r"mid_block\.resnets\.(\d+)\.(.+)", key):
             name = f"middle_block.{2 * int(m[1])}.{_rename_head(m[2], _UNET_RESNET)}"
         elif m := re.fullmatch(r"mid_block\.attentions\.0\.(.+)", key):
             name = f"middle_block.1.{m[1]}"
-        elif m := re.fullmatch(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.+)", key):
-            i, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
-            sub, rest = (0, _rename_head(rest, _UNET_RESNET)) if kind == "resnets" else (1, rest)
-            name = f"output_blocks.{i * per + j}.{sub}.{rest}"
         elif m := re.fullmatch(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.+)", key):
             i = int(m[1])
             name = f"output_blocks.{i * per + per - 1}.{2 if has_attention[i] else 1}.conv.{m[2]}"

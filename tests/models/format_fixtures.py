@@ -114,45 +114,34 @@ def write_flux_kohya_lora(path: Path) -> Path:
     )
 
 
-def write_sd1_checkpoint(path: Path) -> Path:
-    """An SD 1.x-shaped single file (original layout): UNet cross-attention and CLIP-L tensors."""
-    g = torch.Generator().manual_seed(1)
-    tensors = {
-        "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": torch.randn(
-            320, 768, generator=g
-        ).half(),  # noqa: E501
-        "cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.ones(768).half(),
-    }
+def _ldm_file(path: Path, block: int, width: int, channels: int, extra: dict[str, int]) -> Path:
+    """A single file (original layout) holding one UNet cross-attention projection, whose input
+    width is the text encoder's, and the text encoder's telling tensors (`extra`: name -> size)."""
+    g = torch.Generator().manual_seed(width)
+    key = f"model.diffusion_model.input_blocks.{block}.1.transformer_blocks.0.attn2.to_k.weight"
+    tensors = {key: torch.randn(channels, width, generator=g).half()}
+    tensors |= {name: torch.ones(size).half() for name, size in extra.items()}
     return _save(tensors, path)
+
+
+def write_sd1_checkpoint(path: Path) -> Path:
+    """An SD 1.x-shaped single file: cross-attention width 768, CLIP-L under `cond_stage_model`."""
+    clip = "cond_stage_model.transformer.text_model.final_layer_norm.weight"
+    return _ldm_file(path, 1, 768, 320, {clip: 768})
 
 
 def write_sd2_checkpoint(path: Path) -> Path:
     """An SD 2.x-shaped single file: the key diffusers tells v2 by (width 1024), OpenCLIP-H."""
-    g = torch.Generator().manual_seed(2)
-    tensors = {
-        "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight": torch.randn(
-            320, 1024, generator=g
-        ).half(),  # noqa: E501
-        "cond_stage_model.model.ln_final.weight": torch.ones(1024).half(),
-    }
-    return _save(tensors, path)
+    return _ldm_file(path, 2, 1024, 320, {"cond_stage_model.model.ln_final.weight": 1024})
 
 
 def write_sdxl_checkpoint(path: Path) -> Path:
     """An SDXL-shaped single file: OpenCLIP-bigG embedder key, cross-attention width 2048."""
-    g = torch.Generator().manual_seed(3)
-    tensors = {
-        "model.diffusion_model.input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": torch.randn(
-            640, 2048, generator=g
-        ).half(),  # noqa: E501
-        "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias": torch.zeros(
-            1280
-        ).half(),  # noqa: E501
-        "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": torch.ones(
-            768
-        ).half(),  # noqa: E501
+    extra = {
+        "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias": 1280,
+        "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight": 768,
     }
-    return _save(tensors, path)
+    return _ldm_file(path, 4, 2048, 640, extra)
 
 
 def write_loha(path: Path, module: str = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q") -> Path:  # fmt: skip
