@@ -22,6 +22,8 @@ whose mean PSNR is >= 30 dB.
 
     python benchmarks/protection.py            # small zoo, light + heavy, ε 4, 8, 16/255 (~20 min)
     python benchmarks/protection.py --quick    # small zoo, light only, ε 8, 16/255 (~3 min)
+    python benchmarks/protection.py --zoo art  # the art zoo, through the VAE encoder, tuning /
+                                               # reporting splits (benchmarks/protection_art.py)
 
 Last line: `A-ESR clean=<x> protected=<y> psnr=<p>` at the recommended budget (mean over sets and
 strengths; A-ESR of FineXtract against the clean originals).
@@ -175,10 +177,19 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="light only, ε 8 and 16/255, N=32, no noise control"
     )
-    parser.add_argument("--zoo", default="small", choices=sorted(PRESETS))
+    parser.add_argument(
+        "--zoo",
+        default="small",
+        choices=[*sorted(PRESETS), "art"],
+        help="a digit zoo preset, or art (benchmarks/protection_art.py)",
+    )
     parser.add_argument("--n-samples", type=int, default=None, help="generations per fine-tune")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if args.zoo == "art":
+        import protection_art  # benchmarks/ is on the path when run as a script
+
+        return protection_art.run(args)
     started = time.perf_counter()
     n = args.n_samples or (32 if args.quick else 64)
     budgets = (8 / 255, 16 / 255) if args.quick else (4 / 255, 8 / 255, 16 / 255)

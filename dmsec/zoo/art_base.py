@@ -4,7 +4,9 @@
    (SD's VAE recipe without its perceptual and GAN terms, which need pretrained networks); then
    `scaling_factor` = 1/std of the latents, as SD sets it, so diffusion sees unit-variance x_0.
 2. UNet + text encoder (`train_base`), jointly from scratch as in the LDM paper's text-to-image
-   model, on the latents (encoded once, the posterior mean) with the ε-prediction loss. Each
+   model, on the latents (encoded once, the posterior mean) with the ε-prediction loss; the
+   saved weights are the exponential moving average (decay 0.998 with diffusers' EMAModel
+   warm-up, min(decay, (1+n)/(10+n))), as DDPM and SD release theirs. Each
    sample's prompt is drawn from templates so every prompt a fine-tune or a method uses has been
    seen: the full "<name> in the style of <artist>", the style alone ("an emoji in the style of
    <artist>", DreamBooth's class prompt for subject sets), the name alone, "an emoji" (the class
@@ -21,6 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from dmsec.models.stable_diffusion import StableDiffusionHandle
+
+EMA_DECAY = 0.998
 
 # (template, probability): {name} is the concept's words, {artist} the artist's name.
 PROMPT_TEMPLATES: tuple[tuple[str, float], ...] = (
@@ -118,6 +122,7 @@ def train_base(
         p.requires_grad_(True)
     optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     generator = torch.Generator().manual_seed(seed)
+    ema = [p.detach().clone() for p in params]
     unet.train()
     text.train()
     losses: list[float] = []
@@ -143,6 +148,9 @@ def train_base(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()
+        with torch.no_grad():  # 3. the moving average of the weights
+            decay = min(EMA_DECAY, (1 + step) / (10 + step))
+            torch._foreach_lerp_(ema, [p.detach() for p in params], 1 - decay)
         losses.append(loss.item())
         if on_step is not None:
             on_step(step, losses[-1])
@@ -150,6 +158,8 @@ def train_base(
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
     unet.eval()
     text.eval()
-    for p in params:
-        p.requires_grad_(False)
+    with torch.no_grad():
+        for p, e in zip(params, ema, strict=True):
+            p.copy_(e)
+            p.requires_grad_(False)
     return losses

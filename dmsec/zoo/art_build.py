@@ -9,13 +9,16 @@ the digit zoo's (`dmsec.zoo.build.Zoo` opens both):
     <set>-db-heavy/                      DreamBooth: a full diffusers folder + dmsec_model.json
     <set>-lora-light/                    pytorch_lora_weights.safetensors (PEFT layout) + card
     <set>-lora-light-kohya/              the same adapter in the kohya layout (one .safetensors)
+
+A build works in `<name>-<hash>.partial/` and records each finished model there, so an
+interrupted build resumes where it stopped; the folder is renamed into place when complete.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
+import logging
 import shutil
 import time
 from dataclasses import asdict
@@ -31,15 +34,21 @@ from dmsec.finetune.prior import class_images
 from dmsec.finetune.vanilla import TrainConfig, train
 from dmsec.images import load_pngs, save_png
 from dmsec.models.lora import LoraSpec, save_lora
-from dmsec.models.stable_diffusion import StableDiffusionHandle
+from dmsec.models.stable_diffusion import StableDiffusionHandle, load_stable_diffusion_folder
 from dmsec.models.unet2d import MODEL_CARD, ModelInfo
 from dmsec.zoo.art_base import all_prompts, train_base, train_vae
-from dmsec.zoo.art_config import ART_PRESETS, INSTANCE_TOKEN, ArtSet, ArtZooConfig
+from dmsec.zoo.art_config import ART_PRESETS, INSTANCE_TOKEN, ArtSet, ArtZooConfig, Recipe
 from dmsec.zoo.art_data import ArtDataset, data_manifest, load_art_dataset
 from dmsec.zoo.art_model import build_art_model, build_tokenizer, build_vae
 from dmsec.zoo.build import MANIFEST, Zoo, ZooEntry, default_cache_dir
 
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections
+# kohya's default for SD 1.x LoRAs: every Linear of the transformer (cross-attention) blocks —
+# the attention projections, the feed-forward and the blocks' in/out projections
+logger = logging.getLogger(__name__)
+
+LORA_TARGETS = (
+    "to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out",
+)  # fmt: skip
 
 
 def art_zoo_dir(config: ArtZooConfig, cache_dir: str | Path | None = None) -> Path:
@@ -100,24 +109,41 @@ def build_art_zoo(
         return Zoo(root)
     data = load_art_dataset()
     check_disjoint(data, config)
-    tmp = root.with_name(f"{root.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    # One work folder per config: every finished model leaves a record in `done/`, so an
+    # interrupted build (a killed job, a lost machine) resumes where it stopped.
+    work = root.with_name(f"{root.name}.partial")
+    if force:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    base, base_entry, timings = _train_base_model(config, data, tmp, progress, device)
+    done = _Progress(work)
+    if done.has("base"):
+        base = load_stable_diffusion_folder(work / "base").to(device)
+        base_entry, timings = done.entries("base")[0], done.extra("base")
+        logger.info("zoo %s: resuming from %s (base already trained)", config.name, work)
+    else:
+        base, base_entry, timings = _train_base_model(config, data, work, progress, device)
+        done.record("base", [base_entry], timings)
     entries = [base_entry]
     jobs = [(s, r, strength) for s in config.sets for r, strength in config.runs(s)]
     bar = tqdm(total=len(jobs), desc=f"zoo {config.name} fine-tunes", disable=not progress)
     for s, recipe, strength in jobs:
-        bar.set_postfix_str(f"{s.name}-{recipe}-{strength}")
-        entries += _train_finetune(config, data, s, recipe, strength, base, tmp, progress)
+        name = f"{s.name}-{recipe}-{strength}"
+        bar.set_postfix_str(name)
+        if not done.has(name):
+            done.record(
+                name, _train_finetune(config, data, s, recipe, strength, base, work, progress)
+            )
+        entries += done.entries(name)
         bar.update(1)
     bar.close()
     manifest = {
         "zoo": "art",
         "config": asdict(config),
         "config_hash": config.config_hash(),
+        # this run's wall time (less than the total when it resumed); the models' own times:
         "build_seconds": round(time.perf_counter() - started, 1),
+        "train_seconds": round(sum(e.train_seconds for e in entries if e.layout != "kohya"), 1),
         "base_seconds": timings,
         "torch": torch.__version__,
         "device": device,
@@ -125,10 +151,47 @@ def build_art_zoo(
         "data": data_manifest(),
         "entries": [asdict(e) for e in entries],
     }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    (work / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    shutil.rmtree(work / _Progress.FOLDER)
     shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
+    work.rename(root)
     return Zoo(root)
+
+
+class _Progress:
+    """What an unfinished build has already trained: one JSON record per finished model."""
+
+    FOLDER = "done"
+
+    def __init__(self, work: Path) -> None:
+        self.folder = work / self.FOLDER
+        self.folder.mkdir(exist_ok=True)
+
+    def has(self, name: str) -> bool:
+        return (self.folder / f"{name}.json").exists()
+
+    def record(
+        self, name: str, entries: list[ZooEntry], extra: dict[str, Any] | None = None
+    ) -> None:
+        path = self.folder / f"{name}.json"
+        text = json.dumps({"entries": [asdict(e) for e in entries], "extra": extra or {}})
+        path.with_suffix(".tmp").write_text(text)
+        path.with_suffix(".tmp").rename(path)  # atomic: a record means the model is on disk
+
+    def _read(self, name: str) -> dict[str, Any]:
+        return json.loads((self.folder / f"{name}.json").read_text())
+
+    def entries(self, name: str) -> list[ZooEntry]:
+        return [_entry(e) for e in self._read(name)["entries"]]
+
+    def extra(self, name: str) -> dict[str, Any]:
+        return self._read(name)["extra"]
+
+
+def _entry(fields: dict[str, Any]) -> ZooEntry:
+    for key in ("train_images", "holdout_images"):
+        fields[key] = tuple(fields.get(key, ()))
+    return ZooEntry(**fields)
 
 
 def _train_base_model(
@@ -213,37 +276,17 @@ def _train_finetune(
     recipe = config.recipe(recipe_name)
     name = f"{s.name}-{recipe_name}-{strength}"
     train_x, train_paths, hold_paths = _set_images(data, config, s, root)
-    prompt = s.instance_prompt()
     prior_x = _class_images(config, s, base, root) if recipe.prior_weight > 0 else None
-    handle = copy.deepcopy(base)
-    lora = (
-        LoraSpec(rank=recipe.lora_rank, alpha=float(recipe.lora_rank), target_modules=LORA_TARGETS)
-        if recipe.lora_rank
-        else None
+    handle, steps, seconds = finetune_art(
+        base, train_x, s, recipe, strength, config.seed, prior_x, name if progress else False
     )
-    steps = recipe.steps(strength)
-    train_config = TrainConfig(
-        steps=steps,
-        batch_size=recipe.batch_size,
-        lr=recipe.lr,
-        lora=lora,
-        seed=config.seed + 1,
-        train_text_encoder=recipe.train_text_encoder,
-        prior_weight=recipe.prior_weight or 1.0,
-    )
-    t0 = time.perf_counter()
-    train(
-        handle, train_x, [prompt] * len(train_x), train_config,
-        progress=name if progress else False,
-        prior_images=prior_x,
-        prior_conditions=None if prior_x is None else [s.class_prompt()] * len(prior_x),
-    )  # fmt: skip
-    seconds = round(time.perf_counter() - t0, 1)
+    lora = recipe.lora_rank > 0
+    prompt = s.instance_prompt()
     handle.to("cpu")
     info = ModelInfo(kind="lora" if lora else "full", base_model="../base", instance_prompt=prompt,
                      extra={"recipe": asdict(recipe), "set": asdict(s), "strength": strength})  # fmt: skip
     folder = root / name
-    if lora is not None:
+    if lora:
         save_lora(handle.network, folder, base_model="../base")
         (folder / MODEL_CARD).write_text(info.to_json())
     else:
@@ -257,9 +300,54 @@ def _train_finetune(
     )  # fmt: skip
     entries = [ZooEntry(name=name, kind="lora" if lora else "full", path=name,
                         layout="peft" if lora else "diffusers", **common)]  # fmt: skip
-    if lora is not None:
+    if lora:
         entries.append(_kohya_copy(handle, folder, root, info, common))
     return entries
+
+
+def finetune_art(
+    base: StableDiffusionHandle,
+    train_x: torch.Tensor,
+    s: ArtSet,
+    recipe: Recipe,
+    strength: str,
+    seed: int,
+    prior_x: torch.Tensor | None = None,
+    progress: str | bool = False,
+) -> tuple[StableDiffusionHandle, int, float]:
+    """One of the zoo's fine-tunes of a copy of `base` on `train_x` (the recipe, steps and seed
+    the zoo uses; `prior_x`: class images when the recipe preserves the prior).
+
+    Returns (fine-tuned handle, steps, seconds). Benchmarks call it to fine-tune the same recipe
+    on other images (protected copies, other seeds).
+    """
+    if recipe.prior_weight > 0 and prior_x is None:
+        raise ConfigError(f"recipe {recipe.name!r} preserves the prior: give its class images")
+    handle = copy.deepcopy(base)
+    lora = (
+        LoraSpec(rank=recipe.lora_rank, alpha=float(recipe.lora_rank), target_modules=LORA_TARGETS)
+        if recipe.lora_rank
+        else None
+    )
+    steps = recipe.steps(strength, len(train_x))
+    train_config = TrainConfig(
+        steps=steps,
+        batch_size=recipe.batch_size,
+        lr=recipe.lr,
+        lora=lora,
+        seed=seed + 1,
+        train_text_encoder=recipe.train_text_encoder,
+        prior_weight=recipe.prior_weight or 1.0,
+        cosine_decay=True,
+    )
+    use_prior = prior_x is not None and recipe.prior_weight > 0
+    t0 = time.perf_counter()
+    train(
+        handle, train_x, [s.instance_prompt()] * len(train_x), train_config, progress=progress,
+        prior_images=prior_x if use_prior else None,
+        prior_conditions=[s.class_prompt()] * len(prior_x) if use_prior else None,
+    )  # fmt: skip
+    return handle, steps, round(time.perf_counter() - t0, 1)
 
 
 def _kohya_copy(

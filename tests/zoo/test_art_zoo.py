@@ -27,10 +27,10 @@ TINY = ArtZooConfig(
                          text_width=16, text_layers=1, text_heads=2, norm_groups=8),
     vae_steps=3, vae_batch=4, base_steps=3, base_batch=4,
     recipes=(
-        Recipe("db", lr=1e-4, light_steps=2, heavy_steps=3, batch_size=2, train_text_encoder=True),
-        Recipe("dbpp", lr=1e-4, light_steps=2, heavy_steps=3, batch_size=2,
+        Recipe("db", lr=1e-4, light_steps=1, heavy_steps=2, batch_size=2, train_text_encoder=True),
+        Recipe("dbpp", lr=1e-4, light_steps=1, heavy_steps=2, batch_size=2,
                train_text_encoder=True, prior_weight=1.0),
-        Recipe("lora", lr=1e-3, light_steps=2, heavy_steps=3, batch_size=2, lora_rank=2),
+        Recipe("lora", lr=1e-3, light_steps=1, heavy_steps=2, batch_size=2, lora_rank=2),
     ),
     protected_runs=(("db", "light"), ("dbpp", "heavy"), ("lora", "light")),
     control_runs=(("db", "heavy"),),
