@@ -90,14 +90,26 @@ class RegistrySettings:
 
 @dataclass(frozen=True)
 class PullSettings:
-    """Download policy; null sizes keep `dmsec.hub.PullPolicy`'s defaults."""
+    """Download policy; null sizes keep `dmsec.hub.PullPolicy`'s defaults.
+
+    `bases`: "name=repo_id" entries naming the base model (a repo id in the source) to pull for
+    checkpoints whose hub names the base by family, e.g. Civitai's "SD 1.5" or our "sd1"
+    (`dmsec.models.family.base_for`).
+    """
 
     cache_dir: str | None = None
     allow_pickle: bool = False
     max_file_bytes: int | None = None
     max_checkpoint_bytes: int | None = None
+    bases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from dmsec.models.family import base_for
+
+        try:
+            base_for(None, None, self.bases)
+        except ValueError as exc:
+            raise ConfigError(f"`pull.bases`: {exc}") from None
         _positive("pull.max_file_bytes", self.max_file_bytes, allow_none=True)
         _positive("pull.max_checkpoint_bytes", self.max_checkpoint_bytes, allow_none=True)
 

@@ -42,8 +42,9 @@ class ResolvedScan:
         c, run = self.config, self.config.run
         device = device or run.device
         if stage == "pull":
-            policy = {k: v for k, v in dataclasses.asdict(c.pull).items() if k != "cache_dir" and v is not None}  # fmt: skip
-            return {"source_uri": self.source_uri, "cache_dir": c.pull.cache_dir, "policy": policy}
+            policy = {k: v for k, v in dataclasses.asdict(c.pull).items() if k not in ("cache_dir", "bases") and v is not None}  # fmt: skip
+            return {"source_uri": self.source_uri, "cache_dir": c.pull.cache_dir, "policy": policy,
+                    "bases": list(c.pull.bases)}  # fmt: skip
         if stage == "extract":
             return {"settings": dataclasses.asdict(c.extract), "staging_root": str(staging_root),
                     "device": device, "max_warm_bases": run.max_warm_bases,

@@ -194,3 +194,31 @@ def test_scan_of_the_mixed_hub_writes_one_row_per_checkpoint_with_its_status(tmp
         assert phrase is None or phrase in (row["error"] or ""), (row["repo_id"], row["error"])
     assert summary.counts() == {"ok": 5, "error": 6, "skipped": 3}
     assert not (tmp_path / "canary").exists()
+
+
+def test_a_base_named_by_family_is_pulled_as_pull_bases_maps_it(tmp_path: Path, tiny_sd) -> None:
+    """Civitai names the base by family ("SD 1.5"): `pull.bases` maps it (or our family name) to a
+    base in the source; unmapped, the row says the base is not in the source."""
+    import dataclasses
+
+    from dmsec.scan.pull import PullStage
+
+    hub = tmp_path / "hub"
+    tiny_sd.info = tiny_sd.info.__class__(kind="base")
+    tiny_sd.save(hub / "base")
+    save_lora(lora_finetune(tiny_sd).network, hub / "style", base_model="SD 1.5")
+    write_card(hub / "style", base="SD 1.5")
+    (listed,) = [r for r in LocalSource(hub).list(ListFilter()) if r.repo_id == "style"]
+    assert listed.base_model == "SD 1.5"
+    by_family = dataclasses.replace(listed, family="sd1")  # as Civitai's listing sets it
+    cases = [(listed, ["SD 1.5=base"]), (by_family, ["sdxl=nowhere", "sd1=base"])]
+    for ref, bases in cases:
+        stage = PullStage(str(hub), cache_dir=str(tmp_path / "cache"), bases=bases)
+        (item,) = stage.run([ScanItem(ref=ref.to_dict(), scan_id="s", config_hash="h")])
+        assert item.status == "pending" and item.error is None, item.error
+        assert (item.base_key or "").split("|")[1] == "base" and Path(item.base_path or "").is_dir()
+    for ref, bases in [(listed, []), (by_family, ["sdxl=base"])]:
+        stage = PullStage(str(hub), cache_dir=str(tmp_path / "cache"), bases=bases)
+        (item,) = stage.run([ScanItem(ref=ref.to_dict(), scan_id="s", config_hash="h")])
+        assert (item.status, item.error_stage) == ("error", "pull")
+        assert "base model 'SD 1.5' is not in source" in (item.error or ""), item.error

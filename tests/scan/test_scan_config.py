@@ -63,3 +63,19 @@ def test_guidance_presets():
     assert zoo == ZOO_GUIDANCE
     paper = load_scan_config(None, ["extract.guidance=paper"]).extract.guidance_table()
     assert dict((k, (w, kk)) for k, w, kk in paper) == PAPER_DEFAULTS
+
+
+def test_pull_bases_reach_the_pull_stage_and_bad_entries_name_the_field(tmp_path):
+    from dmsec.scan.config import config_from_dict
+
+    c = load_scan_config(None, ['pull.bases=["SD 1.5=base", "sdxl=xl-base"]'])
+    assert c.pull.bases == ("SD 1.5=base", "sdxl=xl-base")
+    from dmsec.scan.pull import PullStage
+    from dmsec.scan.setup import ResolvedScan
+
+    resolved = ResolvedScan(c, str(tmp_path), None, str(tmp_path / "r"), 0.5, "h")
+    kwargs = resolved.stage_kwargs("pull", tmp_path)
+    assert kwargs["bases"] == ["SD 1.5=base", "sdxl=xl-base"] and "bases" not in kwargs["policy"]
+    assert PullStage(**kwargs).bases == ("SD 1.5=base", "sdxl=xl-base")
+    with pytest.raises(ConfigError, match="`pull.bases`: each entry must read name=repo_id; got 'sd1'"):  # fmt: skip
+        config_from_dict({"pull": {"bases": ["sd1"]}})
