@@ -6,6 +6,9 @@ checkpoint: `repo_id` is the model id, `revision` the version id. Types `LORA`, 
 e.g. "SD 1.5", "SDXL 1.0") are sent as `types` / `baseModels`. Pages are followed through
 `metadata.nextPage` (only when it stays on the configured endpoint) or `metadata.nextCursor`.
 
+Each ref's `family` is read from the version's `baseModel` ("SD 1.5" -> sd1, "SDXL 1.0" and
+"Pony" -> sdxl, "Flux.1 D" -> flux; `dmsec.models.family.family_from_hub`).
+
 Civitai gives sizes in KB (rounded, so not checked for equality) and a SHA256 per file, which the
 pull verifies. The API key comes from `CIVITAI_API_KEY` and travels only in an `Authorization`
 header to the configured endpoint: never in a URL (URLs get logged), never to another host
@@ -30,6 +33,7 @@ from dmsec.hub.ref import CheckpointFile, CheckpointRef, Kind, parse_timestamp
 from dmsec.hub.retry import RetryPolicy, request_with_retry
 from dmsec.hub.source import HubError, HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.hub.transfer import CHUNK_BYTES, stream_to_file
+from dmsec.models.family import family_from_hub
 
 logger = logging.getLogger(__name__)
 
@@ -208,12 +212,14 @@ class CivitaiSource(HubSource):
             "allow_commercial_use": ",".join(map(str, item.get("allowCommercialUse") or [])),
             "allow_derivatives": str(item.get("allowDerivatives", "")),
         }
+        base_model = version.get("baseModel") or None
         return CheckpointRef(
             source=self.name,
             repo_id=str(item["id"]),
             revision=str(version["id"]),
             kind=kind,
-            base_model=version.get("baseModel") or None,
+            base_model=base_model,
+            family=family_from_hub(base_model),
             files=tuple(files),
             tags=tuple(str(t) for t in item.get("tags") or []),
             license=None,  # Civitai has permission flags, not a licence: see `extra`

@@ -5,7 +5,9 @@ URI: `hf://[author][?search=TEXT&tag=TAG...]`. Listing asks `/api/models` for re
 tag), newest first, so a `since` filter stops paging at the first older repo. Each candidate is
 classified from its file names and tags (LoRA weights or a `lora` / `base_model:adapter:` tag ->
 LoRA; `model_index.json`, `unet/config.json`, `dreambooth` or `base_model:finetune:` -> full)
-before one `model_info(files_metadata=True)` call fetches sizes and LFS sha256s.
+before one `model_info(files_metadata=True)` call fetches sizes and LFS sha256s. The ref's
+`family` is read from the card's `base_model` (or `base_model:` tag): an SD 1.x, SD 2.x, SDXL,
+SD 3 or FLUX.1 repo id maps to sd1, sd2, sdxl, sd3, flux (`dmsec.models.family`).
 
 Rate limits: `list_models` pages go through huggingface_hub's own backoff, which honours 429 +
 Retry-After; `model_info` and `snapshot_download` are wrapped in `call_with_retry`, which
@@ -34,6 +36,7 @@ from dmsec.errors import ConfigError, UnsafeCheckpointError
 from dmsec.hub.ref import CheckpointFile, CheckpointRef, Kind
 from dmsec.hub.retry import RETRY_STATUSES, RetryPolicy, call_with_retry, parse_retry_after
 from dmsec.hub.source import HubError, HubSource, ListFilter, RefNotFoundError, register_source
+from dmsec.models.family import family_from_hub
 
 logger = logging.getLogger(__name__)
 
@@ -220,12 +223,14 @@ class HuggingFaceSource(HubSource):
                 )
             except ValueError as exc:
                 logger.warning("hf: %s: file skipped: %s", repo_id, exc)
+        base_model = base_model_of(tags, info.card_data)
         return CheckpointRef(
             source=self.name,
             repo_id=info.id,
             revision=info.sha,
             kind=kind,
-            base_model=base_model_of(tags, info.card_data),
+            base_model=base_model,
+            family=family_from_hub(base_model),
             files=tuple(files),
             tags=tuple(tags),
             license=_license_of(tags, info.card_data),

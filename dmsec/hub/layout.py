@@ -5,14 +5,20 @@ Rules, in order:
    ("full", "base", "lora") and `base_model` come from that file;
 2. a diffusers folder (`model_index.json`, or `unet/config.json` one level down) is a full model;
 3. a PEFT adapter folder (`adapter_config.json`) is a LoRA, base from `base_model_name_or_path`;
-4. a `.safetensors` file outside those folders is a single-file checkpoint when its header's keys
-   say so: any key containing "lora" -> LoRA, keys under `model.diffusion_model.` -> full;
+4. a `.safetensors` file outside those folders is a single-file checkpoint, its kind told by
+   its header's tensor names (`dmsec.models.detect`): a LoRA in any layout (PEFT, diffusers,
+   kohya, LyCORIS) -> LoRA; the original SD layout (`model.diffusion_model.*`) or a diffusers
+   UNet's weights -> full; anything else (valid header, unrelated tensors) is listed too, with a
+   `skip_reason`, so the scan shows it looked at it;
 5. a pickle-format file (.ckpt, .pt, ...) outside those folders is listed as a single-file
    checkpoint with its kind guessed from the name, so the pull step can refuse it visibly.
 A folder inside an earlier-found checkpoint folder is part of it, not another checkpoint. When a
 LoRA names no base model, the safetensors `__metadata__` is asked (`base_model`,
-`base_model_name_or_path`, kohya's `ss_sd_model_name`, the PEFT config in `lora_config`).
-Only headers and small JSON files are read, through a `TreeReader`.
+`base_model_name_or_path`, kohya's `ss_sd_model_name`, the PEFT config in `lora_config`). The
+base-model family comes from the same reads: a weights header's shapes, or `unet/config.json`,
+else from the base model's name ("runwayml/stable-diffusion-v1-5" -> sd1).
+A dmsec-card or PEFT folder whose weights files all hold no diffusion model gets a
+`skip_reason` too. Only headers and small JSON files are read, through a `TreeReader`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from dmsec.hub.ref import Kind
+from dmsec.models.detect import Detected, tensor_names, weights_format
+from dmsec.models.family import family_from_hub, family_of_header, family_of_unet_config
 from dmsec.models.safe_load import PICKLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -67,6 +75,8 @@ class DetectedCheckpoint:
     base_model: str | None
     files: tuple[FileEntry, ...]
     marker: dict | None = None
+    family: str | None = None
+    skip_reason: str | None = None
 
 
 def _parent(path: str) -> str:
@@ -128,23 +138,39 @@ def base_model_from_metadata(header: dict) -> str | None:
     return base.strip() if isinstance(base, str) and base.strip() else None
 
 
-def _single_file_kind(reader: TreeReader, entry: FileEntry) -> tuple[Kind, str | None] | None:
-    """Kind and base of a loose weights file, or None when it is not a diffusion checkpoint."""
+@dataclass(frozen=True)
+class _Weights:
+    """What one weights file's header says: kind, base, family, and why it is skipped."""
+
+    kind: Kind
+    base_model: str | None = None
+    family: str | None = None
+    skip_reason: str | None = None
+
+
+def _family_name(header: dict, detected: Detected) -> str | None:
+    family = family_of_header(header, detected.format)
+    return family.name if family.known else None
+
+
+def _weights_of(reader: TreeReader, entry: FileEntry) -> _Weights | None:
+    """Kind, base, family of a weights file; None when it is not a weights file at all."""
     name = PurePosixPath(entry.path).name.lower()
+    guess: Kind = "lora" if "lora" in name else "full"
     if name.endswith(PICKLE_SUFFIXES):
-        return ("lora" if "lora" in name else "full"), None
+        return _Weights(guess)
     if not name.endswith(".safetensors"):
         return None
     header = read_header(reader, entry)
     if header is None:
-        # Unreadable header: list it as a full checkpoint anyway; the pull step reports why.
-        return ("lora" if "lora" in name else "full"), None
-    keys = [k for k in header if k != "__metadata__"]
-    if any("lora" in k.lower() for k in keys):
-        return "lora", base_model_from_metadata(header)
-    if any(k.startswith("model.diffusion_model.") for k in keys):
-        return "full", base_model_from_metadata(header)
-    return None
+        # Unreadable header: list it anyway (kind from the name); the pull step reports why.
+        return _Weights(guess)
+    detected = weights_format(tensor_names(header))
+    if detected.is_lora:
+        return _Weights("lora", base_model_from_metadata(header), _family_name(header, detected))
+    if detected.format in ("ldm-checkpoint", "diffusers-unet"):
+        return _Weights("full", base_model_from_metadata(header), _family_name(header, detected))
+    return _Weights(guess, skip_reason=detected.reason)
 
 
 def _folder_roots(entries: dict[str, FileEntry], reader: TreeReader) -> dict[str, tuple]:
@@ -204,27 +230,70 @@ def detect_checkpoints(
             kind = "lora"
             raw_base = marker.get("base_model_name_or_path")
             base = raw_base.strip() if isinstance(raw_base, str) and raw_base.strip() else None
+        weights = _folder_weights(reader, folder, files, rule)
         if kind == "lora" and base is None:
-            base = _base_from_weights(reader, folder, files)
+            base = next((w.base_model for w in weights if w.base_model), None)
+        family = (
+            _folder_family(reader, folder, files)
+            or next((w.family for w in weights if w.family), None)
+            or family_from_hub(base)
+        )
+        skip = None
+        if weights and all(w.skip_reason for w in weights):
+            skip = weights[0].skip_reason
         yield DetectedCheckpoint(
-            folder, False, kind, base, files, marker if rule == "dmsec" else None
+            folder, False, kind, base, files, marker if rule == "dmsec" else None, family, skip
         )
     for entry in entries:
         if any(_under(entry.path, folder) for folder in roots):
             continue
-        found = _single_file_kind(reader, entry)
+        found = _weights_of(reader, entry)
         if found is not None:
             name = PurePosixPath(entry.path).name
             single = FileEntry(name, entry.size, entry.modified, entry.etag)
-            yield DetectedCheckpoint(entry.path, True, found[0], found[1], (single,))
+            family = found.family or family_from_hub(found.base_model)
+            yield DetectedCheckpoint(
+                entry.path, True, found.kind, found.base_model, (single,), None, family,
+                found.skip_reason,
+            )  # fmt: skip
 
 
-def _base_from_weights(reader: TreeReader, folder: str, files: Sequence[FileEntry]) -> str | None:
+def _full_entry(folder: str, f: FileEntry) -> FileEntry:
+    return FileEntry(f.path if folder == "" else f"{folder}/{f.path}", f.size)
+
+
+def _folder_weights(
+    reader: TreeReader, folder: str, files: Sequence[FileEntry], rule: str
+) -> list[_Weights]:
+    """What the top-level weights files of a card or PEFT folder hold (diffusers folders: none).
+
+    A diffusers folder's components are told by its configs, not its weights' names, so its
+    files are not classified (a VAE's weights alone would look like no diffusion model).
+    """
+    paths = {f.path for f in files}
+    if rule == "diffusers" or "model_index.json" in paths or "unet/config.json" in paths:
+        return []
+    found = []
     for f in files:
-        if f.path.endswith(".safetensors"):
-            full = FileEntry(f.path if folder == "" else f"{folder}/{f.path}", f.size)
-            header = read_header(reader, full)
-            base = base_model_from_metadata(header) if header else None
-            if base:
-                return base
+        if "/" not in f.path and f.path.lower().endswith(".safetensors"):
+            weights = _weights_of(reader, _full_entry(folder, f))
+            if weights is not None:
+                found.append(weights)
+    return found
+
+
+def _folder_family(reader: TreeReader, folder: str, files: Sequence[FileEntry]) -> str | None:
+    """The family a diffusers folder's `unet/config.json` (or root `config.json`) names."""
+    for f in files:
+        if f.path in ("unet/config.json", "config.json"):
+            config = read_json(reader, _full_entry(folder, f))
+            if (
+                config is None
+                or "_class_name" not in config
+                and "cross_attention_dim" not in config
+            ):
+                continue
+            family = family_of_unet_config(config, str(config.get("_class_name", "")))
+            if family.known:
+                return family.name
     return None

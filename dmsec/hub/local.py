@@ -235,4 +235,6 @@ def ref_from_detected(
         last_modified=max(modified) if modified else None,
         url=url,
         extra=extra,
+        family=detected.family,
+        skip_reason=detected.skip_reason,
     )

@@ -69,6 +69,8 @@ class PullPolicy:
 
     def select(self, ref: CheckpointRef) -> Selection:
         """Decide which files of `ref` to pull, or why the checkpoint is refused outright."""
+        if ref.skip_reason:  # the listing saw it holds no diffusion model: nothing to pull
+            return Selection((), (), ref.skip_reason)
         skipped: list[str] = []
         weights: list[CheckpointFile] = []
         pickles: list[CheckpointFile] = []

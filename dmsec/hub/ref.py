@@ -87,7 +87,13 @@ class CheckpointFile:
 
 @dataclass(frozen=True)
 class CheckpointRef:
-    """A checkpoint a hub lists: identity, kind, base model, files and descriptive fields."""
+    """A checkpoint a hub lists: identity, kind, base model, files and descriptive fields.
+
+    `family` is the base-model family ("sd1", "sd2", "sdxl", "sd3", "flux", ...; see
+    `dmsec.models.family`) the hub's metadata or the file's header names, None when neither does.
+    `skip_reason` is set when the listing already shows the scan cannot use it (a weights file
+    that holds no diffusion model): it is listed, so the scan writes a `skipped` row saying why.
+    """
 
     source: str
     repo_id: str
@@ -100,6 +106,8 @@ class CheckpointRef:
     last_modified: datetime | None = None
     url: str | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    family: str | None = None
+    skip_reason: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("source", "repo_id", "revision"):
@@ -108,8 +116,10 @@ class CheckpointRef:
                 raise ValueError(f"`{name}` must be a non-empty string; got {value!r}")
         if self.kind not in KINDS:
             raise ValueError(f"`kind` must be one of {KINDS}; got {self.kind!r}")
-        if self.base_model is not None and not isinstance(self.base_model, str):
-            raise ValueError(f"`base_model` must be a string or None; got {self.base_model!r}")
+        for name in ("base_model", "family", "skip_reason"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"`{name}` must be a string or None; got {value!r}")
         files = tuple(self.files)
         if not all(isinstance(f, CheckpointFile) for f in files):
             raise ValueError("`files` must hold CheckpointFile records")

@@ -1,9 +1,17 @@
 """Load model handles from local files: diffusers folders, single `.safetensors` files, LoRA files.
 
 - a diffusers folder (`model_index.json`, or a bare `unet/`) -> a full model handle;
-- a LoRA file (`pytorch_lora_weights.safetensors`, or a folder holding one) -> the base model
-  (given by `base`) with the adapter injected: adapter off = pretrained, on = fine-tuned;
-- a single `.safetensors` file of UNet weights -> the base model's architecture with these weights.
+- a LoRA file in the PEFT, diffusers or kohya layout (`pytorch_lora_weights.safetensors`, any
+  `.safetensors` whose tensors say LoRA, or a folder holding one) -> the base model (given by
+  `base`) with the adapter injected: adapter off = pretrained, on = fine-tuned;
+- a single-file full checkpoint in the original SD layout (`model.diffusion_model.*`, see
+  `single_file`) or a `.safetensors` of diffusers UNet weights -> the base model's architecture
+  with these weights (a `FullPair` against the base);
+- a folder holding one `.safetensors` of any name and a `dmsec_model.json` card -> that file,
+  with the card's base model and instance prompt.
+A file's format is told from its header (`detect`); an adapter or checkpoint made for another
+model family than the base's is a `FamilyMismatchError`, a LyCORIS variant we cannot load an
+`UnsupportedAdapterError`, and weights that are no diffusion model a `NotDiffusionWeightsError`.
 
 Weights are always read through `safe_load` (never diffusers' own loader, which would fall back to
 pickled `.bin` files); every problem is a `CheckpointError` naming the file.
@@ -21,9 +29,17 @@ from diffusers import UNet2DModel
 
 from dmsec.errors import CheckpointError
 from dmsec.models.base import DiffusionModel
-from dmsec.models.lora import LORA_WEIGHTS_NAME, is_lora_file, load_lora
+from dmsec.models.detect import NotDiffusionWeightsError, UnsupportedAdapterError, detect_file
+from dmsec.models.family import (
+    check_compatible,
+    family_of_adapter,
+    family_of_checkpoint,
+    family_of_handle,
+    named_family,
+)
+from dmsec.models.lora import LORA_WEIGHTS_NAME, load_lora
 from dmsec.models.pair import ModelPair
-from dmsec.models.safe_load import is_pickle_file, load_state_dict
+from dmsec.models.safe_load import is_pickle_file, load_state_dict, read_safetensors_header
 from dmsec.models.schedule import load_scheduler_config
 from dmsec.models.unet2d import MODEL_CARD, ModelInfo, UNet2DHandle
 
@@ -110,15 +126,20 @@ def load_model(
     *,
     device: str | torch.device = "cpu",
     allow_pickle: bool = False,
+    family: str | None = None,
 ) -> DiffusionModel:
-    """Load any supported checkpoint; fine-tunes given as weights only need `base`."""
+    """Load any supported checkpoint; fine-tunes given as weights only need `base`.
+
+    `family` is what a hub's metadata says the checkpoint was made for ("sd1", "sdxl", ...); it
+    is checked against the base when the file's own tensors do not tell.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(path, "does not exist")
     if path.is_dir():
         lora_file = path / LORA_WEIGHTS_NAME
         if lora_file.exists() and not (path / "unet").exists():
-            return _load_lora_on(lora_file, base, device, allow_pickle)
+            return _load_lora_on(lora_file, base, device, allow_pickle, family)
         index = path / "model_index.json"
         if index.exists() and _read_json(index).get("_class_name") == "StableDiffusionPipeline":
             from dmsec.models.stable_diffusion import load_stable_diffusion_folder
@@ -126,6 +147,9 @@ def load_model(
             return load_stable_diffusion_folder(path, allow_pickle=allow_pickle).to(device)
         if index.exists() or (path / "unet").is_dir() or (path / "config.json").exists():
             return load_unet2d_folder(path, allow_pickle).to(device)
+        weights = sorted(path.glob("*.safetensors"))
+        if len(weights) == 1:  # a kohya LoRA or single-file checkpoint of any name, + its card
+            return load_model(weights[0], base, device=device, allow_pickle=allow_pickle, family=family)  # fmt: skip
         raise CheckpointError(path, "not a diffusers model folder (no model_index.json or unet/)")
     if is_pickle_file(path):
         load_state_dict(
@@ -136,14 +160,22 @@ def load_model(
         )
     if path.suffix != ".safetensors":
         raise CheckpointError(path, f"unknown checkpoint format {path.suffix!r}")
-    if is_lora_file(path):
-        return _load_lora_on(path, base, device, allow_pickle)
-    return _load_single_file(path, base, device, allow_pickle)
+    detected = detect_file(path)
+    if detected.format == "other":
+        raise NotDiffusionWeightsError(path, detected.reason)
+    if detected.format == "unsupported":
+        raise UnsupportedAdapterError(path, detected.reason)
+    if detected.is_lora:
+        return _load_lora_on(path, base, device, allow_pickle, family)
+    return _load_single_file(path, base, device, allow_pickle, family)
 
 
 def _resolve_base(
     base: str | Path | DiffusionModel | None, what: Path, allow_pickle: bool
 ) -> DiffusionModel:
+    if base is None and (what.parent / MODEL_CARD).exists():
+        named = read_model_info(what.parent).base_model  # the card beside the weights names it
+        base = (what.parent / named).resolve() if named else None
     if base is None:
         raise CheckpointError(what, "is a fine-tune given as weights only: pass its base model")
     if isinstance(base, DiffusionModel):
@@ -151,30 +183,43 @@ def _resolve_base(
     return load_model(base, allow_pickle=allow_pickle)
 
 
+def _check_family(path: Path, handle: DiffusionModel, declared: str | None, kind: str) -> None:
+    """The file's family (or, when its tensors tell nothing, the hub's `declared` one) must fit
+    the base's."""
+    header = read_safetensors_header(path)
+    found = family_of_adapter(header) if kind == "LoRA" else family_of_checkpoint(header)
+    if not found.known and found.cross_attention_dim is None and declared:
+        found = named_family(declared, "from the hub's metadata")
+    check_compatible(path, found, family_of_handle(handle), kind)
+
+
+def _with_card(handle: DiffusionModel, weights: Path, kind: str) -> DiffusionModel:
+    """The handle, its info updated from the card beside `weights` (base, instance prompt)."""
+    card = read_model_info(weights.parent)
+    info = getattr(handle, "info", None) or ModelInfo()
+    handle.info = ModelInfo(  # type: ignore[attr-defined]
+        **{
+            **info.__dict__,
+            "kind": kind,
+            "base_model": card.base_model,
+            "instance_prompt": card.instance_prompt or info.instance_prompt,
+        }
+    )
+    return handle
+
+
 def _load_lora_on(
     lora_file: Path,
     base: str | Path | DiffusionModel | None,
     device: str | torch.device,
     allow_pickle: bool,
+    family: str | None = None,
 ) -> DiffusionModel:
-    if base is None and (lora_file.parent / MODEL_CARD).exists():
-        info = read_model_info(lora_file.parent)
-        if info.base_model:
-            base = (lora_file.parent / info.base_model).resolve()
     handle = _resolve_base(base, lora_file, allow_pickle)
-    load_lora(handle.network, lora_file)
-    card = read_model_info(lora_file.parent)
-    info = getattr(handle, "info", None) or ModelInfo()
+    _check_family(lora_file, handle, family, "LoRA")
+    load_lora(handle.network, lora_file, text_encoder=getattr(handle, "text_encoder", None))
     # the adapter's card names its base and (text models) its instance prompt
-    handle.info = ModelInfo(  # type: ignore[attr-defined]
-        **{
-            **info.__dict__,
-            "kind": "lora",
-            "base_model": card.base_model,
-            "instance_prompt": card.instance_prompt or info.instance_prompt,
-        }
-    )
-    return handle.to(device)
+    return _with_card(handle, lora_file, "lora").to(device)
 
 
 def _load_single_file(
@@ -182,11 +227,18 @@ def _load_single_file(
     base: str | Path | DiffusionModel | None,
     device: str | torch.device,
     allow_pickle: bool,
+    family: str | None = None,
 ) -> DiffusionModel:
     handle = _resolve_base(base, path, allow_pickle)
     state = load_state_dict(path, allow_pickle=allow_pickle)
-    load_weights_into(handle.network, state, path)
-    return handle.to(device)
+    if detect_file(path).format == "ldm-checkpoint":
+        from dmsec.models.single_file import load_ldm_into
+
+        _check_family(path, handle, family, "checkpoint")
+        load_ldm_into(handle, state, path)
+    else:
+        load_weights_into(handle.network, state, path)
+    return _with_card(handle, path, "full").to(device)
 
 
 def load_pair(

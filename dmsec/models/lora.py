@@ -4,6 +4,10 @@ File format: one `pytorch_lora_weights.safetensors` holding peft's state dict (k
 `down_blocks.0.resnets.0.conv1.lora_A.weight`, as diffusers' `save_lora_adapter` writes them
 without a prefix) and, in the safetensors `__metadata__`, `lora_config` (the peft LoraConfig as
 JSON) and `base_model`. Files without the metadata get rank and targets inferred from the keys.
+`load_lora` also reads the layouts hubs carry: diffusers' `save_lora_weights` (`unet.` /
+`text_encoder.` prefixes) and kohya's (`lora_unet_*` / `lora_te_*`, converted by
+`dmsec.models.kohya`); a text-encoder part is injected into the text encoder, and peft's
+`disable_adapters` then switches both parts off together (see `pair.LoraPair`).
 
 `mixed_adapter_batch` runs one forward where some samples see the adapter and others do not
 (peft's per-sample `adapter_names`, with "__base__" meaning no adapter) — how a LoRA pair
@@ -13,7 +17,6 @@ computes ε_pre and ε_ft in one batched call.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -107,39 +110,121 @@ def _adapter_config(network: nn.Module, name: str) -> LoraConfig:
 
 
 def is_lora_file(path: str | Path) -> bool:
-    """True when a safetensors file holds LoRA weights (by its keys)."""
-    from dmsec.models.safe_load import read_safetensors_header
+    """True when a safetensors file holds adapter weights of any layout (by its tensor names)."""
+    from dmsec.models.detect import detect_file
 
-    header = read_safetensors_header(path)
-    return any(
-        ".lora_" in k or "lora_A" in k or "lora_down" in k for k in header if k != "__metadata__"
+    return detect_file(path).is_lora
+
+
+def load_lora(
+    network: nn.Module,
+    path: str | Path,
+    name: str = "default",
+    text_encoder: nn.Module | None = None,
+) -> nn.Module:
+    """Inject the adapter stored at `path` into `network` (in place) and load its weights.
+
+    Layouts: dmsec's / PEFT's (unprefixed UNet keys, config in the metadata), diffusers'
+    `save_lora_weights` (`unet.` / `text_encoder.` prefixes) and kohya's (`lora_unet_*`,
+    `lora_te_*`, see `dmsec.models.kohya`). A text-encoder part goes into `text_encoder`.
+    """
+    from dmsec.models.detect import (
+        NotDiffusionWeightsError,
+        UnsupportedAdapterError,
+        weights_format,
     )
 
-
-def load_lora(network: nn.Module, path: str | Path, name: str = "default") -> nn.Module:
-    """Inject the adapter stored at `path` into `network` (in place) and load its weights."""
     path = Path(path)
     if path.is_dir():
         path = path / LORA_WEIGHTS_NAME
     state = load_state_dict(path)
-    if any("lora_down" in k for k in state):
-        raise CheckpointError(
-            path, "kohya-style LoRA keys (lora_down/lora_up) are not supported yet"
-        )
+    detected = weights_format(state)
+    if detected.format == "unsupported":
+        raise UnsupportedAdapterError(path, detected.reason)
+    if detected.format == "other":
+        raise NotDiffusionWeightsError(path, detected.reason)
+    if detected.format == "kohya-lora":
+        from dmsec.models.kohya import kohya_to_diffusers
+
+        state = kohya_to_diffusers(state, getattr(network, "config", None), path)
+    parts = lora_parts(state, text_encoder, path)
     meta = safetensors_metadata(path)
-    config = _config_from_metadata(meta) or _infer_config(state, path)
-    inject_adapter_in_model(config, network, adapter_name=name)
-    result = set_peft_model_state_dict(network, state, adapter_name=name)
+    config = _config_from_metadata(meta) if "" in parts else None
+    _inject(network, parts.pop("unet", {}) | parts.pop("", {}), config, name, path, unet=True)
+    if "text_encoder" in parts and text_encoder is not None:
+        _inject(text_encoder, parts.pop("text_encoder"), None, name, path, unet=False)
+    if parts:
+        raise CheckpointError(
+            path, f"LoRA weights for components this base model lacks: {sorted(parts)}"
+        )
+    return network
+
+
+def lora_parts(
+    state: dict[str, torch.Tensor], text_encoder: nn.Module | None, path: Path
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Split a LoRA state dict by component, each in PEFT layout (`*.lora_A.weight`).
+
+    Keys prefixed `unet.`, `text_encoder.`, `text_encoder_2.` go to those components; unprefixed
+    keys (dmsec's own files) are the UNet's, under "". Older diffusers spellings are converted with
+    diffusers' `convert_unet_state_dict_to_peft` / `convert_state_dict_to_peft`.
+    """
+    from diffusers.utils.state_dict_utils import (
+        StateDictType,
+        convert_state_dict_to_diffusers,
+        convert_state_dict_to_peft,
+        convert_unet_state_dict_to_peft,
+    )
+
+    prefixes = ("unet", "text_encoder", "text_encoder_2")
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        head, _, rest = key.partition(".")
+        component = head if head in prefixes and rest else ""
+        parts.setdefault(component, {})[rest if component else key] = value
+    for component, part in parts.items():
+        peft = any(".lora_A." in k or ".lora_B." in k for k in part)
+        if component.startswith("text_encoder") and not peft:
+            # the types are given: diffusers' guess from one key misses files without out_proj
+            part = convert_state_dict_to_diffusers(part, StateDictType.DIFFUSERS_OLD)
+            part = convert_state_dict_to_peft(part, StateDictType.DIFFUSERS)
+        if component.startswith("text_encoder"):
+            if text_encoder is not None and not hasattr(text_encoder, "text_model"):
+                part = {k.removeprefix("text_model."): v for k, v in part.items()}  # flat CLIP
+        elif not peft:
+            part = convert_unet_state_dict_to_peft(part)
+        parts[component] = part
+    if "text_encoder" in parts and text_encoder is None:
+        raise CheckpointError(
+            path, "has text-encoder LoRA weights but the base has no text encoder"
+        )
+    return parts
+
+
+def _inject(
+    network: nn.Module,
+    state: dict[str, torch.Tensor],
+    config: LoraConfig | None,
+    name: str,
+    path: Path,
+    unet: bool,
+) -> None:
+    """Inject a LoRA (config given, or inferred per module from the weights) and load it."""
+    if not state:
+        return
+    config = config or _infer_config(state, path, unet)
+    try:
+        inject_adapter_in_model(config, network, adapter_name=name)
+        result = set_peft_model_state_dict(network, state, adapter_name=name)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise CheckpointError(path, f"LoRA does not fit the base model: {first}") from None
     unexpected = list(getattr(result, "unexpected_keys", []) or [])
     if unexpected:
         raise CheckpointError(
             path, f"LoRA keys match no module of the base model: {unexpected[:3]}"
         )
-    try:
-        _check_loaded(network, state, name, path)
-    except RuntimeError as exc:
-        raise CheckpointError(path, str(exc)) from None
-    return network
+    _check_loaded(network, state, name, path)
 
 
 def _config_from_metadata(meta: dict[str, str]) -> LoraConfig | None:
@@ -160,13 +245,18 @@ def _config_from_metadata(meta: dict[str, str]) -> LoraConfig | None:
     return LoraConfig(**{k: v for k, v in data.items() if k in keep})
 
 
-def _infer_config(state: dict[str, torch.Tensor], path: Path) -> LoraConfig:
-    a_keys = [k for k in state if k.endswith("lora_A.weight")]
-    if not a_keys:
-        raise CheckpointError(path, "no lora_A weights found")
-    rank = int(state[a_keys[0]].shape[0])
-    targets = sorted({re.sub(r"\.lora_A\.weight$", "", k) for k in a_keys})
-    return LoraConfig(r=rank, lora_alpha=rank, target_modules=targets)
+def _infer_config(state: dict[str, torch.Tensor], path: Path, unet: bool) -> LoraConfig:
+    """Rank per module from the B matrices, scale 1 (alpha = rank): diffusers' `get_peft_kwargs`."""
+    from diffusers.utils.peft_utils import get_peft_kwargs
+
+    # "^" anchors a module's pattern at the start of its name, as diffusers does for UNets
+    anchor = "^" if unet else ""
+    ranks = {
+        f"{anchor}{k}": int(v.shape[1]) for k, v in state.items() if ".lora_B." in k and v.ndim > 1
+    }
+    if not ranks:
+        raise CheckpointError(path, "no lora_B weights found")
+    return LoraConfig(**get_peft_kwargs(ranks, None, state, is_unet=unet))
 
 
 def _check_loaded(

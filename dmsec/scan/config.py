@@ -48,7 +48,9 @@ class SourceSettings:
 
     `uri`: a local path or file://, hf://, civitai://, s3://bucket/prefix, or `zoo:small` /
     `zoo:full` for the tiny zoo (built on first use) as a local hub. `since` is an ISO date or
-    timestamp (UTC when no zone is given).
+    timestamp (UTC when no zone is given). `bases`: "name=repo_id" entries naming the base model
+    (a repo id in the source) to pull for checkpoints whose hub names the base by family, e.g.
+    Civitai's "SD 1.5" or our "sd1" (`dmsec.models.family.base_for`).
     """
 
     uri: str = "zoo:small"
@@ -56,6 +58,7 @@ class SourceSettings:
     base_models: tuple[str, ...] | None = None
     since: str | None = None
     limit: int | None = None
+    bases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.uri.strip():
@@ -70,6 +73,12 @@ class SourceSettings:
                 raise ConfigError(f"`source.since` must be an ISO date or time; got {self.since!r}") from None  # fmt: skip
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"`source.limit` must be >= 1 or null; got {self.limit}")
+        from dmsec.models.family import base_for
+
+        try:
+            base_for(None, None, self.bases)
+        except ValueError as exc:
+            raise ConfigError(f"`source.bases`: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ class ResolvedScan:
         heavy = {"device": device or run.device, "max_warm_bases": run.max_warm_bases,
                  "torch_threads": run.torch_threads}  # fmt: skip
         if stage == "pull":
-            return {"source_uri": self.source_uri, "cache_dir": run.cache_dir, "policy": c.pull}
+            return {"source_uri": self.source_uri, "cache_dir": run.cache_dir, "policy": c.pull,
+                    "bases": list(c.source.bases)}  # fmt: skip
         if stage == "extract":
             return {"config": c.extract, "extractor": c.methods.extractor,
                     "staging_root": str(staging_root), **heavy}  # fmt: skip

@@ -115,6 +115,7 @@ def test_listing_pages_by_cursor_and_maps_versions_to_refs(civitai: FakeHub) -> 
     cats = refs[("1", "11")]
     assert (cats.kind, cats.base_model, cats.tags) == ("lora", "SD 1.5", ("cat",))
     assert refs[("2", "20")].kind == "full" and refs[("2", "20")].base_model == "SDXL 1.0"
+    assert (cats.family, refs[("2", "20")].family) == ("sd1", "sdxl")  # from `baseModel`
     (f,) = cats.files
     data = civitai.civitai_models[0].versions[0].files[0].data
     assert f.path == "cats_v2.safetensors" and f.sha256 == hashlib.sha256(data).hexdigest()

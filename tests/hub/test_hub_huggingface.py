@@ -144,6 +144,7 @@ def test_listing_follows_link_pagination_and_classifies(hf: FakeHub) -> None:
         "CompVis/stable-diffusion-v1-4",
         "mit",
     )
+    assert pets.family == dog.family == "sd1"  # from the card's / tags' base_model
     assert pets.revision == hf.hf_repos[0].sha and pets.url == f"{hf.url}/alice/pets-lora"
     assert pets.last_modified == datetime(2025, 1, 9, 10, tzinfo=UTC)
     weights = next(f for f in pets.files if f.path.endswith(".safetensors"))

@@ -77,7 +77,7 @@ def test_generic_folders_without_markers(tmp_path: Path) -> None:
     write_unet_weights(root / "unet-only" / "unet" / "diffusion_pytorch_model.safetensors")
     write_lora(root / "loras" / "pets.safetensors", base_model="runwayml/sd-v1-5")
     write_lora(root / "loras" / "anon.safetensors", base_model=None)
-    write_unet_weights(root / "loras" / "not-a-lora.safetensors")  # no lora keys: skipped
+    write_unet_weights(root / "loras" / "not-a-lora.safetensors")  # no lora keys: a skipped ref
     (root / "peft").mkdir()
     (root / "peft" / "adapter_config.json").write_text(
         json.dumps({"base_model_name_or_path": "stabilityai/sdxl"})
@@ -93,8 +93,15 @@ def test_generic_folders_without_markers(tmp_path: Path) -> None:
         "loras/pets.safetensors": ("lora", "runwayml/sd-v1-5"),
         "loras/anon.safetensors": ("lora", None),
         "peft": ("lora", "stabilityai/sdxl"),
+        "loras/not-a-lora.safetensors": ("lora", None),  # kind from its name
     }
     assert [f.path for f in refs["loras/pets.safetensors"].files] == ["pets.safetensors"]
+    skipped = {k for k, r in refs.items() if r.skip_reason}
+    assert skipped == {"loras/not-a-lora.safetensors"}
+    assert refs["loras/not-a-lora.safetensors"].skip_reason.startswith("not diffusion weights")
+    # the headers' tensors name no family here; the base models' names do
+    assert refs["peft"].family == "sdxl" and refs["loras/pets.safetensors"].family == "sd1"
+    assert refs["sd-finetune"].family is None and refs["loras/anon.safetensors"].family is None
 
 
 def test_root_that_is_itself_a_checkpoint(tmp_path: Path) -> None:

@@ -95,3 +95,18 @@ def test_sections_are_the_library_configs_stages_take_as_they_are(tmp_path):
     assert resolved.stage_kwargs("authenticate", tmp_path)["config"] is c.authenticate
     assert resolved.stage_kwargs("match", tmp_path)["settings"] is c.match
     assert c.replace(run={"executor": "local"}).run.executor == "local"
+
+
+def test_source_bases_reach_the_pull_stage_and_bad_entries_name_the_field(tmp_path):
+    from dmsec.scan.config import config_from_dict
+    from dmsec.scan.resolve import ResolvedScan
+    from dmsec.scan.stages.pull import PullStage
+
+    c = load_scan_config(None, ['source.bases=["SD 1.5=base", "sdxl=xl-base"]'])
+    assert c.source.bases == ("SD 1.5=base", "sdxl=xl-base")
+    resolved = ResolvedScan(c, str(tmp_path), None, str(tmp_path / "r"), 0.5, "h")
+    kwargs = resolved.stage_kwargs("pull", tmp_path)
+    assert kwargs["bases"] == ["SD 1.5=base", "sdxl=xl-base"]
+    assert PullStage(**kwargs).bases == ("SD 1.5=base", "sdxl=xl-base")
+    with pytest.raises(ConfigError, match="`source.bases`: each entry must read name=repo_id; got 'sd1'"):  # fmt: skip
+        config_from_dict({"source": {"bases": ["sd1"]}})

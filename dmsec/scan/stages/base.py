@@ -6,7 +6,9 @@
 
 `process(item)` does one checkpoint's work; any exception it raises ends that item as an error of
 this stage (retryable or not, see `records.is_retryable`) and never reaches the caller, so one bad
-checkpoint cannot stop a batch. Items that are no longer pending pass through untouched.
+checkpoint cannot stop a batch; a `NotDiffusionWeightsError` (the weights turned out to be no
+diffusion model) ends it as skipped instead. Items that are no longer pending pass through
+untouched.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from dmsec.models.detect import NotDiffusionWeightsError
 from dmsec.scan.records import (
     ScanItem,
     batch_from_items,
@@ -53,6 +56,8 @@ class Stage(ABC):
         with item.timed(self.name):
             try:
                 self.process(item)
+            except NotDiffusionWeightsError as exc:  # looked at, nothing to scan: not a failure
+                item.skip(self.name, describe(exc))
             except Exception as exc:  # one checkpoint's failure must never stop the scan
                 logger.warning("%s failed for %s: %s", self.name, item.name, describe(exc))
                 item.fail(self.name, describe(exc), retryable=is_retryable(exc))

@@ -4,17 +4,20 @@ Outcomes: the policy refuses the checkpoint before any download (pickle-only wei
 cap) -> "skipped" with the policy's reason; the pull refuses it after download (corrupt file, hash
 or size mismatch) -> "error"; the hub or network fails -> "error", retryable (the ledger lists it
 again next run). The base model named by the ref (`ref.base_model`, the repo id of the pretrained
-model in the same source) is pulled too; every fine-tune needs it as the pair's pretrained half.
+model in the same source, or the one `source.bases` maps the hub's base name or family to) is pulled
+too; every fine-tune needs it as the pair's pretrained half.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
 from dmsec.errors import CheckpointError
 from dmsec.hub import CheckpointRef, Puller, PullPolicy, source_from_uri
 from dmsec.hub.source import HubError, RefNotFoundError
+from dmsec.models.family import base_for
 from dmsec.scan.records import ScanItem
 from dmsec.scan.stages.base import Stage
 
@@ -29,8 +32,10 @@ class PullStage(Stage):
         source_uri: str,
         cache_dir: str | None = None,
         policy: PullPolicy | None = None,
+        bases: list[str] | None = None,
     ) -> None:
         self.source = source_from_uri(source_uri)
+        self.bases = tuple(bases or ())  # "name=repo_id": bases for family names (`base_for`)
         self.puller = Puller(Path(cache_dir) if cache_dir else None, policy or PullPolicy())
         self._bases: dict[str, tuple[str, str]] = {}
 
@@ -49,6 +54,7 @@ class PullStage(Stage):
 
     def _pull_base(self, ref: CheckpointRef) -> tuple[str, str]:
         """(key, local path) of the ref's base model, pulled once per worker."""
+        ref = replace(ref, base_model=base_for(ref.base_model, ref.family, self.bases))
         if not ref.base_model:
             raise CheckpointError(ref.repo_id, "names no base model; FineXtract needs the pretrained model it was fine-tuned from")  # fmt: skip
         if ref.base_model not in self._bases:

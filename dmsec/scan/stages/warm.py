@@ -73,5 +73,6 @@ class WarmModels:
         if not item.local_path or not item.base_path:
             raise CheckpointError(item.name, "was not pulled (no local path or base model path)")
         base = self.base(item.base_path)
-        finetuned = load_model(checkpoint_path(item.local_path), base=base, device=self.device)
+        family = item.ref.get("family")  # the hub's word, used when the file's tensors say nothing
+        finetuned = load_model(checkpoint_path(item.local_path), base=base, device=self.device, family=family)  # fmt: skip
         return make_pair(base, finetuned.eval())
