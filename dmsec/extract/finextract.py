@@ -36,13 +36,16 @@ PAPER_DEFAULTS: dict[str, tuple[float, float]] = {"full": (3.0, -0.02), "lora": 
 
 def guidance_preset(name: str) -> tuple[tuple[str, float, float], ...]:
     """(kind, w, k) per fine-tune kind of a named preset: "paper" (`PAPER_DEFAULTS`, Stable
-    Diffusion) or "zoo" (`dmsec.zoo.config.ZOO_GUIDANCE`, tuned on the 16x16 digit zoo)."""
+    Diffusion), "zoo" (`dmsec.zoo.config.ZOO_GUIDANCE`, tuned on the 16x16 digit zoo) or "art"
+    (`dmsec.zoo.art_config.ART_GUIDANCE`, chosen on the art zoo's tuning split)."""
     if name == "paper":
         table = PAPER_DEFAULTS
     elif name == "zoo":
         from dmsec.zoo.config import ZOO_GUIDANCE as table
+    elif name == "art":
+        from dmsec.zoo.art_config import ART_GUIDANCE as table
     else:
-        raise ConfigError(f"`defaults` must be a list of [kind, w, k] or a preset (paper, zoo); got {name!r}")  # fmt: skip
+        raise ConfigError(f"`defaults` must be a list of [kind, w, k] or a preset (paper, zoo, art); got {name!r}")  # fmt: skip
     return tuple((kind, float(w), float(k)) for kind, (w, k) in sorted(table.items()))
 
 

@@ -77,18 +77,59 @@ class ResolvedScan:
 
 
 def resolve_source(uri: str) -> tuple[str, str | None]:
-    """(source URI, zoo root or None): `zoo:<preset>` is the built zoo as a local folder."""
+    """(source URI, zoo root or None): `zoo:<preset>` is the built zoo as a local folder
+    (`zoo:small`, `zoo:full`: the digit zoo; `zoo:art`, `zoo:art-small`: the art zoo)."""
     if not uri.startswith(ZOO_SCHEME):
         return uri, None
+    from dmsec.zoo.art_config import ART_PRESETS
     from dmsec.zoo.build import build_zoo
 
     preset = uri[len(ZOO_SCHEME) :]
-    zoo = build_zoo(preset, progress=True)  # trains on first use (minutes), shows a progress bar
+    if preset in ART_PRESETS:
+        from dmsec.zoo.art_build import build_art_zoo
+
+        zoo = build_art_zoo(preset, progress=True)  # trains on first use (an hour on 2 cores)
+    else:
+        zoo = build_zoo(
+            preset, progress=True
+        )  # trains on first use (minutes), shows a progress bar
     return str(zoo.root), str(zoo.root)
 
 
+def zoo_embedder(zoo_root: str | Path) -> str:
+    """The embedder (and similarity space) a zoo's images are compared in: art for colour."""
+    from dmsec.zoo.build import Zoo
+
+    return "zoo" if Zoo(zoo_root).grey else "art"
+
+
+def fit_to_zoo(config: ScanConfig, zoo_root: str | None) -> ScanConfig:
+    """On the art zoo, the digit-zoo defaults the config left untouched become the art zoo's:
+    embedder and clustering space `art` (colour; the `zoo` space is grey) and FineXtract's (w, k)
+    chosen on the art zoo's tuning split. Anything set explicitly is kept."""
+    from dmsec.extract.finextract import guidance_preset
+
+    if zoo_root is None or zoo_embedder(zoo_root) != "art":
+        return config
+    changes: dict[str, dict[str, Any]] = {}
+    if config.registry.embedder == "zoo":
+        changes["registry"] = {"embedder": "art"}
+    extract: dict[str, Any] = {}
+    if config.extract.similarity == "zoo":
+        extract["similarity"] = "art"
+    if config.extract.defaults == guidance_preset("zoo"):
+        extract["defaults"] = [list(row) for row in guidance_preset("art")]
+    if extract:
+        changes["extract"] = extract
+    if changes:
+        logger.info("art zoo source: %s", changes)
+        config = config.replace(**changes)
+    return config
+
+
 def build_zoo_registry(zoo_root: str | Path, location: str | Path) -> Any:
-    """A registry holding the zoo's protected training images (embedder "zoo").
+    """A registry holding the zoo's protected training images (embedder "zoo", or "art" for the
+    colour art zoo).
 
     One owner per protected fine-tuning set ("owner of <set>"), titles "<set>/train_NN", and
     `source_uri` the image's absolute path. Returns the `ProtectedArtworkIndex`.
@@ -97,7 +138,7 @@ def build_zoo_registry(zoo_root: str | Path, location: str | Path) -> Any:
     from dmsec.zoo.build import Zoo
 
     zoo = Zoo(zoo_root)
-    registry = ProtectedArtworkIndex.create(location, embedders=["zoo"])
+    registry = ProtectedArtworkIndex.create(location, embedders=[zoo_embedder(zoo_root)])
     done: set[str] = set()
     for entry in zoo.select(protected=True):
         if entry.set is None or entry.set in done:
@@ -135,6 +176,7 @@ def resolve_registry(config: ScanConfig, zoo_root: str | None) -> tuple[str, flo
 def resolve_scan(config: ScanConfig) -> ResolvedScan:
     """Resolve `config` (see the module docstring)."""
     source_uri, zoo_root = resolve_source(config.source.uri)
+    config = fit_to_zoo(config, zoo_root)
     location, threshold = resolve_registry(config, zoo_root)
     hashed = {
         "schema_version": SCHEMA_VERSION,

@@ -220,3 +220,8 @@ ART_SMALL = ArtZooConfig(
 )  # fmt: skip
 
 ART_PRESETS = {"art": ART, "art-small": ART_SMALL}
+
+# FineXtract's (w, k) per kind on the art zoo: w chosen by `benchmarks/extraction.py --zoo art`
+# on the TUNING split's light fine-tunes (2026-11-29: full w 5 -> mean A-ESR 0.60, LoRA w 3 ->
+# 0.75), k the paper's; the reporting split never saw this choice.
+ART_GUIDANCE: dict[str, tuple[float, float]] = {"full": (5.0, -0.02), "lora": (3.0, 0.0)}
