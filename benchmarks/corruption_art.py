@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 import torch
-from corruption import Run, mean_curve, print_curves  # benchmarks/ is on the path as a script
+from corruption import Run, print_curves  # benchmarks/ is on the path as a script
 
 from dmsec import metrics
 from dmsec.extract.guidance import guided_eps
@@ -169,10 +169,9 @@ def run(args) -> None:
                 run_curve(base, s, train_x, prior_x, "vanilla", None, seed, steps, lr, n_samples)
             )
             for p in presets:
-                bayes = BayesConfig.preset(p)
-                runs[f"bayesian-{p}"].append(
-                    run_curve(base, s, train_x, prior_x, f"bayesian-{p}", bayes, seed, steps,
-                              lr, n_samples)  # fmt: skip
+                label, bayes = f"bayesian-{p}", BayesConfig.preset(p)
+                runs[label].append(
+                    run_curve(base, s, train_x, prior_x, label, bayes, seed, steps, lr, n_samples)
                 )
         k = len(seeds)
         for p in presets:

@@ -124,5 +124,7 @@ def test_bayesian_dreambooth_with_prior_preservation_ends_an_ordinary_model(tiny
           prior_images=torch.rand(3, 3, 32, 32), prior_conditions=["a photo of dog"] * 3)  # fmt: skip
     assert not gaussian_weights(handle.network)
     assert set(handle.network.state_dict()) == keys  # the saved layout is the vanilla one
-    moved = [not torch.equal(v, handle.text_encoder.state_dict()[k]) for k, v in text_before.items()]
+    moved = [
+        not torch.equal(v, handle.text_encoder.state_dict()[k]) for k, v in text_before.items()
+    ]
     assert any(moved)  # DreamBooth trained the text encoder beside the Bayesian UNet
