@@ -28,7 +28,10 @@ half of the vanilla one.
 Also FineXtract's A-ESR (N0 = 5, paper defaults w = 3, k = −0.02) on both seed-1 final models:
 does Bayesian fine-tuning change how much can be extracted?
 
-Usage: ``python benchmarks/corruption.py [--quick]``. Default: seeds 1-3, 800 steps, 48 samples
+The art zoo (`--zoo art`, benchmarks/corruption_art.py): DreamBooth with prior preservation on a
+miniature SD, settings chosen on the tuning split, figures on the reporting split.
+
+Usage: ``python benchmarks/corruption.py [--quick] [--zoo digits|art]``. Default: seeds 1-3, 800 steps, 48 samples
 (<= 30 min on 2 cores); ``--quick``: seed 1, 300 steps, 32 samples (<= 5 min). The last line is
 ``dip vanilla=<a> bayesian=<b>``.
 """
@@ -164,7 +167,22 @@ def a_esr(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="seed 1, 300 steps, 32 samples")
+    parser.add_argument("--zoo", choices=("digits", "art"), default="digits")
+    art = parser.add_argument_group("art zoo only (benchmarks/corruption_art.py)")
+    art.add_argument("--split", choices=("tuning", "reporting"), default="reporting",
+                     help="tuning: choose settings (vanilla and both presets); reporting: report")  # fmt: skip
+    art.add_argument("--seeds", help="comma-separated training seeds (default 1,2,3; quick 1)")
+    art.add_argument("--steps", type=int, help="training steps per run (default: the chosen)")
+    art.add_argument("--lr", type=float, help="constant learning rate (default: the chosen)")
+    art.add_argument("--preset", choices=("scripts", "parser"), help="Bayesian preset")
     args = parser.parse_args()
+    if args.zoo == "art":
+        import corruption_art  # benchmarks/ is on the path when run as a script
+
+        return corruption_art.run(args)
+    given = [f for f in ("seeds", "steps", "lr", "preset") if getattr(args, f) is not None]
+    if given or args.split != "reporting":
+        parser.error(f"--split/--{'/--'.join(given or ['split'])} apply to --zoo art only")
     seeds, steps, every, n_samples = ([1], 300, 25, 32) if args.quick else ([1, 2, 3], 800, 25, 48)
     started = time.perf_counter()
     zoo = build_zoo("small", progress=False)

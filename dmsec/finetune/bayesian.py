@@ -29,6 +29,15 @@ projections, feed-forward), weight and bias, except cross-attention (`attn2`) an
 (B) matrices of adapters on Linear layers in the up blocks, prior mean 0; here cross-attention
 adapters count too (the official LoRA script passes `--convert_attn2`), `time_emb_proj` ones not.
 
+On the art zoo's `UNet2DConditionModel` (channels (32, 64, 128), transformer blocks in the two
+lower levels and the mid block) the rule covers every transformer block's self-attention (`attn1`
+q/k/v/out) and feed-forward (`ff.net.0.proj`, GEGLU, and `ff.net.2`) Linears of its 7 transformer
+blocks: 42 Linear layers, 1,252,224 of the UNet's 4,132,836 weights (30.3%; `bayesian_share`,
+printed by `benchmarks/corruption.py --zoo art`). Like SD 1.x (`use_linear_projection=False`) its transformer blocks' `proj_in` /
+`proj_out` are 1x1 convolutions, so the paper's Linear rule leaves them deterministic; in SD 2.x
+layouts (`use_linear_projection=True`) they are Linear and covered. LoRA on the zoo's kohya targets:
+the B matrices of the Linear adapters in up_blocks (attn1, attn2, ff).
+
 At the tiny zoo's scale (`UNet2DModel`, channels (16, 32, 32)) that rule leaves the self-attention
 projections `to_q/to_k/to_v/to_out.0` of the lowest-resolution blocks (down_blocks.2, mid_block,
 up_blocks.0): 16 Linear layers, ~17k of 281k weights (6%); LoRA: the 8 B matrices on up_blocks.0's
@@ -146,6 +155,24 @@ def bayesian_targets(network: nn.Module, lora: bool, skip: tuple[str, ...]) -> l
         elif parts[0] in UNET_BLOCKS and not any(p.startswith("lora_") for p in parts):
             names.append(name)
     return names
+
+
+def bayesian_share(network: nn.Module, config: BayesConfig, lora: bool = False) -> tuple[int, int]:
+    """(weights the rule makes Gaussian, weights of `network`), without changing `network`.
+
+    Counts what `make_bayesian` parametrizes: weight and bias of each target (the up matrix's
+    weight only for LoRA). For LoRA the total is every weight of the network, adapters included.
+    """
+    skip = config.lora_skip if lora else config.skip
+    modules = dict(network.named_modules())
+    tensors = ("weight",) if lora else ("weight", "bias")
+    n_bayes = sum(
+        t.numel()
+        for name in bayesian_targets(network, lora, skip)
+        for t in (getattr(modules[name], n, None) for n in tensors)
+        if t is not None
+    )
+    return n_bayes, sum(p.numel() for p in network.parameters())
 
 
 def make_bayesian(network: nn.Module, config: BayesConfig, lora: bool = False) -> list[str]:

@@ -9,8 +9,9 @@ import torch
 
 from dmsec.errors import ConfigError
 from dmsec.finetune.bayesian import BayesConfig, gaussian_weights
-from dmsec.finetune.corruption import diversity, fidelity_dip, high_frequency_energy
+from dmsec.finetune.corruption import diversity, fidelity, fidelity_dip, high_frequency_energy
 from dmsec.finetune.vanilla import FewShotTrainer, TrainConfig, train
+from dmsec.metrics import ART
 from dmsec.models.lora import LoraSpec
 
 
@@ -100,3 +101,12 @@ def test_corruption_measures():
     noisy = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     assert high_frequency_energy(noisy) > 5 * high_frequency_energy(smooth)
     assert diversity(noisy) > diversity(smooth[:1].repeat(4, 1, 1, 1))
+
+
+def test_corruption_measures_in_the_art_space_see_colour():
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    swapped = x[:, [2, 1, 0]]  # same green, red and blue exchanged
+    assert fidelity(x, x, ART) == pytest.approx(1.0, abs=1e-5)
+    # the grey digit space hardly sees a colour swap; the art space (RGB) does
+    assert fidelity(swapped, x, ART) < fidelity(swapped, x) - 0.2
+    assert diversity(x, ART) > 0.5
