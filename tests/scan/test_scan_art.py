@@ -56,10 +56,9 @@ def test_art_zoo_scan_finds_the_protected_sets_not_the_controls_in_both_lora_lay
     build_zoo_registry(zoo.root, registry)  # every protected set's training images, embedder art
     config = scan_config(
         hub, registry, tmp_path / "out", tmp_path / "cache",
-        registry={"embedder": "art"},
         extract={"n_samples": 32, "similarity": "art", "defaults": "art"},
         authenticate={"steps": 20, "baseline_draws": 4}, run={"executor": "local"},
-    )  # fmt: skip
+    ).replace(registry={"embedder": "art"})  # fmt: skip
     summary = run_scan(config, echo=lambda _: None)
     rows = {r["repo_id"]: r for r in pq.read_table(tmp_path / "out" / "checkpoints").to_pylist()}
     assert set(rows) == set(protected + controls)
