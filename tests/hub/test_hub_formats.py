@@ -180,9 +180,9 @@ def test_scan_of_the_mixed_hub_writes_one_row_per_checkpoint_with_its_status(tmp
     hub = make_mixed_hub(tmp_path / "hub", tiny_sd)
     config = config_from_dict({
         "source": {"uri": str(hub)}, "registry": {"location": str(_registry(tmp_path))},
-        "pull": {"cache_dir": str(tmp_path / "cache")}, "results": {"out": str(tmp_path / "out")},
-        "extract": {"n_samples": 4, "steps": 2}, "authenticate": {"enabled": False},
-        "run": {"executor": "local"},
+        "results": {"out": str(tmp_path / "out")},
+        "extract": {"n_samples": 4, "steps": 2}, "methods": {"verifier": None},
+        "run": {"executor": "local", "cache_dir": str(tmp_path / "cache")},
     })  # fmt: skip
     summary = run_scan(config, local_executor, echo=lambda _: None)
     rows = pq.read_table(tmp_path / "out" / "checkpoints").to_pylist()
