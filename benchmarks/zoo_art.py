@@ -9,8 +9,10 @@ passes the copy threshold: no latent model can copy more), the base's copied sha
 times, and two pictures in docs/figures/ (base samples per style, fine-tunes beside their
 training images).
 
-Last line: `copied share: heavy=<x> light=<y> base=<z>` (protected db + lora fine-tunes; the
-prior-preservation DreamBooth and the kohya copies are reported in the table, not in the means).
+Last line: `copied share: heavy=<x> light=<y> base=<z>` (protected db + lora fine-tunes of the
+reporting split — the recipes' step counts were chosen on the tuning split, whose means are
+printed above it for reference; the prior-preservation DreamBooth and the kohya copies are
+reported in the table, not in the means).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def run(args) -> None:
     base_as: dict[str, float] = {}
     print(f"{'checkpoint':<34}{'split':<10}{'kind':<8}{'layout':<10}{'prot':<6}{'steps':>6}{'train s':>8}"
           f"{'copied train':>13}{'copied hold':>12}{'AS':>7}{'AS base':>8}")  # fmt: skip
-    groups: dict[tuple[str, str, bool], list[float]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     strips, protected_train, prompts = [], [], set()
     for e in zoo.fine_tunes:
         train, hold = zoo.train_images(e.name), zoo.holdout_images(e.name)
@@ -100,7 +102,7 @@ def run(args) -> None:
               f"{metrics.copied_share(hold, samples, space):>12.2f}"
               f"{metrics.average_similarity(train, samples, space):>7.3f}{base_as[e.set]:>8.3f}")  # fmt: skip
         if e.protected and e.layout != "kohya":
-            groups[(e.method, e.strength, e.protected)].append(share)
+            groups[(e.method, e.strength, e.split)].append(share)
             protected_train.append(train)
             prompts.add(e.instance_prompt)
         if e.layout != "kohya" and (e.strength == "heavy" or e.method == "db"):
@@ -137,15 +139,27 @@ def run(args) -> None:
         f"style of <artist>'), {prefix}_zoo_finetunes.png (per row: training images, then samples)"
     )
 
-    def mean(strength: str) -> float:
+    def mean(strength: str, split: str) -> float:
         vals = [
-            v for (mt, st, pr), vs in groups.items() if st == strength and mt != "dbpp" for v in vs
+            v
+            for (mt, st, sp), vs in groups.items()
+            if st == strength and sp == split and mt != "dbpp"
+            for v in vs
         ]
         return float(np.mean(vals)) if vals else float("nan")
+
+    # the recipes' step counts were chosen on the tuning split: the last line reports the other one
+    splits = {sp for (_, _, sp) in groups}
+    reported = "reporting" if "reporting" in splits else "tuning"
+    for sp in sorted(splits):
+        print(f"[{sp} split] copied share: heavy={mean('heavy', sp):.2f} light={mean('light', sp):.2f}"
+              + ("  (recipes chosen here: reference only)" if sp == "tuning" else ""))  # fmt: skip
+    if reported == "tuning":
+        print("this zoo has no reporting split: the last line is from the tuning split")
 
     dbpp = [v for (mt, _, _), vs in groups.items() if mt == "dbpp" for v in vs]
     if dbpp:
         print(f"prior-preservation DreamBooth (heavy steps): copied share {np.mean(dbpp):.2f}")
     print(
-        f"copied share: heavy={mean('heavy'):.2f} light={mean('light'):.2f} base={np.mean(base_shares):.2f}"
+        f"copied share: heavy={mean('heavy', reported):.2f} light={mean('light', reported):.2f} base={np.mean(base_shares):.2f}"
     )
