@@ -77,7 +77,6 @@ def sign_noise(images: torch.Tensor, eps: float, seed: int) -> torch.Tensor:
 
 
 def perturb(base, originals: torch.Tensor, eps: float, kind: str) -> Perturbation:
-    cond = base.encode_condition([GENERIC_PROMPT] * len(originals))
     if kind == "advdm":
         result = AdvDM(base, AdvDMConfig(eps=eps, condition=GENERIC_PROMPT, seed=0)).protect(
             originals
@@ -86,6 +85,7 @@ def perturb(base, originals: torch.Tensor, eps: float, kind: str) -> Perturbatio
         loss = (float(result.loss_clean.mean()), float(result.loss_protected.mean()))
     else:  # the same held-out draws as AdvDM's report, for a like-for-like loss
         images = sign_noise(originals, eps, seed=0)
+        cond = base.encode_condition([GENERIC_PROMPT] * len(originals))
         seeds = [EVAL_SEED_OFFSET + i for i in range(len(originals))]
         t_range = (0, base.num_train_timesteps - 1)
         loss = tuple(  # type: ignore[assignment]

@@ -27,13 +27,12 @@ was not monotone in steps (DreamBooth 400 steps 0.80, 800 steps 0.60), hence the
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from dmsec.errors import ConfigError
 from dmsec.zoo.art_data import ARTISTS
 from dmsec.zoo.art_model import ArtModelConfig
+from dmsec.zoo.config import config_hash
 
 SPLITS = ("tuning", "reporting")
 RECIPES = ("db", "dbpp", "lora")
@@ -191,8 +190,7 @@ class ArtZooConfig:
         return self.protected_runs if s.protected else self.control_runs
 
     def config_hash(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        return config_hash(self)
 
 
 ART = ArtZooConfig()

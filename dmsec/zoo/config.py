@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from dmsec.errors import ConfigError
 
@@ -99,8 +100,7 @@ class ZooConfig:
         return ("light", "heavy") if fset.protected else ("heavy",)
 
     def config_hash(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        return config_hash(self)
 
 
 FULL = ZooConfig()
@@ -132,3 +132,9 @@ PRESETS = {"full": FULL, "small": SMALL}
 # samples overshoot (saturated, noisy), so the paper's Stable Diffusion defaults (3, -0.02) /
 # (5, 0) extract nothing from the light fine-tunes here.
 ZOO_GUIDANCE: dict[str, tuple[float, float]] = {"full": (1.5, 0.0), "lora": (1.5, 0.0)}
+
+
+def config_hash(config: Any) -> str:
+    """12 hex digits of the sha256 of a config dataclass's fields: it names the zoo's cache folder."""
+    blob = json.dumps(asdict(config), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
