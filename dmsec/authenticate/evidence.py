@@ -26,8 +26,8 @@ Known limits:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,7 +52,8 @@ class Evidence:
     `masked_score` the similarity of the masked starting point, for reference (the inversion's
     contribution is score − masked_score); `baseline_gap` the loss-gap baseline on the original.
     Images are (C, H, W) in [0, 1] on the CPU. The loss-gap verifier runs no inversion: its
-    evidence has only `baseline_gap` (the rest None).
+    evidence has only `baseline_gap` (the rest None). `score_at` maps each step asked for in
+    `authenticate(..., snapshots=)` to the score of the recovery after that step.
     """
 
     score: float | None
@@ -60,6 +61,7 @@ class Evidence:
     baseline_gap: float
     masked_image: torch.Tensor | None
     masked_score: float | None
+    score_at: dict[int, float] = field(default_factory=dict)
 
 
 def pixel_similarity(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -95,9 +97,11 @@ def authenticate(
     similarity: Similarity | None = None,
     progress: bool = False,
     invert: bool = True,
+    snapshots: Sequence[int] = (),
 ) -> list[Evidence]:
     """CGI-DM evidence (and the loss-gap baseline) for each image (B, C, H, W) in [0, 1];
-    `invert` False: the loss-gap baseline alone (no gradient inversion, no recovered image)."""
+    `invert` False: the loss-gap baseline alone (no gradient inversion, no recovered image);
+    `snapshots`: also score the recovery after each of these PGD steps (`Evidence.score_at`)."""
     config = (config or CgiDmConfig()).resolved(pair)
     similarity = similarity or pixel_similarity
     if images.ndim != 4:
@@ -112,7 +116,7 @@ def authenticate(
     batch = config.batch_size or len(images)
     for start in range(0, len(images), batch):
         chunk = images[start : start + batch].float()
-        out.extend(_authenticate_batch(pair, chunk, condition, pre_condition, config, similarity, progress, invert))  # fmt: skip
+        out.extend(_authenticate_batch(pair, chunk, condition, pre_condition, config, similarity, progress, invert, snapshots))  # fmt: skip
     return out
 
 
@@ -125,6 +129,7 @@ def _authenticate_batch(
     similarity: Similarity,
     progress: bool,
     invert: bool,
+    snapshots: Sequence[int],
 ) -> list[Evidence]:
     handle = pair.pretrained
     n = len(images)
@@ -138,13 +143,19 @@ def _authenticate_batch(
     )
     if not invert:
         return [Evidence(None, None, float(gap), None, None) for gap in gaps]
-    result = contrasting_gradient_inversion(pair, x0, cond_pre, cond_ft, config, progress)
+    result = contrasting_gradient_inversion(
+        pair, x0, cond_pre, cond_ft, config, progress, snapshots
+    )
     with torch.no_grad():
         recovered = handle.decode(result.recovered.to(handle.dtype)).float().cpu()
         masked = handle.decode(result.masked.to(handle.dtype)).float().cpu()
+        at = {
+            s: handle.decode(x.to(handle.dtype)).float().cpu() for s, x in result.snapshots.items()
+        }
     original = images.cpu()
     scores = similarity(recovered, original)
     masked_scores = similarity(masked, original)
+    scores_at = {s: similarity(x, original) for s, x in at.items()}
     return [
         Evidence(
             score=float(scores[i]),
@@ -152,6 +163,7 @@ def _authenticate_batch(
             baseline_gap=float(gaps[i]),
             masked_image=masked[i],
             masked_score=float(masked_scores[i]),
+            score_at={s: float(v[i]) for s, v in scores_at.items()},
         )
         for i in range(n)
     ]

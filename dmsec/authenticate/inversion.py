@@ -37,7 +37,8 @@ total change, so very dark/bright removed regions may not be reachable from 0 wi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -128,6 +129,8 @@ class InversionResult:
     masked: torch.Tensor  # the starting point: x_0 with removed entries set to 0
     keep: torch.Tensor  # (C, H, W) bool, True = kept
     objective: torch.Tensor  # (steps,) J at each step, averaged over the batch (for diagnostics)
+    # x'_0 after step s (1-based) for each s asked for in `snapshots` (a benchmark's step sweep)
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def per_sample_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -142,10 +145,13 @@ def contrasting_gradient_inversion(
     cond_ft: Any,
     config: CgiDmConfig,
     progress: bool = False,
+    snapshots: Sequence[int] = (),
 ) -> InversionResult:
     """Recover the removed entries of `x0` (model space, (B, C, H, W)) by maximising J.
 
     `cond_pre` / `cond_ft` are encoded conditions for the B samples; `config` must be resolved.
+    `snapshots`: steps (1..config.steps) after which x'_0 is also kept, so one run of `steps`
+    steps gives the recoveries of every shorter run (the same draws, in the same order).
     """
     if config.eps is None or config.alpha is None or config.clip is None or config.t_max is None:
         raise ConfigError("`config` must be resolved for the pair first: config.resolved(pair)")
@@ -153,8 +159,11 @@ def contrasting_gradient_inversion(
         raise ConfigError(
             f"`x0` must be (B, *{tuple(pair.sample_shape)}) in model space; got {tuple(x0.shape)}"
         )
+    if any(not 1 <= s <= config.steps for s in snapshots):
+        raise ConfigError(f"`snapshots` must lie in 1..{config.steps}; got {list(snapshots)}")
     handle = pair.pretrained
     low, high = config.clip
+    kept: dict[int, torch.Tensor] = {}
     keep = block_keep_mask(pair.sample_shape, config.block, config.cell, device=x0.device)
     removed = (~keep).to(torch.float32)
     x0 = x0.detach().float()
@@ -189,5 +198,7 @@ def contrasting_gradient_inversion(
             delta = delta * removed
             size = delta.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
             delta = delta * (config.eps / size.clamp_min(1e-12)).clamp(max=1.0)
+            if step + 1 in snapshots:
+                kept[step + 1] = torch.where(keep, x0, masked + delta)
     recovered = torch.where(keep, x0, masked + delta)
-    return InversionResult(recovered=recovered, masked=masked, keep=keep, objective=objective)
+    return InversionResult(recovered, masked, keep, objective, kept)

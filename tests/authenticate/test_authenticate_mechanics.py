@@ -146,3 +146,23 @@ def test_verifiers_by_name_cgidm_and_the_loss_gap_alone(tiny_unet):
     assert all(e.score is not None and e.recovered_image is not None for e in cgi)
     assert all(e.score is None and e.recovered_image is None for e in gap)
     assert [e.baseline_gap for e in gap] == pytest.approx([e.baseline_gap for e in cgi], abs=1e-6)
+
+
+def test_snapshots_are_the_recoveries_of_shorter_runs(tiny_unet):
+    pair = _full_pair(tiny_unet)
+    images = _images(2, (1, 8, 8))
+    x0, long = _invert(pair, images, CgiDmConfig(steps=6, eps=2.0, alpha=0.3))
+    config = CgiDmConfig(steps=6, eps=2.0, alpha=0.3).resolved(pair)
+    cond = pair.encode_pre([11] * 2), pair.encode_ft([11] * 2)
+    traced = contrasting_gradient_inversion(pair, x0, *cond, config, snapshots=(2, 6))
+    _, short = _invert(pair, images, CgiDmConfig(steps=2, eps=2.0, alpha=0.3))
+    assert set(traced.snapshots) == {2, 6}
+    assert torch.equal(traced.snapshots[6], long.recovered)
+    assert torch.equal(traced.snapshots[2], short.recovered)
+    assert not torch.equal(traced.snapshots[2], traced.snapshots[6])
+    evidence = authenticate(
+        pair, images, CgiDmConfig(steps=6, eps=2.0, alpha=0.3), snapshots=(2, 6)
+    )
+    assert all(e.score_at[6] == pytest.approx(e.score) for e in evidence)
+    with pytest.raises(ConfigError, match="snapshots"):
+        contrasting_gradient_inversion(pair, x0, *cond, config, snapshots=(7,))
