@@ -171,7 +171,7 @@ def main() -> None:
     art = parser.add_argument_group("art zoo only (benchmarks/corruption_art.py)")
     art.add_argument("--split", choices=("tuning", "reporting"), default="reporting",
                      help="tuning: choose settings (vanilla and both presets); reporting: report")  # fmt: skip
-    art.add_argument("--seeds", help="comma-separated training seeds (default 1,2,3; quick 1)")
+    art.add_argument("--seeds", help="comma-separated training seeds (default 1,2; quick 1)")
     art.add_argument("--steps", type=int, help="training steps per run (default: the chosen)")
     art.add_argument("--lr", type=float, help="constant learning rate (default: the chosen)")
     art.add_argument("--preset", choices=("scripts", "parser"), help="Bayesian preset")
