@@ -63,7 +63,7 @@ FINDINGS = pa.schema(
         pa.field("finding_id", pa.string(), nullable=False),
         pa.field("new", pa.bool_(), nullable=False),
         pa.field("confidence", pa.string(), nullable=False),
-        pa.field("evidence", pa.list_(pa.string()), nullable=False),
+        pa.field("evidence", pa.list_(pa.field("element", pa.string())), nullable=False),
         pa.field("triage_status", pa.string()),
         pa.field("source", pa.string(), nullable=False),
         pa.field("repo_id", pa.string(), nullable=False),
