@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "scan": "dmsec.scan.cli:scan",
     "query": "dmsec.results.cli:query",
     "report": "dmsec.results.cli:report",
+    "triage": "dmsec.results.cli:triage",
     "authenticate": "dmsec.authenticate.cli:authenticate",
     "protect": "dmsec.protect.cli:protect",
     "finetune": "dmsec.finetune.cli:finetune",

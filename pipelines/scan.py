@@ -23,8 +23,11 @@ the job joins the submitting cluster through $RAY_ADDRESS; `cluster/README.md` s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,29 +46,83 @@ LIGHT_MEMORY = (
 )  # a match actor (torch, FAISS, the registry) peaks at ~420 MiB; Ray asks 1.25x
 
 
+#: Ray's lines kept out of the user's log unless -v, each with why it is harmless here:
+#: - Ray Data (2.60) hands every actor-pool worker `ray.put` refs of its own map transformer and
+#:   DataContext as constructor arguments, and its pools restart actors (max_restarts -1), so Ray
+#:   core logs "... has constructor arguments in the object store and max_restarts > 0" once per
+#:   scan, whatever the UDF's arguments (reproduced with a one-line UDF and 10 bytes of kwargs;
+#:   upstream: ray-project/ray#57733, #53727). Our stage kwargs are small configs (a few kB). The
+#:   warned-of failure needs those refs lost while the driver that owns them lives; the driver
+#:   holds them for the whole dataset, and if it dies the scan dies with it (committed parts stay).
+RAY_NOISE = ("has constructor arguments in the object store and max_restarts > 0",)
+
+
+def verbose() -> bool:
+    """Whether the user asked for more log output (`dmsec -v`: the root logger at INFO)."""
+    return logging.getLogger().getEffectiveLevel() <= logging.INFO
+
+
+@contextlib.contextmanager
+def _without_ray_noise(noise: tuple[str, ...] = RAY_NOISE) -> Iterator[None]:
+    """Pass this process's stderr (fd 2, where Ray core's C++ logger writes) through a filter
+    that drops the lines `noise` names; a no-op with -v or where fd 2 cannot be replaced."""
+    if verbose() or not noise:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+    except OSError:
+        yield
+        return
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb") as lines, os.fdopen(os.dup(saved), "wb", buffering=0) as out:  # fmt: skip
+            for line in lines:
+                if not any(n.encode() in line for n in noise):
+                    out.write(line)
+
+    thread = threading.Thread(target=pump, name="dmsec-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump drains and stops
+        os.close(saved)
+        thread.join(timeout=5)
+
+
 def _init_ray(resolved: ResolvedScan) -> bool:
     """Connect to `run.address` (or $RAY_ADDRESS) or start a local Ray; True when this call
-    started or joined it (and so shuts it down)."""
+    started or joined it (and so shuts it down). Without -v, Ray's own INFO lines and the
+    workers' output stay in Ray's log files (`/tmp/ray/session_latest/logs`), not the user's log:
+    a checkpoint's failure is reported by the driver's line for it."""
     if ray.is_initialized():
         return False
     run = resolved.config.run
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    quiet = {"log_to_driver": verbose(), "logging_level": logging.INFO if verbose() else logging.WARNING}  # fmt: skip
     # under `ray job submit` the job server sets RAY_ADDRESS: join that cluster unchanged
     address = run.address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, include_dashboard=False)
+        ray.init(address=address, include_dashboard=False, **quiet)
     else:
         ray.init(num_cpus=run.num_cpus, object_store_memory=run.object_store_mb * 2**20,
-                 include_dashboard=False)  # fmt: skip
+                 include_dashboard=False, **quiet)  # fmt: skip
     return True
 
 
 def _quiet_ray_data() -> None:
     """The driver prints one line per finished checkpoint; Ray Data's own progress logs (a block
-    every few seconds when stdout is not a terminal) would bury them."""
+    every few seconds when stdout is not a terminal) would bury them, and its notices (progress
+    bars disabled, the execution plan) are for -v."""
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.WARNING if verbose() else logging.ERROR)
 
 
 def heavy_resources(resolved: ResolvedScan) -> tuple[dict[str, Any], str]:
@@ -93,6 +150,11 @@ def heavy_resources(resolved: ResolvedScan) -> tuple[dict[str, Any], str]:
 
 def ray_executor(items: list[ScanItem], resolved: ResolvedScan, staging: Path) -> Iterator[ScanItem]:  # fmt: skip
     """Run `items` through the stages on Ray Data; yield each finished item (any order)."""
+    with _without_ray_noise():
+        yield from _run_stages(items, resolved, staging)
+
+
+def _run_stages(items: list[ScanItem], resolved: ResolvedScan, staging: Path) -> Iterator[ScanItem]:  # fmt: skip
     started_here = _init_ray(resolved)
     _quiet_ray_data()
     try:

@@ -211,6 +211,7 @@ class CivitaiSource(HubSource):
             "version_name": str(version.get("name", "")),
             "allow_commercial_use": ",".join(map(str, item.get("allowCommercialUse") or [])),
             "allow_derivatives": str(item.get("allowDerivatives", "")),
+            "creator": str((item.get("creator") or {}).get("username", "")),  # the uploader
         }
         base_model = version.get("baseModel") or None
         return CheckpointRef(

@@ -1,7 +1,10 @@
-"""`dmsec query` and `dmsec report` over a scan's results (`dmsec scan`: `dmsec.scan.cli`).
+"""`dmsec query`, `dmsec report` and `dmsec triage` over a scan's results (`dmsec scan`:
+`dmsec.scan.cli`).
 
+dmsec query                       # the findings, new first (FINDINGS_SQL)
 dmsec query "SELECT repo_id, artwork_title, similarity FROM matches" [--results DIR]
 dmsec report [--scan ID] [--results DIR] [--out FILE]
+dmsec triage FINDING_ID --status confirmed|dismissed|escalated --note TEXT [--results DIR]
 """
 
 from __future__ import annotations
@@ -12,14 +15,24 @@ import sys
 import click
 
 from dmsec.errors import DmsecError
+from dmsec.results.triage import TRIAGE_STATUSES
+
+#: what `dmsec query` without SQL shows: the findings, new and untriaged first
+FINDINGS_SQL = (
+    "SELECT finding_id, new, confidence, triage_status AS triage, repo_id, artwork_title, "
+    "best_similarity AS best_sim, support, cgidm_score AS cgi_dm, first_seen_scan, last_seen_scan "
+    "FROM findings"
+)
 
 
 @click.command()
-@click.argument("sql")
-@click.option("--results", "root", default="results", show_default=True, help="Results folder.")
+@click.argument("sql", required=False)
+@click.option("--results", "root", default="results", show_default=True, help="Results folder (or s3://bucket/prefix).")  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)  # fmt: skip
-def query(sql: str, root: str, fmt: str) -> None:
-    """Run SQL (DuckDB) over the result tables: checkpoints, candidates, matches, scans."""
+def query(sql: str | None, root: str, fmt: str) -> None:
+    """Run SQL (DuckDB) over the result tables: findings, triage, checkpoints, candidates,
+    matches, scans. Without SQL: the findings, new and untriaged first."""
+    sql = sql or FINDINGS_SQL
     from dmsec.results.query import query as run_query
 
     try:
@@ -58,10 +71,11 @@ def _cell(value: object) -> str:
 
 @click.command()
 @click.option("--scan", "scan_id", default=None, help="Scan id (default: the newest scan with results).")  # fmt: skip
-@click.option("--results", "root", default="results", show_default=True, help="Results folder.")
+@click.option("--results", "root", default="results", show_default=True, help="Results folder (or s3://bucket/prefix).")  # fmt: skip
 @click.option("--out", default=None, help="HTML file (default: <results>/reports/<scan>.html).")
 def report(scan_id: str | None, root: str, out: str | None) -> None:
-    """Write one scan's self-contained HTML report (each match side by side with its artwork)."""
+    """Write the self-contained HTML report: one card per finding (new first, filterable), as of
+    scan `--scan` (default: the newest)."""
     from dmsec.results.report import write_report
 
     try:
@@ -69,3 +83,21 @@ def report(scan_id: str | None, root: str, out: str | None) -> None:
     except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(path))
+
+
+@click.command()
+@click.argument("finding_id")
+@click.option("--status", type=click.Choice(TRIAGE_STATUSES), required=True, help="The decision.")
+@click.option("--note", required=True, help="Why (kept with the decision).")
+@click.option("--by", default=None, help="Who decides (default: $DMSEC_USER, else login@host).")
+@click.option("--results", "root", default="results", show_default=True, help="Results folder (or s3://bucket/prefix).")  # fmt: skip
+def triage(finding_id: str, status: str, note: str, by: str | None, root: str) -> None:
+    """Record a decision on a finding (appended to the `triage` table; the latest one counts and
+    survives rescans)."""
+    from dmsec.results.triage import record_triage
+
+    try:
+        row, where = record_triage(root, finding_id, status, note, by)
+    except DmsecError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{row['finding_id']}: {row['status']} by {row['decided_by']} at {row['decided_at']:%Y-%m-%d %H:%M:%S} UTC ({where})")  # fmt: skip

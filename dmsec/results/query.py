@@ -1,12 +1,14 @@
 """DuckDB over a results folder: the tables as views, for `dmsec query`, notebooks and the report.
 
-    con = connect("results")                   # views: checkpoints, candidates, matches, scans
+    con = connect("results")       # views: checkpoints, candidates, matches, scans, findings, triage
     con.sql("SELECT repo_id, count(*) FROM matches GROUP BY 1").df()
     query("results", "SELECT * FROM checkpoints WHERE status = 'error'")  # -> pyarrow.Table
 
 Views read only committed part files (see `dmsec.results.store`) and add the `scan_date`
 partition column (DATE). `scans` has one row per scan record (scan_id, started_at, status,
-config_hash, counts as JSON). Tables with no rows yet are empty views of the right schema.
+config_hash, counts as JSON). `findings` is derived when connecting (`dmsec.results.findings`:
+one row per checkpoint revision x artwork, new first) and `triage` holds every recorded decision
+(`dmsec.results.triage`). Tables with no rows yet are empty views of the right schema.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from dmsec.results.findings import derive_findings
 from dmsec.results.schema import PARTITION, TABLES, schema_of
 from dmsec.results.store import ResultsError, ResultsStore
+from dmsec.results.triage import read_triage
 from dmsec.storage import is_s3
 
 SCANS_SCHEMA = pa.schema(
@@ -64,6 +68,10 @@ def connect(root: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> d
     scans = pa.Table.from_pylist([_scan_row(r) for r in store.scan_records()], schema=SCANS_SCHEMA)
     con.register("_scans", scans)
     con.execute("CREATE OR REPLACE VIEW scans AS SELECT * FROM _scans")
+    con.register("_findings", derive_findings(store.root))
+    con.execute("CREATE OR REPLACE VIEW findings AS SELECT * FROM _findings")
+    con.register("_triage", read_triage(store.root))
+    con.execute("CREATE OR REPLACE VIEW triage AS SELECT * FROM _triage ORDER BY decided_at")
     return con
 
 

@@ -187,11 +187,12 @@ class S3Results:
                 raise ResultsError(f"cannot upload {rel} to {self.uri}: {exc}") from None
 
     def snapshot(self, dest: str | Path | None = None) -> Path:
-        """A read-only local copy of every committed part and scan record (for queries, reports)."""
+        """A read-only local copy of every committed part, scan record and triage decision (for
+        queries, reports, findings)."""
         folder = Path(dest) if dest else self.store.root.with_name(self.store.root.name + "-read")
         shutil.rmtree(folder, ignore_errors=True)
         committed = {Path(p).name for p in self._list("checkpoints")}
         wanted = [r for t in TABLES for r in self._list(t) if Path(r).name in committed]
-        for rel in wanted + self._list("scans") + self._list("reports"):
+        for rel in wanted + self._list("scans") + self._list("reports") + self._list("triage"):
             self.download(rel, folder)
         return folder

@@ -6,6 +6,14 @@ Layout under a results folder (Hive-style partitions by the scan's start date, U
     candidates/scan_date=2026-11-26/<scan_id>-p00000.parquet
     matches/scan_date=2026-11-26/<scan_id>-p00000.parquet
     scans/<scan_id>/config.yaml  run.json      resolved config; versions, seeds, counts
+    scans/<scan_id>/listed.parquet              the revisions the scan listed (source, repo_id,
+                                                revision): a finding's last_seen follows them
+    scans/<scan_id>/summary.json                the scan's summary (`dmsec scan --summary-json`)
+    findings/findings.parquet                   derived: one row per revision x artwork
+                                                (`dmsec.results.findings`), rewritten by every
+                                                scan and triage
+    triage/<time>-<id>.parquet                  analysts' decisions, one row per file
+                                                (`dmsec.results.triage`)
     ledger.parquet                              what was scanned with which config (dmsec.hub)
     reports/<scan_id>.html                      the self-contained report
 

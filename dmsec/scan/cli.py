@@ -1,19 +1,28 @@
 """`dmsec scan`: scan a hub for checkpoints that leak protected artwork.
 
     dmsec scan [--config configs/scan.yaml] [--source URI] [--registry LOC] [--out DIR] [--set k=v]
+               [--summary-json PATH] [--fail-on new-findings] [--fail-on errors]
 
 With no options it runs the embedded default: the small tiny zoo as a local hub, a registry of
 its protected images (built in `<out>/registry` if missing), local Ray, results in ./results; it
-prints a line per checkpoint, the summary table and where the report is.
+prints a line per checkpoint, the summary table (new findings first) and where the report is.
+
+Exit status, for schedulers (CronJobs): 0 when the scan ran; 1 when it could not run (config,
+source, results location: the message says what to fix); 2 for a usage error; and, only when
+asked with `--fail-on`, 3 when there are new findings not dismissed, 4 when a checkpoint ended in
+an error, 5 for both. The summary JSON is written before the exit either way.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import click
 
 from dmsec.errors import DmsecError
+from dmsec.scan.summary import FAIL_ON
 
 
 @click.command()
@@ -25,8 +34,12 @@ from dmsec.errors import DmsecError
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set extract.n_samples=64 (repeatable).")  # fmt: skip
 @click.option("--local", is_flag=True, help="Run the stages in this process instead of on Ray.")
+@click.option("--summary-json", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also write the summary (counts, new findings, errors, durations, where the results are) here as JSON.")  # fmt: skip
+@click.option("--fail-on", "fail_on", multiple=True, type=click.Choice(sorted(FAIL_ON)),
+              help="Exit 3 on new findings not dismissed, 4 on checkpoint errors (5: both); repeatable.")  # fmt: skip
 def scan(config_path: str | None, source: str | None, registry: str | None, out: str | None,
-         overrides: tuple[str, ...], local: bool) -> None:  # fmt: skip
+         overrides: tuple[str, ...], local: bool, summary_json: str | None, fail_on: tuple[str, ...]) -> None:  # fmt: skip
     """Scan a hub for checkpoints that leak protected artwork; write Parquet findings."""
     from dmsec.scan.config import load_scan_config
     from dmsec.scan.runner import run_scan
@@ -44,3 +57,11 @@ def scan(config_path: str | None, source: str | None, registry: str | None, out:
         raise click.ClickException(str(exc)) from None
     click.echo("")
     click.echo(summary.table())
+    if summary_json:
+        Path(summary_json).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Path(summary_json).expanduser().write_text(summary.to_json())
+    code = summary.exit_code(fail_on)
+    if code:
+        why = {3: "new findings to triage", 4: "checkpoint errors", 5: "new findings and checkpoint errors"}[code]  # fmt: skip
+        click.echo(f"exit {code} (--fail-on {' '.join(fail_on)}): {why}; see the summary above", err=True)  # fmt: skip
+        sys.exit(code)

@@ -12,6 +12,9 @@ each stage its part of the config: the library's own configs as they are, no cop
 from __future__ import annotations
 
 import logging
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,23 +79,27 @@ class ResolvedScan:
         }  # fmt: skip
 
 
-def resolve_source(uri: str) -> tuple[str, str | None]:
+def resolve_source(uri: str, echo: Callable[[str], None] | None = None) -> tuple[str, str | None]:
     """(source URI, zoo root or None): `zoo:<preset>` is the built zoo as a local folder
-    (`zoo:small`, `zoo:full`: the digit zoo; `zoo:art`, `zoo:art-small`: the art zoo)."""
+    (`zoo:small`, `zoo:full`: the digit zoo; `zoo:art`, `zoo:art-small`: the art zoo). A zoo is
+    trained on first use: progress bars on a terminal, else one line before and one after."""
     if not uri.startswith(ZOO_SCHEME):
         return uri, None
     from dmsec.zoo.art_config import ART_PRESETS
     from dmsec.zoo.build import build_zoo
 
     preset = uri[len(ZOO_SCHEME) :]
+    bars = sys.stderr.isatty()
+    started = time.perf_counter()
     if preset in ART_PRESETS:
         from dmsec.zoo.art_build import build_art_zoo
 
-        zoo = build_art_zoo(preset, progress=True)  # trains on first use (an hour on 2 cores)
+        zoo = build_art_zoo(preset, progress=bars)  # trains on first use (an hour on 2 cores)
     else:
-        zoo = build_zoo(
-            preset, progress=True
-        )  # trains on first use (minutes), shows a progress bar
+        zoo = build_zoo(preset, progress=bars)  # trains on first use (minutes)
+    took = time.perf_counter() - started
+    if echo is not None and took > 5:  # it was trained now, not read from the cache
+        echo(f"zoo {preset}: trained in {took:.0f} s, cached at {zoo.root}")
     return str(zoo.root), str(zoo.root)
 
 
@@ -173,9 +180,9 @@ def resolve_registry(config: ScanConfig, zoo_root: str | None) -> tuple[str, flo
     return location, float(embedder.validate_threshold(config.registry.threshold))
 
 
-def resolve_scan(config: ScanConfig) -> ResolvedScan:
-    """Resolve `config` (see the module docstring)."""
-    source_uri, zoo_root = resolve_source(config.source.uri)
+def resolve_scan(config: ScanConfig, echo: Callable[[str], None] | None = None) -> ResolvedScan:
+    """Resolve `config` (see the module docstring); `echo` gets a line if a zoo is trained."""
+    source_uri, zoo_root = resolve_source(config.source.uri, echo)
     config = fit_to_zoo(config, zoo_root)
     location, threshold = resolve_registry(config, zoo_root)
     hashed = {

@@ -9,8 +9,11 @@
 4. hand them to the executor (the stages: pull -> extract -> match -> authenticate), which yields
    finished items in any order; every `flush_every` items are committed as one part (data files,
    then the ledger marks), with a progress line per checkpoint;
-5. write the scan record (resolved config, versions, seeds, counts) and the report.
-A rerun with nothing new writes no rows (only its scan record). With results on S3 every commit
+5. write the scan record (resolved config, versions, seeds, counts), which revisions were listed
+   (`scans/<id>/listed.parquet`), the findings of the location (`findings/findings.parquet`,
+   new first), the report and `scans/<id>/summary.json`.
+A rerun with nothing new writes no table rows (only its scan record, listing and summary, and the
+refreshed findings, whose `new` flags clear). With results on S3 every commit
 is published to the bucket in the same order (data files, then the ledger) before the scan goes on.
 """
 
@@ -30,8 +33,9 @@ from dmsec.config import config_to_yaml
 from dmsec.hub import CheckpointRef, Ledger, ListFilter, source_from_uri
 from dmsec.hub.ref import parse_timestamp
 from dmsec.provenance import package_versions
+from dmsec.results.findings import FINDINGS_FILE, write_findings, write_listed
 from dmsec.results.remote import S3Results
-from dmsec.results.store import ResultsStore
+from dmsec.results.store import ResultsStore, atomic_write_bytes
 from dmsec.scan.config import ScanConfig
 from dmsec.scan.executors import Executor, executor_named
 from dmsec.scan.records import ScanItem, part_tables, utc_now
@@ -147,9 +151,9 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
     now = datetime.now(UTC)
     scan_id, scan_date = new_scan_id(now), f"{now:%Y-%m-%d}"
     echo(f"resolving source {config.source.uri} and the registry ...")
-    resolved = resolve_scan(config)
+    resolved = resolve_scan(config, echo)
     with open_results(config.results.out, echo) as (store, publish, where):
-        summary = ScanSummary(scan_id=scan_id, out=where)
+        summary = ScanSummary(scan_id=scan_id, out=where, started_at=now.isoformat())
         removed = store.recover()
         if removed:
             echo(f"recovered from an interrupted scan: removed {len(removed)} uncommitted files")
@@ -167,7 +171,8 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
                   "versions": package_versions(), "seeds": resolved.seeds(),
                   "source": resolved.source_uri, "registry": resolved.registry_location}  # fmt: skip
         folder = store.write_scan_record(scan_id, record, config_to_yaml(resolved.resolved_dict()))
-        publish([folder / "config.yaml", folder / "run.json"])
+        listed = write_listed(store, scan_id, (r.key[:3] for r in refs))
+        publish([folder / "config.yaml", folder / "run.json", listed])
         writer = _PartWriter(store, ledger, resolved, scan_id, scan_date, publish)
         staging = store.staging_dir(scan_id)
         if resolved.config.results.staging:
@@ -184,14 +189,39 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
         if not resolved.config.results.keep_staging:
             shutil.rmtree(staging, ignore_errors=True)
         summary.rows = dict(writer.rows)
+        record.update(status="finished", finished_at=utc_now(), counts=summary.counts(), rows=summary.rows)  # fmt: skip
+        store.write_scan_record(scan_id, record)  # finished: the newest scan, for `new`
+        _findings_and_report(config, store, scan_id, bool(items), summary, publish)
         summary.wall_s = time.perf_counter() - started
-        if resolved.config.results.report and items:
-            from dmsec.results.report import write_report
-
-            report = write_report(store.root, scan_id).resolve()
-            publish([report])
-            summary.report = f"{where}/reports/{report.name}" if is_s3(config.results.out) else str(report)  # fmt: skip
-        record.update(status="finished", finished_at=utc_now(), wall_s=round(summary.wall_s, 2),
-                      counts=summary.counts(), rows=summary.rows, report=summary.report)  # fmt: skip
-        publish([store.write_scan_record(scan_id, record) / "run.json"])
+        record.update(wall_s=round(summary.wall_s, 2), report=summary.report)
+        folder = store.write_scan_record(scan_id, record)
+        atomic_write_bytes(folder / "summary.json", summary.to_json().encode())
+        publish([folder / "run.json", folder / "summary.json"])
     return summary
+
+
+def _findings_and_report(config: ScanConfig, store: ResultsStore, scan_id: str, scanned: bool,
+                         summary: ScanSummary, publish: Publish) -> None:  # fmt: skip
+    """Derive the location's findings (into `findings/findings.parquet` and the summary), then
+    write the report if this scan scanned anything. Results on S3: derived from a snapshot of the
+    bucket (the mirror holds only this scan's matches), written into the mirror and published."""
+    view = store.root
+    if is_s3(config.results.out):
+        from dmsec.results.query import readable
+
+        view = Path(readable(config.results.out))
+    table, path = write_findings(view)
+    summary.findings = table.to_pylist()
+    if view != store.root:
+        mirrored = store.root / FINDINGS_FILE
+        mirrored.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, mirrored)
+        path = mirrored
+    publish([path])
+    if config.results.report and scanned:
+        from dmsec.results.report import write_report
+
+        report = write_report(view, scan_id, store.report_path(scan_id)).resolve()
+        publish([report])
+        where = summary.out
+        summary.report = f"{where}/reports/{report.name}" if is_s3(config.results.out) else str(report)  # fmt: skip

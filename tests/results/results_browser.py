@@ -1,8 +1,8 @@
 """Checking a report in real headless Chromium (Debian's `chromium` package).
 
 The page is loaded from a copy with one probe script appended: on the `load` event it writes what
-the browser saw (images, how many decoded, match sections, sections whose images all decoded)
-into a `data-probe` attribute, which `--dump-dom` prints once the page settled. A screenshot shows
+the browser saw (images, how many decoded, finding cards, cards whose images all decoded, how many
+cards each filter shows once its radio button is clicked) into a `data-probe` attribute, which `--dump-dom` prints once the page settled. A screenshot shows
 the page painted something. Without Chromium the check skips, unless $CI is set: CI must install
 it (tests/setup_browser.sh), so there it fails instead.
 """
@@ -26,16 +26,24 @@ PROBE = """<script>
 window.addEventListener('load', () => {
   const imgs = Array.from(document.images);
   const ok = (img) => img.complete && img.naturalWidth > 0 && img.naturalHeight > 0;
-  const sections = Array.from(document.querySelectorAll('section.match'));
-  document.body.setAttribute('data-probe', JSON.stringify({
+  const sections = Array.from(document.querySelectorAll('section.finding'));
+  const shown = (id) => { const radio = document.getElementById(id);
+                          if (!radio) return null;
+                          radio.click();
+                          return sections.filter(s => s.offsetParent !== null).length; };
+  const probe = {
     images: imgs.length,
     loaded: imgs.filter(ok).length,
     sections: sections.length,
     sections_loaded: sections.filter(s => { const i = Array.from(s.querySelectorAll('img'));
                                             return i.length > 0 && i.every(ok); }).length,
-    section_ids: sections.map(s => s.dataset.matchId),
+    section_ids: sections.map(s => s.dataset.findingId),
     title: document.title,
-  }));
+  };
+  probe.shown_new = shown('show-new');
+  probe.shown_untriaged = shown('show-untriaged');
+  probe.shown_all = shown('show-all');
+  document.body.setAttribute('data-probe', JSON.stringify(probe));
 });
 </script>"""
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -1,4 +1,5 @@
-"""The HTML report: one section per match with its images, escaping, links, and real Chromium."""
+"""The HTML report: one card per finding with its images, new first, escaping, links, the new /
+untriaged filter, and real Chromium."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ class _Sections(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "section" and a.get("class") == "match":
-            self.sections.append(a["data-match-id"])
+        if tag == "section" and a.get("class") == "finding":
+            self.sections.append((a["data-finding-id"], a["data-new"], a["data-triage"]))
         self.imgs += tag == "img"
         self.scripts += tag == "script"
         if tag == "a":
@@ -38,11 +39,24 @@ def _parse(page: str) -> _Sections:
     return p
 
 
-def test_one_section_per_match_of_the_scan(results):
+def test_one_card_per_finding_new_first(results):
+    # scan A: full-7a and lora-9a match artwork 7; scan B: full-7a again (7) and artwork 8
     page = _parse(build_report(results, SCAN_B))
-    assert len(page.sections) == 2 and len(set(page.sections)) == 2
-    assert page.imgs == 6 and page.scripts == 0  # recovered, artwork, evidence per match
-    assert _parse(build_report(results, SCAN_A)).sections.__len__() == 2
+    assert len(page.sections) == 3 and len({s[0] for s in page.sections}) == 3
+    assert [s[1] for s in page.sections] == ["true", "false", "false"]  # new in scan B first
+    assert page.imgs == 9 and page.scripts == 0  # recovered, artwork, evidence per finding
+    as_of_a = _parse(build_report(results, SCAN_A)).sections
+    assert len(as_of_a) == 2 and all(s[1] == "true" for s in as_of_a)
+
+
+def test_cards_show_the_latest_triage_decision(results):
+    from dmsec.results.triage import record_triage
+
+    fid = _parse(build_report(results, SCAN_B)).sections[0][0]
+    record_triage(results, fid, "escalated", "ask legal", by="ana")
+    page = build_report(results, SCAN_B)
+    assert [s[2] for s in _parse(page).sections if s[0] == fid] == ["escalated"]
+    assert "ask legal" in page and "ana" in page
 
 
 def test_hostile_hub_text_is_escaped_and_links_are_filtered(tmp_path):
@@ -69,6 +83,7 @@ def test_report_cli_writes_beside_the_results(results):
 def test_report_renders_in_headless_chromium(results, tmp_path):
     path = write_report(results, SCAN_B)
     seen = probe_report(path, tmp_path)
-    assert seen["sections"] == 2 and seen["sections_loaded"] == 2
-    assert seen["images"] == 6 and seen["loaded"] == 6
+    assert seen["sections"] == 3 and seen["sections_loaded"] == 3
+    assert seen["images"] == 9 and seen["loaded"] == 9
+    assert seen["shown_new"] == 1 and seen["shown_untriaged"] == 3 and seen["shown_all"] == 3
     assert seen["painted"] and seen["title"] == f"dmsec scan {SCAN_B}"

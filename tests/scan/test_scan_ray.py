@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,9 +48,15 @@ def _env() -> dict[str, str]:
 
 
 def _scan(venv: Path, cwd: Path, hub: Path, registry: Path, out: Path, cache: Path) -> str:
+    """The scan's whole log (stdout and stderr into one file, as a scheduler redirects it)."""
     args = [str(venv / "bin" / "dmsec"), "scan", "--source", str(hub), "--registry", str(registry),
             "--out", str(out), "--set", f"run.cache_dir={cache}", "--set", "authenticate.steps=50"]  # fmt: skip
-    return run_checked(args, cwd, _env())
+    log = cwd / f"scan-{len(list(cwd.glob('scan-*.log')))}.log"
+    with log.open("w") as sink:
+        done = subprocess.run(args, cwd=cwd, env=_env(), stdout=sink, stderr=subprocess.STDOUT, timeout=900)  # fmt: skip
+    text = log.read_text()
+    assert done.returncode == 0, f"dmsec scan failed:\n{text[-4000:]}"
+    return text
 
 
 @pytest.fixture(scope="module")
@@ -128,16 +135,28 @@ def test_parquet_reads_with_pyarrow_duckdb_pandas_and_matches_the_schema(scanned
         assert set(frame.columns) == {*schema.names, "scan_date"}
 
 
-def test_report_renders_in_headless_chromium_one_section_per_match(scanned, tmp_path):
+def test_report_renders_in_headless_chromium_one_card_per_finding(scanned, tmp_path):
     out = scanned[0]
     reports = list((out / "reports").glob("*.html"))
     assert len(reports) == 1
-    n_matches = pq.read_table(out / "matches").num_rows
+    pairs = pq.read_table(out / "matches", columns=["repo_id", "artwork_id"]).to_pylist()
+    n_findings = len({(p["repo_id"], p["artwork_id"]) for p in pairs})
     seen = probe_report(reports[0], tmp_path)
-    assert seen["sections"] == n_matches > 0 and seen["sections_loaded"] == n_matches
-    assert seen["images"] == seen["loaded"] == 3 * n_matches
-    ids = set(pq.read_table(out / "matches", columns=["match_id"])["match_id"].to_pylist())
+    assert seen["sections"] == n_findings > 0 and seen["sections_loaded"] == n_findings
+    assert seen["images"] == seen["loaded"] == 3 * n_findings
+    ids = set(pq.read_table(out / "findings", columns=["finding_id"])["finding_id"].to_pylist())
     assert set(seen["section_ids"]) == ids and seen["painted"]
+    assert seen["shown_new"] == seen["shown_untriaged"] == n_findings  # first scan: all new
+
+
+def test_log_redirected_to_a_file_is_short_and_free_of_ray_noise(scanned):
+    """The scan's stdout + stderr in one file, as a scheduler keeps it: no progress bars, no Ray
+    core-worker lines (e.g. the "constructor arguments in the object store" error), under 100."""
+    output = scanned[1]
+    lines = output.splitlines()
+    assert len(lines) < 100, f"{len(lines)} lines:\n{output[-3000:]}"
+    assert "\r" not in output and "core_worker" not in output and "constructor arguments" not in output  # fmt: skip
+    assert "what to do:" in output  # the corrupt checkpoint's line says what to do
 
 
 def test_notebook_answers_the_analysts_questions(scanned, run_notebook):
@@ -173,8 +192,13 @@ def test_findings_equal_the_golden_projection(scanned):
 def test_rerun_adds_nothing(scanned):
     out, _, _, hub, registry, cache, venv = scanned
     before = {t: pq.read_table(out / t).num_rows for t in SCHEMAS}
-    files = sorted(p for p in out.rglob("*.parquet") if "registry" not in p.parts and p.name != "ledger.parquet")  # fmt: skip
+    derived = {"registry", "scans", "findings"}  # the new scan's listing; findings are rewritten
+    files = sorted(p for p in out.rglob("*.parquet") if not derived & set(p.parts) and p.name != "ledger.parquet")  # fmt: skip
+    findings = pq.read_table(out / "findings").to_pylist()
     output = _scan(venv, out.parent, hub, registry, out, cache)
     assert "0 to scan" in output and "nothing new" in output
     assert {t: pq.read_table(out / t).num_rows for t in SCHEMAS} == before
-    assert sorted(p for p in out.rglob("*.parquet") if "registry" not in p.parts and p.name != "ledger.parquet") == files  # fmt: skip
+    assert sorted(p for p in out.rglob("*.parquet") if not derived & set(p.parts) and p.name != "ledger.parquet") == files  # fmt: skip
+    again = {f["finding_id"]: f for f in pq.read_table(out / "findings").to_pylist()}
+    assert set(again) == {f["finding_id"] for f in findings}
+    assert all(again[f["finding_id"]]["first_seen_scan"] == f["first_seen_scan"] and not again[f["finding_id"]]["new"] for f in findings)  # fmt: skip
