@@ -232,7 +232,10 @@ def _print_table(rows: list[dict[str, Any]], split: str, scale: str, d: int, mea
                 [r[key] for r in _finished(_select(rows, split, scale, d, m))], dtype=float
             )
             means[(split, scale, d, m, key)] = float(v.mean()) if len(v) else math.nan
-            cells.append(f"{v.mean():9.3f} ± {v.std():5.3f}" if len(v) else "timeout")
+            ran = bool(_select(rows, split, scale, d, m))
+            cells.append(
+                f"{v.mean():9.3f} ± {v.std():5.3f}" if len(v) else "timeout" if ran else "not run"
+            )
         print(f"{label:<40}" + "".join(f"{c:>18}" for c in cells))
     ps = np.array([r["posterior_skeleton_f1"] for r in _select(rows, split, scale, d, "spot")])
     if len(ps):
@@ -299,7 +302,10 @@ def main() -> None:
               f"{'/'.join(f'{budget_of(args, d):.0f}' for d in sorted({r['d'] for r in rows}))} s "
               f"config={json.dumps(dataclasses.asdict(config))}")  # fmt: skip
     means = summarise(rows)
-    head = [r for r in rows if (r["split"], r["scale"]) == HEADLINE] or rows
+    head = [r for r in rows if (r["split"], r["scale"]) == HEADLINE]
+    if not head:
+        print("\nno headline line: the reporting split's standardised table was not run")
+        return
     split, top = head[0]["split"], max(r["d"] for r in head)
     m = {k: means.get((split, "std", top, k, "skeleton_f1"), math.nan) for k in METHODS}
     fci = _select(rows, split, "std", top, "fci")
