@@ -11,27 +11,37 @@ users' tables reach SPOT); the raw scale is beside it, where the learners see ra
 (``standardize=False``) and so can exploit varsortability, printed per dataset (share of true
 directed edges whose effect has the larger variance; 0.5 after standardising).
 
-Reported per split, scale and size: skeleton F1, arrowhead F1, PAG SHD and seconds for SPOT, the
-unguided learner and FCI (Fisher z, alpha 0.01), mean ± standard deviation over seeds, and
-SPOT's ratios to each; also the skeleton F1 of the posterior alone (``S > cut``, no marks) so
-the hard-skeleton fallback is compared, not assumed. FCI and the posterior use correlations
-only, so their raw-scale result equals the standardised one and is computed once. Each learner
-run has a wall budget (`--max-seconds`); a run that hits it returns what it has, counted as is
-and flagged. Runs go to `--workers` processes; seconds are each run's own wall time.
+Reported per table (split and scale) and size: skeleton F1, arrowhead F1, PAG SHD and seconds
+for SPOT, the unguided learner and FCI (Fisher z, alpha 0.01), mean ± standard deviation over
+seeds, and SPOT's ratios to each; also the skeleton F1 of the posterior alone (``S > cut``, no
+marks) so the hard-skeleton fallback is compared, not assumed. FCI and the posterior use
+correlations only, so their raw-scale result equals the standardised one and is computed once.
 
-causal-learn 0.1.4.8 ships no GFCI; its other latent-variable learners (RCD, CAM-UV) did not
-finish one 30-variable dataset in 4 minutes here, so no second outside baseline is run.
+Budget: every learner run gets the same wall-time budget, ``--seconds-per-variable`` x d (default
+1 s: 30 / 60 / 100 s at d = 30 / 60 / 100; `--max-seconds` sets one figure for all sizes). SPOT's
+includes computing its posterior. SPOT and the unguided learner stop at the deadline with what
+they have (flagged "hit budget", scored as is; the deadline is checked at every objective
+evaluation). FCI has no anytime result: a run past the budget is stopped and reported as
+"timeout" (counted in its table, left out of the means; the last line says ``fci=timeout`` when
+no FCI run at the top size finished). The budget is set a priori from the 30-minute limit, not
+tuned. Runs go to `--workers` processes; seconds are each run's own wall time, so on a shared
+machine the learners get less CPU within the same budget (pessimistic for all three).
 
-    python benchmarks/spot.py            # 2 seeds per split and size, both scales
-    python benchmarks/spot.py --quick    # reporting split, 1 seed, standardised only
+causal-learn 0.1.4.8 (the newest on the package index) ships no GFCI; its other latent-variable
+learners (RCD, CAM-UV) did not finish one 30-variable dataset in 4 minutes here, so no second
+outside baseline is run.
 
-Time (measured 2026-11-29 on the shared 2-core machine, so pessimistic): neither mode meets the
-issue's budget (default <= 30 min, quick <= 5 min). Each SPOT / unguided run stops at its budget
-(300 s default, 60 s quick; checked after each inner solve, so runs overshoot by up to ~50%) and
-FCI has none: one FCI run took 571 s at 100 variables and 822 s at 60 (a dense scale-free graph)
-while the machine was shared. The default's 60 runs need a few hours on 2 cores; use
-``--splits``, ``--scales``, ``--sizes`` and ``--seeds`` for a part, ``--out`` to keep the rows
-and ``--from-rows`` to print the tables of a partial run.
+Tables (``--tables``, split:scale):
+
+    python benchmarks/spot.py          # reporting:std at 30/60/100 (the headline), reporting:raw
+                                       # and tuning:std at 30/60 (--side-sizes); 2 seeds each
+    python benchmarks/spot.py --quick  # reporting:std only, 1 seed, 0.5 s per variable
+
+The worst case (every run at its budget) is printed before the runs start: 2,040 run-seconds for
+the default (about 17 minutes on 2 workers, plus data, posterior and start-up), 285 for
+``--quick``. Measured 2026-11-29 on the shared 2-core machine (others' niced jobs running, so
+pessimistic): default 8 min 27 s wall, ``--quick`` 2 min 19 s. ``--out`` keeps the rows,
+``--from-rows`` prints the tables of a saved run.
 
 The last line is ``skeleton-F1@100 spot=<a> unguided=<b> fci=<c> seconds=<s>``: means over the
 reporting split's standardised datasets at the largest size; ``seconds`` is SPOT's mean time.
@@ -42,6 +52,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -51,7 +62,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from dmsec.causal.baselines import fci_pag
+from dmsec.causal.baselines import fci_pag_within
 from dmsec.causal.graphs import NONE
 from dmsec.causal.metrics import score_graph, skeleton_prf
 from dmsec.causal.posterior import load_posterior
@@ -66,166 +77,206 @@ COLUMNS = (
     ("shd", "PAG SHD"),
     ("seconds", "seconds"),
 )
+HEADLINE = ("reporting", "std")
 _POSTERIOR: Any = None
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="reporting split, 1 seed, std scale")
-    p.add_argument("--sizes", default="30,60,100")
-    p.add_argument("--splits", default=None, help="default tuning,reporting (quick: reporting)")
-    p.add_argument("--scales", default=None, help="default std,raw (quick: std)")
-    p.add_argument("--seeds", type=int, default=None, help="datasets per split and size")
+    p.add_argument("--quick", action="store_true", help="reporting:std only, 1 seed, 0.5 s/var")
+    p.add_argument("--sizes", default="30,60,100", help="sizes of the headline table")
+    p.add_argument("--side-sizes", default="30,60", help="sizes of the other tables")
+    p.add_argument("--tables", default=None, help="split:scale list (default: see the docstring)")
+    p.add_argument("--seeds", type=int, default=None, help="datasets per table and size")
     p.add_argument("--samples", type=int, default=2000)
-    p.add_argument("--max-seconds", type=float, default=None, help="wall budget per learner run")
+    p.add_argument("--seconds-per-variable", type=float, default=None, help="budget / d")
+    p.add_argument("--max-seconds", type=float, default=None, help="one budget for all sizes")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--config", default=None, help="YAML SPOT config (e.g. from a tune)")
     p.add_argument("--out", default=None, help="JSON file for the per-run rows (after each run)")
     p.add_argument("--from-rows", default=None, help="print the tables of a saved --out file")
-    return p.parse_args()
+    args = p.parse_args()
+    for name in ("seeds", "samples", "workers"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} must be >= 1")
+    return args
 
 
 def _init_worker() -> None:
     global _POSTERIOR
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import causallearn.search.ConstraintBased.FCI  # noqa: F401  (import time is no FCI time)
+
     _POSTERIOR = load_posterior()
 
 
+def _spot_row(X: np.ndarray, config: SPOTConfig, budget: float, true_pag: np.ndarray) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """SPOT within `budget` seconds, its posterior included; also the posterior-alone skeleton F1."""
+    t0 = time.perf_counter()
+    S = _POSTERIOR(X)
+    left = max(budget - (time.perf_counter() - t0), 1e-3)
+    config = dataclasses.replace(config, learner=dataclasses.replace(config.learner, max_seconds=left))  # fmt: skip
+    result = spot(X, config, S)
+    cut = config.cut if config.guidance == "hard" else 0.5
+    est = cut < S
+    np.fill_diagonal(est, False)
+    f1 = skeleton_prf(np.where(est, 1, NONE).astype(np.int8), true_pag).f1
+    return result, {"posterior_skeleton_f1": f1}
+
+
 def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
-    """One method on one dataset; returns the scored row."""
+    """One method on one dataset within the job's budget; returns the scored row."""
     ds = split_dataset(job["split"], job["d"], job["seed"], job["samples"])
     raw = job["scale"] == "raw"
     X = ds.data if raw else standardize(ds.data)
-    learner = dataclasses.replace(config.learner, standardize=not raw)
+    learner = dataclasses.replace(config.learner, standardize=not raw, max_seconds=job["budget"])
     config = dataclasses.replace(config, learner=learner)
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     if job["method"] == "fci":
-        pag, timed_out = fci_pag(X, alpha=0.01), False
+        pag = fci_pag_within(X, job["budget"], alpha=0.01)
+        status = "ok" if pag is not None else "timeout"
     else:
         if job["method"] == "spot":
-            result = spot(X, config, _POSTERIOR)
-            S = result.extra["posterior"]
-            cut = config.cut if config.guidance == "hard" else 0.5
-            est = cut < S
-            np.fill_diagonal(est, False)
-            extra["posterior_skeleton_f1"] = skeleton_prf(
-                np.where(est, 1, NONE).astype(np.int8), ds.pag
-            ).f1
+            result, extra = _spot_row(X, config, job["budget"], ds.pag)
         else:
             result = unguided(X, config)
-        pag, timed_out = result.pag, bool(result.extra.get("timed_out"))
+        pag, status = result.pag, "budget" if result.extra.get("timed_out") else "ok"
     seconds = time.perf_counter() - t0
+    scores = score_graph(ds.pag if pag is None else pag, ds.pag).as_dict()
+    if pag is None:
+        scores = {k: math.nan for k in scores}
     return {
         **job,
-        **score_graph(pag, ds.pag).as_dict(),
+        **scores,
         **extra,
         "seconds": seconds,
-        "timed_out": timed_out,
+        "status": status,
         "varsortability": varsortability(ds.data, ds.mag),
         "generator": ds.config.describe() if ds.config else "",
         "true_edges": int(np.sum(ds.mag != NONE) // 2),
     }
 
 
+def tables(args: argparse.Namespace) -> list[tuple[str, str, list[int]]]:
+    """(split, scale, sizes) of each table; the headline table first."""
+    default = "reporting:std" if args.quick else "reporting:std,reporting:raw,tuning:std"
+    out = []
+    for item in (args.tables or default).split(","):
+        split, _, scale = item.partition(":")
+        if split not in ("tuning", "reporting") or scale not in ("std", "raw"):
+            raise SystemExit(f"--tables: {item!r} is not split:scale (tuning|reporting:std|raw)")
+        sizes = args.sizes if (split, scale) == HEADLINE else args.side_sizes
+        out.append((split, scale, sorted({int(s) for s in sizes.split(",")}, reverse=True)))
+    return sorted(out, key=lambda t: (t[:2] != HEADLINE, t[0] != "reporting"))
+
+
+def budget_of(args: argparse.Namespace, d: int) -> float:
+    """The wall budget of one learner run at `d` observed variables."""
+    if args.max_seconds:
+        return float(args.max_seconds)
+    return (args.seconds_per_variable or (0.5 if args.quick else 1.0)) * d
+
+
 def make_jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
-    sizes = [int(s) for s in args.sizes.split(",")]
-    splits = (args.splits or ("reporting" if args.quick else "tuning,reporting")).split(",")
-    scales = (args.scales or ("std" if args.quick else "std,raw")).split(",")
     n_seeds = args.seeds or (1 if args.quick else 2)
     jobs = []
-    # headline first (reporting, std), then largest first: better packing over workers
-    for split in sorted(splits, key=lambda s: s != "reporting"):
-        for scale in scales:
-            for d in sorted(sizes, reverse=True):
-                for seed in range(n_seeds):
-                    for method in METHODS:
-                        if method == "fci" and scale == "raw":
-                            continue  # correlation-based: identical to the std run
-                        jobs.append(
-                            {
-                                "split": split,
-                                "d": d,
-                                "seed": seed,
-                                "scale": scale,
-                                "method": method,
-                                "samples": args.samples,
-                            }  # fmt: skip
-                        )
-    return jobs
+    # headline first, then largest first: better packing over workers
+    for split, scale, sizes in tables(args):
+        for d in sizes:
+            for seed in range(n_seeds):
+                for method in METHODS:
+                    if method == "fci" and scale == "raw":
+                        continue  # correlation-based: identical to the std run
+                    job = {"split": split, "d": d, "seed": seed, "scale": scale, "method": method}
+                    jobs.append({**job, "samples": args.samples, "budget": budget_of(args, d)})
+    unique = {json.dumps(j, sort_keys=True): j for j in jobs}  # a std FCI run is needed once
+    return list(unique.values())
+
+
+def _select(rows: list[dict[str, Any]], split: str, scale: str, d: int, method: str) -> list[dict[str, Any]]:  # fmt: skip
+    src = "std" if method == "fci" else scale
+    return [r for r in rows if (r["split"], r["scale"], r["d"], r["method"]) == (split, src, d, method)]  # fmt: skip
+
+
+def _finished(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("status", "ok") != "timeout"]
 
 
 def _paired(
     rows: list[dict[str, Any]], where: tuple[str, str, int], base: str
 ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(SPOT row, `base` row) per seed of one table where both ran (a partial run may lack one)."""
-    split, scale, d = where
-    src = "std" if base == "fci" else scale
-
-    def pick(method: str, sc: str) -> dict[int, dict[str, Any]]:
-        return {r["seed"]: r for r in rows if (r["split"], r["scale"], r["d"], r["method"]) == (split, sc, d, method)}  # fmt: skip
-
-    spots, bases = pick("spot", scale), pick(base, src)
+    """(SPOT row, `base` row) per seed of one table where both have a result."""
+    spots = {r["seed"]: r for r in _finished(_select(rows, *where, "spot"))}
+    bases = {r["seed"]: r for r in _finished(_select(rows, *where, base))}
     return [(spots[k], bases[k]) for k in sorted(set(spots) & set(bases))]
+
+
+def _print_table(rows: list[dict[str, Any]], split: str, scale: str, d: int, means: dict[Any, float]) -> None:  # fmt: skip
+    by_seed = {r["seed"]: r["varsortability"] for r in rows if (r["split"], r["d"]) == (split, d)}
+    vs = [by_seed[k] for k in sorted(by_seed)]
+    counts = []
+    for m in METHODS:
+        sel = _select(rows, split, scale, d, m)
+        late = sum(r.get("status") in ("timeout", "budget") for r in sel)
+        word = "timed out" if m == "fci" else "hit budget"
+        counts.append(f"{m} {len(sel)}" + (f" ({late} {word})" if late else ""))
+    budgets = sorted({r["budget"] for r in rows if (r["split"], r["scale"], r["d"]) == (split, scale, d) and "budget" in r})  # fmt: skip
+    print(f"\n[{split} split, {scale} scale] d={d}, budget {'/'.join(f'{b:.0f}' for b in budgets)} s per run; "
+          f"runs: {', '.join(counts)}; raw varsortability {np.mean(vs):.2f} ({', '.join(f'{v:.2f}' for v in vs)})")  # fmt: skip
+    print(" " * 40 + "".join(f"{m:>18}" for m in METHODS))
+    for key, label in COLUMNS:
+        cells = []
+        for m in METHODS:
+            v = np.array(
+                [r[key] for r in _finished(_select(rows, split, scale, d, m))], dtype=float
+            )
+            means[(split, scale, d, m, key)] = float(v.mean()) if len(v) else math.nan
+            ran = bool(_select(rows, split, scale, d, m))
+            cells.append(
+                f"{v.mean():9.3f} ± {v.std():5.3f}" if len(v) else "timeout" if ran else "not run"
+            )
+        print(f"{label:<40}" + "".join(f"{c:>18}" for c in cells))
+    ps = np.array([r["posterior_skeleton_f1"] for r in _select(rows, split, scale, d, "spot")])
+    if len(ps):
+        print(f"posterior alone (S > cut), skeleton F1 {ps.mean():.3f} ± {ps.std():.3f}")
+    for base in ("unguided", "fci"):
+        pairs = _paired(rows, (split, scale, d), base)
+        if not pairs:
+            print(f"ratio spot/{base:<8}: no dataset where both have a result")
+            continue
+        f1 = np.mean([a["skeleton_f1"] for a, _ in pairs]) / max(np.mean([b["skeleton_f1"] for _, b in pairs]), 1e-9)  # fmt: skip
+        t = np.mean([a["seconds"] for a, _ in pairs]) / max(np.mean([b["seconds"] for _, b in pairs]), 1e-9)  # fmt: skip
+        print(f"ratio spot/{base:<8}: skeleton F1 x{f1:.2f}, wall time x{t:.2f} (on the {len(pairs)} datasets where both have a result)")  # fmt: skip
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int, str, str], float]:
     """Print the tables; return the means by (split, scale, size, method, metric)."""
     means: dict[tuple[str, str, int, str, str], float] = {}
-    keys = sorted({(r["split"], r["scale"], r["d"]) for r in rows}, key=lambda k: (k[0] != "reporting", k[1] != "std", k[2]))  # fmt: skip
+    keys = sorted({(r["split"], r["scale"], r["d"]) for r in rows}, key=lambda k: (k[:2] != HEADLINE, k[0] != "reporting", k[1] != "std", k[2]))  # fmt: skip
     for split, scale, d in keys:
-
-        def cell(
-            method: str, key: str, where: tuple[str, str, int] = (split, scale, d)
-        ) -> np.ndarray:
-            src = "std" if method == "fci" else where[1]
-            sel = [r for r in rows if (r["split"], r["scale"], r["d"], r["method"]) == (where[0], src, where[2], method)]  # fmt: skip
-            return np.array([r[key] for r in sel if key in r], dtype=float)
-
-        by_seed = {
-            r["seed"]: r["varsortability"] for r in rows if (r["split"], r["d"]) == (split, d)
-        }
-        vs = np.array([by_seed[k] for k in sorted(by_seed)])
-        runs = ", ".join(f"{m} {len(cell(m, 'seconds'))}" for m in METHODS)
-        print(f"\n[{split} split, {scale} scale] d={d}, runs: {runs}; raw varsortability "
-              f"{np.nanmean(vs):.2f} ({', '.join(f'{v:.2f}' for v in vs)})")  # fmt: skip
-        print(" " * 58 + "".join(f"{m:>18}" for m in METHODS))
-        for key, label in COLUMNS:
-            cells = []
-            for m in METHODS:
-                v = cell(m, key)
-                means[(split, scale, d, m, key)] = float(v.mean()) if len(v) else float("nan")
-                cells.append(f"{v.mean():9.3f} ± {v.std():5.3f}" if len(v) else "—")
-            print(f"{label:<18}" + " " * 40 + "".join(f"{c:>18}" for c in cells))
-        ps = cell("spot", "posterior_skeleton_f1")
-        hit = sum(
-            r["timed_out"] for r in rows if (r["split"], r["scale"], r["d"]) == (split, scale, d)
-        )
-        print(f"posterior alone (S > cut), skeleton F1 {ps.mean():.3f} ± {ps.std():.3f}; runs that hit the budget: {hit}")  # fmt: skip
-        for base in ("unguided", "fci"):
-            pairs = _paired(rows, (split, scale, d), base)
-            if not pairs:
-                print(f"ratio spot/{base:<8}: no dataset with both runs")
-                continue
-            f1 = np.mean([a["skeleton_f1"] for a, _ in pairs]) / max(np.mean([b["skeleton_f1"] for _, b in pairs]), 1e-9)  # fmt: skip
-            t = np.mean([a["seconds"] for a, _ in pairs]) / max(np.mean([b["seconds"] for _, b in pairs]), 1e-9)  # fmt: skip
-            print(f"ratio spot/{base:<8}: skeleton F1 x{f1:.2f}, wall time x{t:.2f} (on the {len(pairs)} datasets with both runs)")  # fmt: skip
+        _print_table(rows, split, scale, d, means)
     return means
 
 
 def run_all(args: argparse.Namespace, config: SPOTConfig) -> list[dict[str, Any]]:
     """Run every job over the worker pool, printing (and saving) each row as it completes."""
     rows: list[dict[str, Any]] = []
+    jobs = make_jobs(args)
+    worst = sum(j["budget"] for j in jobs)
+    print(f"{len(jobs)} runs; worst case {worst:.0f} run-seconds = {worst / args.workers / 60:.1f} min "
+          f"on {args.workers} workers (plus data, posterior and start-up)", flush=True)  # fmt: skip
     t_start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_init_worker) as pool:
-        futures = [pool.submit(run_job, job, config) for job in make_jobs(args)]
+        futures = [pool.submit(run_job, job, config) for job in jobs]
         for fut in as_completed(futures):
             r = fut.result()
             rows.append(r)
+            flag = {"ok": "", "budget": "  (hit budget)", "timeout": "  (TIMEOUT: no result)"}[r["status"]]  # fmt: skip
             print(
                 f"{r['split']:<9} {r['scale']} d={r['d']:<3} seed={r['seed']} {r['method']:<8} "
                 f"skeleton F1 {r['skeleton_f1']:.3f}  arrowhead F1 {r['arrowhead_f1']:.3f}  "
-                f"SHD {r['shd']:>4.0f}  {r['seconds']:6.1f}s{'  (hit budget)' if r['timed_out'] else ''}"
+                f"SHD {r['shd']:>4.0f}  {r['seconds']:6.1f}s{flag}"
                 f"  | {r['generator']}, {r['true_edges']} true edges, varsortability {r['varsortability']:.2f}",
                 flush=True,
             )  # fmt: skip
@@ -238,30 +289,32 @@ def run_all(args: argparse.Namespace, config: SPOTConfig) -> list[dict[str, Any]
 
 def main() -> None:
     args = parse_args()
-    budget = args.max_seconds or (60.0 if args.quick else 300.0)
     if args.config:
         config = spot_config_from_dict(yaml.safe_load(Path(args.config).read_text()))
     else:
         config = SPOTConfig()
-    config = dataclasses.replace(
-        config, learner=dataclasses.replace(config.learner, max_seconds=budget)
-    )
     if args.from_rows:
         rows = json.loads(Path(args.from_rows).read_text())
         print(f"tables of {args.from_rows} ({len(rows)} runs)")
-        means = summarise(rows)
     else:
         rows = run_all(args, config)
-        print(f"\nsamples={args.samples} budget={budget:.0f}s/run workers={args.workers} "
+        print(f"\nsamples={args.samples} workers={args.workers} budget per run: "
+              f"{'/'.join(f'{budget_of(args, d):.0f}' for d in sorted({r['d'] for r in rows}))} s "
               f"config={json.dumps(dataclasses.asdict(config))}")  # fmt: skip
-        means = summarise(rows)
-    top = max(int(s) for s in args.sizes.split(","))
-    split = "reporting" if any(r["split"] == "reporting" for r in rows) else rows[0]["split"]
-    m = {k: means[(split, "std", top, k, "skeleton_f1")] for k in METHODS}
-    print(f"\nheadline: {split} split, standardised scale, d={top}")
+    means = summarise(rows)
+    head = [r for r in rows if (r["split"], r["scale"]) == HEADLINE]
+    if not head:
+        print("\nno headline line: the reporting split's standardised table was not run")
+        return
+    split, top = head[0]["split"], max(r["d"] for r in head)
+    m = {k: means.get((split, "std", top, k, "skeleton_f1"), math.nan) for k in METHODS}
+    fci = _select(rows, split, "std", top, "fci")
+    print(f"\nheadline: {split} split, standardised scale, d={top}; "
+          f"FCI finished {len(_finished(fci))} of {len(fci)} runs within the budget")  # fmt: skip
+    fci_text = "timeout" if math.isnan(m["fci"]) else f"{m['fci']:.3f}"
     print(
-        f"skeleton-F1@{top} spot={m['spot']:.3f} unguided={m['unguided']:.3f} fci={m['fci']:.3f} "
-        f"seconds={means[(split, 'std', top, 'spot', 'seconds')]:.1f}"
+        f"skeleton-F1@{top} spot={m['spot']:.3f} unguided={m['unguided']:.3f} fci={fci_text} "
+        f"seconds={means.get((split, 'std', top, 'spot', 'seconds'), math.nan):.1f}"
     )
 
 

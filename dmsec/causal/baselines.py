@@ -5,12 +5,17 @@ causal-learn's ``G.graph[i, j]`` is the mark *at i* on the i-j edge (-1 tail, 1 
 translating. Known limit found while testing `pag`: causal-learn 0.1.4.8's R9/R10 can orient a
 circle that the Markov class leaves undetermined (an equivalent MAG with the opposite mark
 exists); FCI results are used as they come.
+
+FCI has no anytime result and no budget of its own: `fci_pag_within` runs it in a forked child
+process and stops that process at a wall-time budget (None = it did not finish).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import multiprocessing as mp
+from multiprocessing.connection import Connection
 
 import numpy as np
 
@@ -39,3 +44,36 @@ def fci_pag(data: np.ndarray, alpha: float = 0.01, depth: int = -1) -> np.ndarra
             np.asarray(data, dtype=np.float64), "fisherz", alpha, depth=depth, show_progress=False
         )
     return causallearn_to_endpoints(graph.graph)
+
+
+def _fci_child(conn: Connection, data: np.ndarray, alpha: float, depth: int) -> None:
+    conn.send(fci_pag(data, alpha, depth))
+    conn.close()
+
+
+def fci_pag_within(
+    data: np.ndarray, max_seconds: float, alpha: float = 0.01, depth: int = -1
+) -> np.ndarray | None:
+    """`fci_pag` stopped after `max_seconds` of wall time: the PAG, or None when it timed out."""
+    if not max_seconds > 0:
+        raise ValueError(f"`max_seconds` must be > 0; got {max_seconds}")
+    import causallearn.search.ConstraintBased.FCI  # noqa: F401  (imported once, before the fork)
+
+    ctx = mp.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_fci_child, args=(send, data, alpha, depth), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if receive.poll(max_seconds):
+            try:
+                pag: np.ndarray = receive.recv()
+            except EOFError:  # the child died without a result (it raised: run it here to see why)
+                return fci_pag(data, alpha, depth)
+            return pag
+        return None
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join()
+        receive.close()

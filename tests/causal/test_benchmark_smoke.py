@@ -24,10 +24,10 @@ def test_benchmark_prints_the_summary_line(tmp_path: Path) -> None:
         "300",
         "--max-seconds",
         "20",
-        "--splits",
-        "tuning,reporting",
-        "--scales",
-        "std,raw",
+        "--side-sizes",
+        "6",
+        "--tables",
+        "reporting:std,reporting:raw,tuning:std,tuning:raw",
         "--workers",
         "2",
         "--out",
@@ -45,8 +45,10 @@ def test_benchmark_prints_the_summary_line(tmp_path: Path) -> None:
         r"skeleton-F1@8 spot=[\d.]+ unguided=[\d.]+ fci=[\d.]+ seconds=[\d.]+", last
     ), last
     assert "ratio spot/fci" in proc.stdout and out.is_file()
-    for header in ("[reporting split, std scale]", "[tuning split, raw scale]"):
+    for header in ("[reporting split, std scale] d=8", "[tuning split, raw scale] d=6"):
         assert header in proc.stdout
+    assert "[tuning split, raw scale] d=8" not in proc.stdout  # side tables: --side-sizes only
     assert (
-        proc.stdout.strip().splitlines()[-2] == "headline: reporting split, standardised scale, d=8"
+        proc.stdout.strip().splitlines()[-2]
+        == "headline: reporting split, standardised scale, d=8; FCI finished 1 of 1 runs within the budget"
     )

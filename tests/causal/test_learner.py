@@ -57,6 +57,17 @@ def test_time_budget_stops_the_run(small_dataset: SimulatedDataset) -> None:
     assert result.extra["timed_out"] and result.inner_solves == 1
 
 
+def test_time_budget_is_a_deadline_inside_an_inner_solve() -> None:
+    from dmsec.causal.protocol import split_dataset
+
+    X = split_dataset("tuning", 40, 0, n_samples=2000).data  # unguided: minutes unbounded
+    config = MAGLearnerConfig(max_seconds=1.0, standardize=True)
+    result = learn_mag(X, None, config, LBFGSBSolver(max_iter=200))
+    assert result.extra["timed_out"]
+    assert result.seconds < 6.0  # the budget, one evaluation and the MAG/PAG conversion
+    assert np.any(result.mag != NONE)  # the interrupted solve's best point is kept
+
+
 def test_validation_errors_name_the_field(small_dataset: SimulatedDataset) -> None:
     with pytest.raises(ValueError, match="`rho_growth`"):
         MAGLearnerConfig(rho_growth=1.0)
