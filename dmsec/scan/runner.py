@@ -50,9 +50,10 @@ Publish = Callable[[list[Path]], None]
 
 
 def new_scan_id(now: datetime | None = None) -> str:
-    """`YYYYMMDDTHHMMSSZ-xxxxxx`: sorts by start time, unique per run."""
+    """`YYYYMMDDTHHMMSSffffffZ-xxxxxx`: sorts by start time (to the microsecond, so two scans
+    started in one second still sort in order; the findings' "new" rests on it), unique per run."""
     now = now or datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
 
 
 def ledger_status(item: ScanItem) -> str:
