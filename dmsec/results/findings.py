@@ -172,10 +172,15 @@ def _ref_fields(ref_json: str | None, source: str, repo_id: str) -> tuple[str | 
     return uploader or None, ref.get("license")
 
 
+def _distance(metric: str, score: float) -> float:
+    """A match score as a distance, lower is closer: a Hamming distance (PDQ) as is, a similarity
+    negated (the rule of `dmsec.scan.findings.closer`, as a sort key)."""
+    return score if metric == "hamming" else -score
+
+
 def _closest(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The row with the closest match (lowest Hamming distance for PDQ, else highest score)."""
-    sign = 1.0 if rows[0]["metric"] == "hamming" else -1.0
-    return min(rows, key=lambda r: (sign * r["similarity"], r["match_id"]))
+    return min(rows, key=lambda r: (_distance(r["metric"], r["similarity"]), r["match_id"]))
 
 
 def _last_seen(first: str, matched: set[str], scanned: list[str], listed: list[str]) -> str:
@@ -255,9 +260,8 @@ def derive_findings(root: str | Path) -> pa.Table:
 
 def finding_order(row: dict[str, Any]) -> tuple[Any, ...]:
     """New first, then untriaged, by confidence, closest match, checkpoint and artwork."""
-    sign = 1.0 if row["metric"] == "hamming" else -1.0
     return (not row["new"], row["triage_status"] is not None, CONFIDENCE.index(row["confidence"]),
-            sign * row["best_similarity"], row["repo_id"], row["artwork_id"])  # fmt: skip
+            _distance(row["metric"], row["best_similarity"]), row["repo_id"], row["artwork_id"])  # fmt: skip
 
 
 def write_findings(root: str | Path) -> tuple[pa.Table, Path]:
