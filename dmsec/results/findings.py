@@ -50,7 +50,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dmsec.results.store import ResultsStore, atomic_write_bytes
+from dmsec.results.store import ResultsStore, atomic_write_parquet
 from dmsec.results.triage import latest_decisions, read_triage
 
 FINDINGS_FILE = Path("findings") / "findings.parquet"
@@ -142,10 +142,8 @@ def confidence_of(kinds: Iterable[str]) -> str:
 def write_listed(store: ResultsStore, scan_id: str, keys: Iterable[RevKey]) -> Path:
     """Record which checkpoint revisions scan `scan_id` listed (`scans/<id>/listed.parquet`)."""
     rows = [dict(zip(LISTED.names, k, strict=True)) for k in sorted(set(keys))]
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(rows, schema=LISTED), sink, compression="zstd")
     path = store.scan_dir(scan_id) / LISTED_FILE
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    atomic_write_parquet(path, pa.Table.from_pylist(rows, schema=LISTED))
     return path
 
 
@@ -268,7 +266,5 @@ def write_findings(root: str | Path) -> tuple[pa.Table, Path]:
     """Derive the findings of `root` and write them to `<root>/findings/findings.parquet`."""
     table = derive_findings(root)
     path = ResultsStore(root).root / FINDINGS_FILE
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    atomic_write_parquet(path, table)
     return table, path

@@ -62,6 +62,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def atomic_write_parquet(path: Path, table: pa.Table) -> None:
+    """Write `table` to `path` as zstd Parquet, atomically (`atomic_write_bytes`)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
 class ResultsStore:
     """The results folder at `root`; see the module docstring."""
 
@@ -155,10 +162,7 @@ class ResultsStore:
             counts[table] = data.num_rows
             if data.num_rows == 0 and table != "checkpoints":
                 continue
-            sink = pa.BufferOutputStream()
-            pq.write_table(data, sink, compression="zstd")
-            path = self.part_path(table, scan_date, scan_id, part)
-            atomic_write_bytes(path, sink.getvalue().to_pybytes())
+            atomic_write_parquet(self.part_path(table, scan_date, scan_id, part), data)
         return counts
 
     def write_scan_record(self, scan_id: str, record: dict[str, Any], config_yaml: str | None = None) -> Path:  # fmt: skip

@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dmsec.results.store import ResultsError, ResultsStore, atomic_write_bytes
+from dmsec.results.store import ResultsError, ResultsStore, atomic_write_parquet
 from dmsec.storage import is_s3
 
 TRIAGE_STATUSES = ("confirmed", "dismissed", "escalated")
@@ -92,9 +92,7 @@ def record_decision(
     row = {"triage_id": uuid.uuid4().hex[:16], "finding_id": finding_id, "status": status,
            "note": note.strip(), "decided_by": by or who(), "decided_at": now}  # fmt: skip
     path = Path(root) / TRIAGE_DIR / f"{now:%Y%m%dT%H%M%S%fZ}-{row['triage_id']}.parquet"
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist([row], schema=TRIAGE), sink)
-    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    atomic_write_parquet(path, pa.Table.from_pylist([row], schema=TRIAGE))
     return row, path
 
 
