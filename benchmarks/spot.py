@@ -64,13 +64,30 @@ import yaml
 
 from dmsec.causal.baselines import fci_pag_within
 from dmsec.causal.graphs import NONE
-from dmsec.causal.metrics import score_graph, skeleton_prf
+from dmsec.causal.learner import MAGLearnerConfig
+from dmsec.causal.metrics import score_graph
 from dmsec.causal.posterior import load_posterior
 from dmsec.causal.protocol import split_dataset, standardize
 from dmsec.causal.simulate import varsortability
+from dmsec.causal.skeleton import posterior_adjacency, skeleton_pag
 from dmsec.causal.spot import SPOTConfig, spot, spot_config_from_dict, unguided
+from dmsec.causal.variants import choose_variant, variant_pags
 
-METHODS = ("spot", "unguided", "fci")
+METHODS = ("spot", "unguided", "unguided_spot", "fci", "posterior")
+RUN_METHODS = METHODS[:4]  # "posterior" is read off SPOT's runs (its S, before the learner)
+LABELS = {
+    "spot": "SPOT",
+    "unguided": "unguided(def)",
+    "unguided_spot": "unguided(spot)",
+    "fci": "FCI",
+    "posterior": "posterior",
+}
+# the unguided learner's two settings: the spec's defaults (penalty 0.05, threshold 0.05) and
+# SPOT's own Ray-Tune settings (tuned for the learner restricted to SPOT's skeleton, not for it)
+UNGUIDED_SETTINGS = {"unguided": "spec defaults", "unguided_spot": "SPOT's tuned settings"}
+# which of the two the last line reports when the run has no tuning table (--quick): the one
+# the tuning split chose (2026-12-05, `--tables tuning:std --sizes 30,60,100`, see docs)
+UNGUIDED_DEFAULT = "unguided"
 COLUMNS = (
     ("skeleton_f1", "skeleton F1"),
     ("arrowhead_f1", "arrowhead F1"),
@@ -93,6 +110,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=None, help="one budget for all sizes")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--config", default=None, help="YAML SPOT config (e.g. from a tune)")
+    p.add_argument("--methods", default=",".join(RUN_METHODS), help="learners to run")
     p.add_argument("--out", default=None, help="JSON file for the per-run rows (after each run)")
     p.add_argument("--from-rows", default=None, help="print the tables of a saved --out file")
     args = p.parse_args()
@@ -111,17 +129,36 @@ def _init_worker() -> None:
 
 
 def _spot_row(X: np.ndarray, config: SPOTConfig, budget: float, true_pag: np.ndarray) -> tuple[Any, dict[str, Any]]:  # fmt: skip
-    """SPOT within `budget` seconds, its posterior included; also the posterior-alone skeleton F1."""
+    """SPOT within `budget` seconds, its posterior included; also the posterior alone and every
+    final-graph variant of `dmsec.causal.variants` (computed after the timed run)."""
     t0 = time.perf_counter()
     S = _POSTERIOR(X)
-    left = max(budget - (time.perf_counter() - t0), 1e-3)
+    t_post = time.perf_counter() - t0
+    left = max(budget - t_post, 1e-3)
     config = dataclasses.replace(config, learner=dataclasses.replace(config.learner, max_seconds=left))  # fmt: skip
     result = spot(X, config, S)
+    result.seconds += t_post
     cut = config.cut if config.guidance == "hard" else 0.5
-    est = cut < S
-    np.fill_diagonal(est, False)
-    f1 = skeleton_prf(np.where(est, 1, NONE).astype(np.int8), true_pag).f1
-    return result, {"posterior_skeleton_f1": f1}
+    post = score_graph(skeleton_pag(posterior_adjacency(S, cut)), true_pag).as_dict()
+    variants = {
+        name: {
+            k: v
+            for k, v in score_graph(pag, true_pag).as_dict().items()
+            if k in ("skeleton_f1", "arrowhead_f1", "shd")
+        }  # fmt: skip
+        for name, pag in variant_pags(
+            result.W1, result.W2, S, cut, config.learner.w_threshold
+        ).items()  # fmt: skip
+    }
+    return result, {"posterior_scores": post, "posterior_seconds": t_post, "variants": variants}
+
+
+def _unguided_config(method: str, config: SPOTConfig) -> SPOTConfig:
+    """The unguided learner's settings: the spec's defaults or SPOT's own (see UNGUIDED_SETTINGS)."""
+    if method == "unguided_spot":
+        return config
+    own = dataclasses.replace(MAGLearnerConfig(), standardize=config.learner.standardize, max_seconds=config.learner.max_seconds)  # fmt: skip
+    return dataclasses.replace(config, learner=own)
 
 
 def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
@@ -140,7 +177,7 @@ def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
         if job["method"] == "spot":
             result, extra = _spot_row(X, config, job["budget"], ds.pag)
         else:
-            result = unguided(X, config)
+            result = unguided(X, _unguided_config(job["method"], config))
         pag, status = result.pag, "budget" if result.extra.get("timed_out") else "ok"
     seconds = time.perf_counter() - t0
     scores = score_graph(ds.pag if pag is None else pag, ds.pag).as_dict()
@@ -150,7 +187,7 @@ def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
         **job,
         **scores,
         **extra,
-        "seconds": seconds,
+        "seconds": result.seconds if job["method"] == "spot" else seconds,
         "status": status,
         "varsortability": varsortability(ds.data, ds.mag),
         "generator": ds.config.describe() if ds.config else "",
@@ -180,18 +217,34 @@ def budget_of(args: argparse.Namespace, d: int) -> float:
 
 def make_jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
     n_seeds = args.seeds or (1 if args.quick else 2)
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(RUN_METHODS))
+    if unknown:
+        raise SystemExit(f"--methods: {unknown} unknown; choose from {list(RUN_METHODS)}")
     jobs = []
     # headline first, then largest first: better packing over workers
     for split, scale, sizes in tables(args):
         for d in sizes:
             for seed in range(n_seeds):
-                for method in METHODS:
+                for method in methods:
                     if method == "fci" and scale == "raw":
                         continue  # correlation-based: identical to the std run
                     job = {"split": split, "d": d, "seed": seed, "scale": scale, "method": method}
                     jobs.append({**job, "samples": args.samples, "budget": budget_of(args, d)})
     unique = {json.dumps(j, sort_keys=True): j for j in jobs}  # a std FCI run is needed once
     return list(unique.values())
+
+
+def with_posterior_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` plus one "posterior" row per SPOT run: its thresholded S scored alone (its seconds
+    are the posterior's)."""
+    out = [r for r in rows if r["method"] != "posterior"]
+    for r in rows:
+        if r["method"] == "spot" and "posterior_scores" in r:
+            post = {**r, **r["posterior_scores"], "method": "posterior", "status": "ok"}
+            post["seconds"] = r.get("posterior_seconds", math.nan)
+            out.append(post)
+    return out
 
 
 def _select(rows: list[dict[str, Any]], split: str, scale: str, d: int, method: str) -> list[dict[str, Any]]:  # fmt: skip
@@ -216,15 +269,15 @@ def _print_table(rows: list[dict[str, Any]], split: str, scale: str, d: int, mea
     by_seed = {r["seed"]: r["varsortability"] for r in rows if (r["split"], r["d"]) == (split, d)}
     vs = [by_seed[k] for k in sorted(by_seed)]
     counts = []
-    for m in METHODS:
+    for m in RUN_METHODS:
         sel = _select(rows, split, scale, d, m)
         late = sum(r.get("status") in ("timeout", "budget") for r in sel)
         word = "timed out" if m == "fci" else "hit budget"
-        counts.append(f"{m} {len(sel)}" + (f" ({late} {word})" if late else ""))
+        counts.append(f"{LABELS[m]} {len(sel)}" + (f" ({late} {word})" if late else ""))
     budgets = sorted({r["budget"] for r in rows if (r["split"], r["scale"], r["d"]) == (split, scale, d) and "budget" in r})  # fmt: skip
     print(f"\n[{split} split, {scale} scale] d={d}, budget {'/'.join(f'{b:.0f}' for b in budgets)} s per run; "
           f"runs: {', '.join(counts)}; raw varsortability {np.mean(vs):.2f} ({', '.join(f'{v:.2f}' for v in vs)})")  # fmt: skip
-    print(" " * 40 + "".join(f"{m:>18}" for m in METHODS))
+    print(" " * 16 + "".join(f"{LABELS[m]:>18}" for m in METHODS))
     for key, label in COLUMNS:
         cells = []
         for m in METHODS:
@@ -236,18 +289,59 @@ def _print_table(rows: list[dict[str, Any]], split: str, scale: str, d: int, mea
             cells.append(
                 f"{v.mean():9.3f} ± {v.std():5.3f}" if len(v) else "timeout" if ran else "not run"
             )
-        print(f"{label:<40}" + "".join(f"{c:>18}" for c in cells))
-    ps = np.array([r["posterior_skeleton_f1"] for r in _select(rows, split, scale, d, "spot")])
-    if len(ps):
-        print(f"posterior alone (S > cut), skeleton F1 {ps.mean():.3f} ± {ps.std():.3f}")
-    for base in ("unguided", "fci"):
+        print(f"{label:<16}" + "".join(f"{c:>18}" for c in cells))
+    for base in ("unguided", "unguided_spot", "fci", "posterior"):
         pairs = _paired(rows, (split, scale, d), base)
         if not pairs:
-            print(f"ratio spot/{base:<8}: no dataset where both have a result")
+            print(f"ratio spot/{LABELS[base]:<14}: no dataset where both have a result")
             continue
         f1 = np.mean([a["skeleton_f1"] for a, _ in pairs]) / max(np.mean([b["skeleton_f1"] for _, b in pairs]), 1e-9)  # fmt: skip
         t = np.mean([a["seconds"] for a, _ in pairs]) / max(np.mean([b["seconds"] for _, b in pairs]), 1e-9)  # fmt: skip
-        print(f"ratio spot/{base:<8}: skeleton F1 x{f1:.2f}, wall time x{t:.2f} (on the {len(pairs)} datasets where both have a result)")  # fmt: skip
+        print(f"ratio spot/{LABELS[base]:<14}: skeleton F1 x{f1:.2f}, wall time x{t:.2f} (on the {len(pairs)} datasets where both have a result)")  # fmt: skip
+    _print_variants(rows, split, scale, d)
+
+
+def _print_variants(rows: list[dict[str, Any]], split: str, scale: str, d: int) -> None:
+    """SPOT's final-graph variants (`dmsec.causal.variants`) from the same runs: skeleton F1 /
+    arrowhead F1 means."""
+    runs = [r for r in _select(rows, split, scale, d, "spot") if "variants" in r]
+    if not runs:
+        return
+    names = list(runs[0]["variants"])
+    cells = []
+    for name in names:
+        sk = np.mean([r["variants"][name]["skeleton_f1"] for r in runs])
+        ah = np.mean([r["variants"][name]["arrowhead_f1"] for r in runs])
+        cells.append(f"{name} {sk:.3f}/{ah:.3f}")
+    print(f"SPOT variants (skeleton F1 / arrowhead F1): {'; '.join(cells)}")
+
+
+def choices_on_tuning(rows: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The SPOT variant and the unguided setting the tuning split's standardised runs choose
+    (`variants.choose_variant`: best skeleton F1 with arrowhead F1 >= FCI's); None without them."""
+    tune = [r for r in rows if (r["split"], r["scale"]) == ("tuning", "std")]
+    spots = [r for r in tune if r["method"] == "spot" and "variants" in r]
+    if not spots:
+        return None
+    fci = [r["arrowhead_f1"] for r in _finished([r for r in tune if r["method"] == "fci"])]
+    ref = float(np.mean(fci)) if fci else 0.0
+    scores = {
+        name: [
+            (r["variants"][name]["skeleton_f1"], r["variants"][name]["arrowhead_f1"]) for r in spots
+        ]  # fmt: skip
+        for name in spots[0]["variants"]
+    }
+    ung = {
+        m: [(r["skeleton_f1"], r["arrowhead_f1"]) for r in _finished(tune) if r["method"] == m]
+        for m in UNGUIDED_SETTINGS
+    }
+    ung = {k: v for k, v in ung.items() if v}
+    return {
+        "spot": choose_variant(scores, ref),
+        "unguided": choose_variant(ung, -1.0) if ung else UNGUIDED_DEFAULT,
+        "fci_arrowhead_f1": f"{ref:.3f}",
+        "datasets": str(len(spots)),
+    }
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int, str, str], float]:
@@ -274,7 +368,7 @@ def run_all(args: argparse.Namespace, config: SPOTConfig) -> list[dict[str, Any]
             rows.append(r)
             flag = {"ok": "", "budget": "  (hit budget)", "timeout": "  (TIMEOUT: no result)"}[r["status"]]  # fmt: skip
             print(
-                f"{r['split']:<9} {r['scale']} d={r['d']:<3} seed={r['seed']} {r['method']:<8} "
+                f"{r['split']:<9} {r['scale']} d={r['d']:<3} seed={r['seed']} {r['method']:<13} "
                 f"skeleton F1 {r['skeleton_f1']:.3f}  arrowhead F1 {r['arrowhead_f1']:.3f}  "
                 f"SHD {r['shd']:>4.0f}  {r['seconds']:6.1f}s{flag}"
                 f"  | {r['generator']}, {r['true_edges']} true edges, varsortability {r['varsortability']:.2f}",
@@ -301,7 +395,20 @@ def main() -> None:
         print(f"\nsamples={args.samples} workers={args.workers} budget per run: "
               f"{'/'.join(f'{budget_of(args, d):.0f}' for d in sorted({r['d'] for r in rows}))} s "
               f"config={json.dumps(dataclasses.asdict(config))}")  # fmt: skip
+    rows = with_posterior_rows(rows)
+    print("columns: SPOT = the library's default (keep_cut "
+          f"{config.keep_cut}); unguided(def) = the unguided learner at the spec's defaults; "
+          "unguided(spot) = it at SPOT's tuned settings; posterior = S > cut alone, no marks")  # fmt: skip
     means = summarise(rows)
+    chosen = choices_on_tuning(rows)
+    ung = UNGUIDED_DEFAULT
+    if chosen is None:
+        print(f"\nno tuning-split table in this run: unguided = {ung} ({UNGUIDED_SETTINGS[ung]}), as chosen on the tuning split before")  # fmt: skip
+    else:
+        ung = chosen["unguided"]
+        print(f"\nchosen on the tuning split (standardised, {chosen['datasets']} datasets, every size run): "
+              f"SPOT variant {chosen['spot']} (rule: best skeleton F1 with arrowhead F1 >= FCI's {chosen['fci_arrowhead_f1']}); "
+              f"unguided = {ung} ({UNGUIDED_SETTINGS[ung]}, best skeleton F1)")  # fmt: skip
     head = [r for r in rows if (r["split"], r["scale"]) == HEADLINE]
     if not head:
         print("\nno headline line: the reporting split's standardised table was not run")
@@ -309,11 +416,15 @@ def main() -> None:
     split, top = head[0]["split"], max(r["d"] for r in head)
     m = {k: means.get((split, "std", top, k, "skeleton_f1"), math.nan) for k in METHODS}
     fci = _select(rows, split, "std", top, "fci")
-    print(f"\nheadline: {split} split, standardised scale, d={top}; "
+    print(f"\nheadline: {split} split, standardised scale, d={top}; unguided = {LABELS[ung]}; "
           f"FCI finished {len(_finished(fci))} of {len(fci)} runs within the budget")  # fmt: skip
-    fci_text = "timeout" if math.isnan(m["fci"]) else f"{m['fci']:.3f}"
+
+    def text(v: float) -> str:
+        return "timeout" if math.isnan(v) else f"{v:.3f}"
+
     print(
-        f"skeleton-F1@{top} spot={m['spot']:.3f} unguided={m['unguided']:.3f} fci={fci_text} "
+        f"skeleton-F1@{top} spot={text(m['spot'])} unguided={text(m[ung])} fci={text(m['fci'])} "
+        f"posterior={text(m['posterior'])} "
         f"seconds={means.get((split, 'std', top, 'spot', 'seconds'), math.nan):.1f}"
     )
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from dmsec.causal.learner import MAGLearnerConfig, MAGResult, learn_mag
 from dmsec.causal.posterior import SkeletonPosterior, load_posterior
+from dmsec.causal.skeleton import posterior_adjacency
 from dmsec.causal.solvers import InnerSolver, make_solver
 
 GUIDANCE = ("soft", "hard")
@@ -73,6 +74,7 @@ class SPOTConfig:
 
     guidance: str = "hard"
     cut: float = 0.32
+    keep_cut: float | None = 0.32
     temperature: float = 1.0
     floor: float = 0.0
     learner: MAGLearnerConfig = field(default_factory=tuned_learner)
@@ -84,6 +86,8 @@ class SPOTConfig:
             raise ValueError(f"`guidance` must be one of {GUIDANCE}; got {self.guidance!r}")
         if not 0 <= self.cut < 1:
             raise ValueError(f"`cut` must be in [0, 1); got {self.cut}")
+        if self.keep_cut is not None and not 0 <= self.keep_cut < 1:
+            raise ValueError(f"`keep_cut` must be None or in [0, 1); got {self.keep_cut}")
         if not self.temperature > 0:
             raise ValueError(f"`temperature` must be > 0; got {self.temperature}")
         if not 0 <= self.floor <= 1:
@@ -136,10 +140,22 @@ def spot(
     S = posterior if isinstance(posterior, np.ndarray) else (posterior or load_posterior())(data)
     t_post = time.perf_counter() - t0
     probs = update_probabilities(S, config)
-    result = learn_mag(data, probs, config.learner, config.make_solver())
+    keep = keep_mask(S, config.keep_cut)
+    result = learn_mag(data, probs, config.learner, config.make_solver(), keep)
     result.seconds = time.perf_counter() - t0
-    result.extra.update(posterior=S, probabilities=probs, posterior_seconds=t_post)
+    result.extra.update(
+        posterior=S,
+        probabilities=probs,
+        keep=keep,
+        posterior_seconds=t_post,
+        learner_seconds=result.seconds - t_post,
+    )
     return result
+
+
+def keep_mask(S: np.ndarray, keep_cut: float | None) -> np.ndarray | None:
+    """The pairs the learner must keep adjacent, ``S > keep_cut`` (None when there is no cut)."""
+    return None if keep_cut is None else posterior_adjacency(S, keep_cut)
 
 
 def unguided(data: np.ndarray, config: SPOTConfig | None = None) -> MAGResult:
