@@ -130,15 +130,27 @@ def spot(
     data: np.ndarray,
     config: SPOTConfig | None = None,
     posterior: SkeletonPosterior | np.ndarray | None = None,
+    max_seconds: float | None = None,
 ) -> MAGResult:
     """Run SPOT on ``(n, d)`` data. `posterior` is a model, a precomputed S, or None (default model).
 
-    The result's ``seconds`` include computing S; ``extra`` holds S and the update probabilities.
+    `max_seconds` (when given) is the wall budget of the whole run, the posterior's computation
+    included: the learner gets what is left (``config.learner.max_seconds`` otherwise). A run
+    that reaches it is flagged ``extra["timed_out"]`` and still keeps every pair above the
+    keep-cut. The result's ``seconds`` include computing S; ``extra`` holds S, the update
+    probabilities, the kept pairs and the seconds of each stage.
     """
     config = config or SPOTConfig()
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"`max_seconds` must be > 0; got {max_seconds}")
     t0 = time.perf_counter()
     S = posterior if isinstance(posterior, np.ndarray) else (posterior or load_posterior())(data)
     t_post = time.perf_counter() - t0
+    if max_seconds is not None:
+        left = max(max_seconds - t_post, 1e-3)  # the learner stops at its first evaluation
+        config = dataclasses.replace(
+            config, learner=dataclasses.replace(config.learner, max_seconds=left)
+        )
     probs = update_probabilities(S, config)
     keep = keep_mask(S, config.keep_cut)
     result = learn_mag(data, probs, config.learner, config.make_solver(), keep)

@@ -42,13 +42,16 @@ def test_benchmark_prints_the_summary_line(tmp_path: Path) -> None:
     )
     last = proc.stdout.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"skeleton-F1@8 spot=[\d.]+ unguided=[\d.]+ fci=[\d.]+ seconds=[\d.]+", last
+        r"skeleton-F1@8 spot=[\d.]+ unguided=[\d.]+ fci=[\d.]+ posterior=[\d.]+ seconds=[\d.]+",
+        last,
     ), last
     assert "ratio spot/fci" in proc.stdout and out.is_file()
     for header in ("[reporting split, std scale] d=8", "[tuning split, raw scale] d=6"):
         assert header in proc.stdout
     assert "[tuning split, raw scale] d=8" not in proc.stdout  # side tables: --side-sizes only
-    assert (
-        proc.stdout.strip().splitlines()[-2]
-        == "headline: reporting split, standardised scale, d=8; FCI finished 1 of 1 runs within the budget"
+    assert re.fullmatch(
+        r"headline: reporting split, standardised scale, d=8; unguided = unguided\((def|spot)\); "
+        r"FCI finished 1 of 1 runs within the budget",
+        proc.stdout.strip().splitlines()[-2],
     )
+    assert "chosen on the tuning split" in proc.stdout and "posterior" in proc.stdout
