@@ -11,11 +11,29 @@ users' tables reach SPOT); the raw scale is beside it, where the learners see ra
 (``standardize=False``) and so can exploit varsortability, printed per dataset (share of true
 directed edges whose effect has the larger variance; 0.5 after standardising).
 
-Reported per table (split and scale) and size: skeleton F1, arrowhead F1, PAG SHD and seconds
-for SPOT, the unguided learner and FCI (Fisher z, alpha 0.01), mean ± standard deviation over
-seeds, and SPOT's ratios to each; also the skeleton F1 of the posterior alone (``S > cut``, no
-marks) so the hard-skeleton fallback is compared, not assumed. FCI and the posterior use
-correlations only, so their raw-scale result equals the standardised one and is computed once.
+Reported per table (split and scale) and size: skeleton F1, arrowhead F1, PAG SHD and seconds,
+mean ± standard deviation over seeds, for
+
+- SPOT: the library's default (`dmsec.causal.spot.SPOTConfig`: hard guidance at ``S > 0.32``,
+  keep-cut 0.5, i.e. every pair with ``S > 0.5`` stays adjacent whatever its coefficient);
+- unguided(def): the same learner with every pair free and no posterior (ABIC), at the spec's
+  defaults (penalty 0.05, threshold 0.05);
+- unguided(spot): it at SPOT's Ray-Tune settings (tuned for the learner restricted to SPOT's
+  skeleton, not for it; unrestricted they make it dense and slow); with ``--unguided-config``
+  (a ``dmsec spot tune`` search with ``method: unguided``) it runs its own tuned settings and
+  is labelled unguided(tuned);
+- FCI (causal-learn, Fisher z, alpha 0.01);
+- posterior: SPOT's skeleton posterior thresholded at its cut, alone (no marks; its seconds are
+  the posterior's);
+
+SPOT's ratios to each, and, per table, the final-graph variants of `dmsec.causal.variants`
+computed from the same SPOT runs (the keep-cut at several values, the learner without it, the
+posterior's skeleton with SPOT's marks, the union with the posterior at a higher cut). The
+tuning split's table then prints the choice that split makes (best mean skeleton F1 with
+arrowhead F1 at least FCI's on the datasets where FCI finished; for the unguided learner the
+setting with the better skeleton F1), and the headline's ``unguided`` is the setting chosen
+there. FCI and the posterior use correlations only, so on the raw scale their result equals the
+standardised one and is computed once.
 
 Budget: every learner run gets the same wall-time budget, ``--seconds-per-variable`` x d (default
 1 s: 30 / 60 / 100 s at d = 30 / 60 / 100; `--max-seconds` sets one figure for all sizes). SPOT's
@@ -25,7 +43,7 @@ evaluation). FCI has no anytime result: a run past the budget is stopped and rep
 "timeout" (counted in its table, left out of the means; the last line says ``fci=timeout`` when
 no FCI run at the top size finished). The budget is set a priori from the 30-minute limit, not
 tuned. Runs go to `--workers` processes; seconds are each run's own wall time, so on a shared
-machine the learners get less CPU within the same budget (pessimistic for all three).
+machine the learners get less CPU within the same budget (pessimistic for all of them).
 
 causal-learn 0.1.4.8 (the newest on the package index) ships no GFCI; its other latent-variable
 learners (RCD, CAM-UV) did not finish one 30-variable dataset in 4 minutes here, so no second
@@ -33,18 +51,19 @@ outside baseline is run.
 
 Tables (``--tables``, split:scale):
 
-    python benchmarks/spot.py          # reporting:std at 30/60/100 (the headline), reporting:raw
-                                       # and tuning:std at 30/60 (--side-sizes); 2 seeds each
+    python benchmarks/spot.py          # reporting:std (the headline) and tuning:std (where the
+                                       # choices are made) at 30/60/100; 2 seeds each
     python benchmarks/spot.py --quick  # reporting:std only, 1 seed, 0.5 s per variable
+    python benchmarks/spot.py --tables reporting:raw --side-sizes 30,60   # the raw scale
 
-The worst case (every run at its budget) is printed before the runs start: 2,040 run-seconds for
-the default (about 17 minutes on 2 workers, plus data, posterior and start-up), 285 for
-``--quick``. Measured 2026-11-29 on the shared 2-core machine (others' niced jobs running, so
-pessimistic): default 8 min 27 s wall, ``--quick`` 2 min 19 s. ``--out`` keeps the rows,
-``--from-rows`` prints the tables of a saved run.
+The worst case (every run at its budget) is printed before the runs start: 3,040 run-seconds for
+the default (about 25 minutes on 2 workers; the unguided learner at its defaults and FCI at
+d <= 60 finish well before it), 380 for ``--quick``. ``--out`` keeps the rows, ``--from-rows``
+prints the tables of a saved run.
 
-The last line is ``skeleton-F1@100 spot=<a> unguided=<b> fci=<c> seconds=<s>``: means over the
-reporting split's standardised datasets at the largest size; ``seconds`` is SPOT's mean time.
+The last line is ``skeleton-F1@100 spot=<a> unguided=<b> fci=<c> posterior=<p> seconds=<s>``:
+means over the reporting split's standardised datasets at the largest size; ``seconds`` is
+SPOT's mean time (posterior included).
 """
 
 from __future__ import annotations
@@ -86,7 +105,8 @@ LABELS = {
 # SPOT's own Ray-Tune settings (tuned for the learner restricted to SPOT's skeleton, not for it)
 UNGUIDED_SETTINGS = {"unguided": "spec defaults", "unguided_spot": "SPOT's tuned settings"}
 # which of the two the last line reports when the run has no tuning table (--quick): the one
-# the tuning split chose (2026-12-05, `--tables tuning:std --sizes 30,60,100`, see docs)
+# the tuning split chose (2026-12-05, `--tables tuning:std --side-sizes 30,60,100`, 2 seeds:
+# skeleton F1 0.512 / 0.640 / 0.420 at the defaults vs 0.445 / 0.417 / 0.450 at SPOT's settings)
 UNGUIDED_DEFAULT = "unguided"
 COLUMNS = (
     ("skeleton_f1", "skeleton F1"),
@@ -102,7 +122,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="reporting:std only, 1 seed, 0.5 s/var")
     p.add_argument("--sizes", default="30,60,100", help="sizes of the headline table")
-    p.add_argument("--side-sizes", default="30,60", help="sizes of the other tables")
+    p.add_argument("--side-sizes", default="30,60,100", help="sizes of the other tables")
     p.add_argument("--tables", default=None, help="split:scale list (default: see the docstring)")
     p.add_argument("--seeds", type=int, default=None, help="datasets per table and size")
     p.add_argument("--samples", type=int, default=2000)
@@ -111,6 +131,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--config", default=None, help="YAML SPOT config (e.g. from a tune)")
     p.add_argument("--methods", default=",".join(RUN_METHODS), help="learners to run")
+    p.add_argument(
+        "--unguided-config",
+        default=None,
+        help="YAML from `dmsec spot tune` with method unguided: the unguided(spot) column then "
+        "runs these settings instead of SPOT's, labelled unguided(tuned)",
+    )
     p.add_argument("--out", default=None, help="JSON file for the per-run rows (after each run)")
     p.add_argument("--from-rows", default=None, help="print the tables of a saved --out file")
     args = p.parse_args()
@@ -153,15 +179,19 @@ def _spot_row(X: np.ndarray, config: SPOTConfig, budget: float, true_pag: np.nda
     return result, {"posterior_scores": post, "posterior_seconds": t_post, "variants": variants}
 
 
-def _unguided_config(method: str, config: SPOTConfig) -> SPOTConfig:
-    """The unguided learner's settings: the spec's defaults or SPOT's own (see UNGUIDED_SETTINGS)."""
+def _unguided_config(method: str, config: SPOTConfig, tuned: SPOTConfig | None) -> SPOTConfig:
+    """The unguided learner's settings: the spec's defaults, or SPOT's own / its own tuned ones
+    (see UNGUIDED_SETTINGS)."""
     if method == "unguided_spot":
-        return config
+        if tuned is None:
+            return config
+        own = dataclasses.replace(tuned.learner, standardize=config.learner.standardize, max_seconds=config.learner.max_seconds)  # fmt: skip
+        return dataclasses.replace(tuned, learner=own)
     own = dataclasses.replace(MAGLearnerConfig(), standardize=config.learner.standardize, max_seconds=config.learner.max_seconds)  # fmt: skip
     return dataclasses.replace(config, learner=own)
 
 
-def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
+def run_job(job: dict[str, Any], config: SPOTConfig, tuned: SPOTConfig | None = None) -> dict[str, Any]:  # fmt: skip
     """One method on one dataset within the job's budget; returns the scored row."""
     ds = split_dataset(job["split"], job["d"], job["seed"], job["samples"])
     raw = job["scale"] == "raw"
@@ -177,7 +207,7 @@ def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
         if job["method"] == "spot":
             result, extra = _spot_row(X, config, job["budget"], ds.pag)
         else:
-            result = unguided(X, _unguided_config(job["method"], config))
+            result = unguided(X, _unguided_config(job["method"], config, tuned))
         pag, status = result.pag, "budget" if result.extra.get("timed_out") else "ok"
     seconds = time.perf_counter() - t0
     scores = score_graph(ds.pag if pag is None else pag, ds.pag).as_dict()
@@ -197,7 +227,7 @@ def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
 
 def tables(args: argparse.Namespace) -> list[tuple[str, str, list[int]]]:
     """(split, scale, sizes) of each table; the headline table first."""
-    default = "reporting:std" if args.quick else "reporting:std,reporting:raw,tuning:std"
+    default = "reporting:std" if args.quick else "reporting:std,tuning:std"
     out = []
     for item in (args.tables or default).split(","):
         split, _, scale = item.partition(":")
@@ -318,28 +348,23 @@ def _print_variants(rows: list[dict[str, Any]], split: str, scale: str, d: int) 
 
 def choices_on_tuning(rows: list[dict[str, Any]]) -> dict[str, str] | None:
     """The SPOT variant and the unguided setting the tuning split's standardised runs choose
-    (`variants.choose_variant`: best skeleton F1 with arrowhead F1 >= FCI's); None without them."""
+    (`variants.choose_variant`: best skeleton F1 over all its datasets, with arrowhead F1 >= FCI's
+    on the datasets where FCI finished); None without them."""
     tune = [r for r in rows if (r["split"], r["scale"]) == ("tuning", "std")]
     spots = [r for r in tune if r["method"] == "spot" and "variants" in r]
     if not spots:
         return None
-    fci = [r["arrowhead_f1"] for r in _finished([r for r in tune if r["method"] == "fci"])]
-    ref = float(np.mean(fci)) if fci else 0.0
-    scores = {
-        name: [
-            (r["variants"][name]["skeleton_f1"], r["variants"][name]["arrowhead_f1"]) for r in spots
-        ]  # fmt: skip
-        for name in spots[0]["variants"]
-    }
-    ung = {
-        m: [(r["skeleton_f1"], r["arrowhead_f1"]) for r in _finished(tune) if r["method"] == m]
-        for m in UNGUIDED_SETTINGS
-    }
+    fci = {(r["d"], r["seed"]): r["arrowhead_f1"] for r in _finished([r for r in tune if r["method"] == "fci"])}  # fmt: skip
+    ref = float(np.mean(list(fci.values()))) if fci else 0.0
+    names = list(spots[0]["variants"])
+    skeleton = {k: [r["variants"][k]["skeleton_f1"] for r in spots] for k in names}
+    marks = {k: [r["variants"][k]["arrowhead_f1"] for r in spots if (r["d"], r["seed"]) in fci] for k in names}  # fmt: skip
+    ung = {m: [r["skeleton_f1"] for r in _finished(tune) if r["method"] == m] for m in UNGUIDED_SETTINGS}  # fmt: skip
     ung = {k: v for k, v in ung.items() if v}
     return {
-        "spot": choose_variant(scores, ref),
-        "unguided": choose_variant(ung, -1.0) if ung else UNGUIDED_DEFAULT,
-        "fci_arrowhead_f1": f"{ref:.3f}",
+        "spot": choose_variant(skeleton, marks, ref),
+        "unguided": choose_variant(ung, {}, 0.0) if ung else UNGUIDED_DEFAULT,
+        "fci_arrowhead_f1": f"{ref:.3f} on {len(fci)} datasets",
         "datasets": str(len(spots)),
     }
 
@@ -353,7 +378,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int, str, str]
     return means
 
 
-def run_all(args: argparse.Namespace, config: SPOTConfig) -> list[dict[str, Any]]:
+def run_all(args: argparse.Namespace, config: SPOTConfig, tuned: SPOTConfig | None) -> list[dict[str, Any]]:  # fmt: skip
     """Run every job over the worker pool, printing (and saving) each row as it completes."""
     rows: list[dict[str, Any]] = []
     jobs = make_jobs(args)
@@ -362,7 +387,7 @@ def run_all(args: argparse.Namespace, config: SPOTConfig) -> list[dict[str, Any]
           f"on {args.workers} workers (plus data, posterior and start-up)", flush=True)  # fmt: skip
     t_start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_init_worker) as pool:
-        futures = [pool.submit(run_job, job, config) for job in jobs]
+        futures = [pool.submit(run_job, job, config, tuned) for job in jobs]
         for fut in as_completed(futures):
             r = fut.result()
             rows.append(r)
@@ -387,18 +412,23 @@ def main() -> None:
         config = spot_config_from_dict(yaml.safe_load(Path(args.config).read_text()))
     else:
         config = SPOTConfig()
+    tuned = None
+    if args.unguided_config:
+        tuned = spot_config_from_dict(yaml.safe_load(Path(args.unguided_config).read_text()))
+        LABELS["unguided_spot"] = "unguided(tuned)"
+        UNGUIDED_SETTINGS["unguided_spot"] = f"its own Ray Tune search ({args.unguided_config})"
     if args.from_rows:
         rows = json.loads(Path(args.from_rows).read_text())
         print(f"tables of {args.from_rows} ({len(rows)} runs)")
     else:
-        rows = run_all(args, config)
+        rows = run_all(args, config, tuned)
         print(f"\nsamples={args.samples} workers={args.workers} budget per run: "
               f"{'/'.join(f'{budget_of(args, d):.0f}' for d in sorted({r['d'] for r in rows}))} s "
               f"config={json.dumps(dataclasses.asdict(config))}")  # fmt: skip
     rows = with_posterior_rows(rows)
-    print("columns: SPOT = the library's default (keep_cut "
-          f"{config.keep_cut}); unguided(def) = the unguided learner at the spec's defaults; "
-          "unguided(spot) = it at SPOT's tuned settings; posterior = S > cut alone, no marks")  # fmt: skip
+    print(f"columns: SPOT = the library's default (keep_cut {config.keep_cut}); unguided(def) = the "
+          f"unguided learner at the spec's defaults; {LABELS['unguided_spot']} = it at "
+          f"{UNGUIDED_SETTINGS['unguided_spot']}; posterior = S > cut alone, no marks")  # fmt: skip
     means = summarise(rows)
     chosen = choices_on_tuning(rows)
     ung = UNGUIDED_DEFAULT

@@ -14,8 +14,8 @@ running the learner again, because the keep-cut acts only when the coefficients 
 - ``posterior``: the thresholded posterior alone, no marks.
 
 `choose_variant` is the selection rule: the highest mean skeleton F1 among the variants whose mean
-arrowhead F1 is at least the reference's (FCI's; or the best any variant reaches, if none reaches
-FCI's), on the tuning split's datasets only.
+arrowhead F1 is at least FCI's on the same datasets (or the best any variant reaches, if none
+reaches FCI's), on the tuning split's datasets only.
 """
 
 from __future__ import annotations
@@ -56,19 +56,25 @@ def variant_pags(
 
 
 def choose_variant(
-    scores: Mapping[str, Sequence[tuple[float, float]]], reference_arrowhead_f1: float
+    skeleton_f1: Mapping[str, Sequence[float]],
+    arrowhead_f1: Mapping[str, Sequence[float]],
+    reference_arrowhead_f1: float,
 ) -> str:
     """The variant with the highest mean skeleton F1 whose mean arrowhead F1 is at least
-    ``min(reference_arrowhead_f1, best variant's)``: at least FCI's marks when some variant
-    reaches them, else the best marks any variant has. `scores` maps a variant to its
-    (skeleton F1, arrowhead F1) per tuning dataset; ``posterior`` (no marks) is never chosen."""
-    means = {
-        k: np.mean(np.asarray(v, dtype=float), axis=0)
-        for k, v in scores.items()
-        if len(v) and k != "posterior"
+    ``min(reference_arrowhead_f1, the best variant's)``: at least FCI's marks when some variant
+    reaches them, else the best marks any variant has.
+
+    `skeleton_f1` maps a variant to its skeleton F1 per tuning dataset; `arrowhead_f1` to its
+    arrowhead F1 on the tuning datasets where the reference (FCI) has a result, so the marks
+    are compared on the same datasets. ``posterior`` (no marks) is never chosen.
+    """
+    names = [k for k in skeleton_f1 if k != "posterior" and len(skeleton_f1[k])]
+    if not names:
+        raise ValueError("`skeleton_f1` must hold at least one variant with scores")
+    sk = {k: float(np.mean(skeleton_f1[k])) for k in names}
+    ah = {
+        k: float(np.mean(arrowhead_f1[k])) if len(arrowhead_f1.get(k, ())) else 0.0 for k in names
     }
-    if not means:
-        raise ValueError("`scores` must hold at least one variant with scores")
-    floor = min(reference_arrowhead_f1, max(m[1] for m in means.values()))
-    eligible = [k for k, m in means.items() if m[1] >= floor]
-    return max(eligible, key=lambda k: (means[k][0], means[k][1]))
+    floor = min(reference_arrowhead_f1, max(ah.values()))
+    eligible = [k for k in names if ah[k] >= floor]
+    return max(eligible, key=lambda k: (sk[k], ah[k]))

@@ -45,7 +45,7 @@ def test_benchmark_prints_the_summary_line(tmp_path: Path) -> None:
         r"skeleton-F1@8 spot=[\d.]+ unguided=[\d.]+ fci=[\d.]+ posterior=[\d.]+ seconds=[\d.]+",
         last,
     ), last
-    assert "ratio spot/fci" in proc.stdout and out.is_file()
+    assert "ratio spot/FCI" in proc.stdout and out.is_file()
     for header in ("[reporting split, std scale] d=8", "[tuning split, raw scale] d=6"):
         assert header in proc.stdout
     assert "[tuning split, raw scale] d=8" not in proc.stdout  # side tables: --side-sizes only

@@ -64,13 +64,11 @@ def test_variants_from_coefficients() -> None:
 
 
 def test_choose_variant_maximises_skeleton_f1_under_the_marks_floor() -> None:
-    scores = {
-        "drop": [(0.70, 0.50), (0.72, 0.52)],
-        "keep@0.4": [(0.80, 0.49), (0.82, 0.50)],
-        "keep@0.5": [(0.78, 0.55), (0.80, 0.56)],
-        "posterior": [(0.90, 0.0), (0.90, 0.0)],
-    }
-    assert choose_variant(scores, reference_arrowhead_f1=0.5) == "keep@0.5"
-    assert choose_variant(scores, reference_arrowhead_f1=0.45) == "keep@0.4"
+    skeleton = {"drop": [0.70, 0.72], "keep@0.4": [0.80, 0.82], "keep@0.5": [0.78, 0.80], "posterior": [0.9, 0.9]}  # fmt: skip
+    marks = {"drop": [0.50, 0.52], "keep@0.4": [0.49, 0.50], "keep@0.5": [0.55, 0.56], "posterior": [0.0, 0.0]}  # fmt: skip
+    assert choose_variant(skeleton, marks, reference_arrowhead_f1=0.5) == "keep@0.5"
+    assert choose_variant(skeleton, marks, reference_arrowhead_f1=0.45) == "keep@0.4"
     # no variant reaches the reference: the floor becomes the best marks any variant has
-    assert choose_variant(scores, reference_arrowhead_f1=0.9) == "keep@0.5"
+    assert choose_variant(skeleton, marks, reference_arrowhead_f1=0.9) == "keep@0.5"
+    with pytest.raises(ValueError, match="`skeleton_f1`"):
+        choose_variant({"posterior": [0.9]}, {}, 0.5)
