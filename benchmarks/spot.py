@@ -58,8 +58,9 @@ Tables (``--tables``, split:scale):
 
 The worst case (every run at its budget) is printed before the runs start: 3,040 run-seconds for
 the default (about 25 minutes on 2 workers; the unguided learner at its defaults and FCI at
-d <= 60 finish well before it), 380 for ``--quick``. ``--out`` keeps the rows, ``--from-rows``
-prints the tables of a saved run.
+d <= 60 finish well before it), 380 for ``--quick``. Measured 2026-12-05 on the 2-core machine
+shared with other jobs (load 8-11, so pessimistic): default 15 min 25 s wall, ``--quick`` 2 min
+47 s. ``--out`` keeps the rows, ``--from-rows`` prints the tables of a saved run.
 
 The last line is ``skeleton-F1@100 spot=<a> unguided=<b> fci=<c> posterior=<p> seconds=<s>``:
 means over the reporting split's standardised datasets at the largest size; ``seconds`` is
