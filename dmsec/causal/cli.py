@@ -141,7 +141,10 @@ def run(
     learner = dataclasses.replace(config.learner, standardize=standardize, seed=seed)
     config = dataclasses.replace(config, learner=learner)
     if keep_cut is not None:
-        config = dataclasses.replace(config, keep_cut=keep_cut)
+        try:
+            config = dataclasses.replace(config, keep_cut=keep_cut)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--keep-cut") from None
     info: dict[str, Any] = {
         "data": str(data),
         "rows": int(X.shape[0]),
@@ -150,13 +153,19 @@ def run(
         "max_seconds": max_seconds,
         "stage_seconds": {"read": round(time.perf_counter() - started, 3)},
     }
-    left = None if max_seconds is None else max(max_seconds - (time.perf_counter() - started), 1e-3)
+    deadline = None if max_seconds is None else started + max_seconds
+
+    def left() -> float | None:
+        """Seconds of the budget still left (None: no budget)."""
+        return None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
+
     if skeleton_only:
-        pag, mag, S, timed_out = _skeleton_only(X, posterior_dir, cut if cut is not None else config.cut, left, info, progress)  # fmt: skip
+        pag, mag, S, timed_out = _skeleton_only(X, posterior_dir, cut if cut is not None else config.cut, deadline, info, progress)  # fmt: skip
         progress.skip("learn")
     elif unguided:
-        if left is not None:
-            config = dataclasses.replace(config, learner=dataclasses.replace(config.learner, max_seconds=left))  # fmt: skip
+        budget = left()
+        if budget is not None:
+            config = dataclasses.replace(config, learner=dataclasses.replace(config.learner, max_seconds=budget))  # fmt: skip
         result = spot_lib.unguided(X, config)
         pag, mag, S, timed_out = result.pag, result.mag, None, bool(result.extra["timed_out"])
         info.update(posterior_config_hash=None, constraint_h=result.h)
@@ -166,7 +175,7 @@ def run(
         from dmsec.causal.posterior import load_posterior
 
         model = load_posterior(posterior_dir)
-        result = spot_lib.spot(X, config, model, max_seconds=left)
+        result = spot_lib.spot(X, config, model, max_seconds=left())
         pag, mag, S = result.pag, result.mag, result.extra["posterior"]
         timed_out = bool(result.extra["timed_out"])
         info.update(posterior_config_hash=model.manifest.get("config_hash"), constraint_h=result.h)
@@ -188,12 +197,12 @@ def _skeleton_only(
     X: Any,
     posterior_dir: Path | None,
     cut: float,
-    left: float | None,
+    deadline: float | None,
     info: dict[str, Any],
     progress: Any,
 ) -> tuple[Any, None, Any, bool]:
     """The thresholded posterior as an unoriented PAG (`skeleton.posterior_adjacency`); timed
-    out when computing it took longer than the `left` seconds of the budget."""
+    out when it was computed after the budget's `deadline` (``time.perf_counter`` seconds)."""
     from dmsec.causal.posterior import load_posterior
     from dmsec.causal.skeleton import posterior_adjacency, skeleton_pag
 
@@ -204,12 +213,8 @@ def _skeleton_only(
     info.update(posterior_config_hash=model.manifest.get("config_hash"), cut=cut)
     info["stage_seconds"]["posterior"] = round(took, 3)
     progress.done("posterior", f"{took:.1f}s")
-    return (
-        skeleton_pag(posterior_adjacency(S, cut)),
-        None,
-        S,
-        bool(left is not None and took > left),
-    )
+    late = deadline is not None and time.perf_counter() > deadline
+    return skeleton_pag(posterior_adjacency(S, cut)), None, S, late
 
 
 def _learn_note(seconds: float, timed_out: bool) -> str:
