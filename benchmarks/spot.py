@@ -18,10 +18,13 @@ mean ± standard deviation over seeds, for
   keep-cut 0.5, i.e. every pair with ``S > 0.5`` stays adjacent whatever its coefficient);
 - unguided(def): the same learner with every pair free and no posterior (ABIC), at the spec's
   defaults (penalty 0.05, threshold 0.05);
-- unguided(spot): it at SPOT's Ray-Tune settings (tuned for the learner restricted to SPOT's
-  skeleton, not for it; unrestricted they make it dense and slow); with ``--unguided-config``
-  (a ``dmsec spot tune`` search with ``method: unguided``) it runs its own tuned settings and
-  is labelled unguided(tuned);
+- unguided(tuned): it at the settings of its own Ray Tune search, with SPOT's search budget
+  (``dmsec spot tune`` with ``method: unguided``: same tuning-split graphs, trial count,
+  scheduler and per-graph budget), read from ``--unguided-config`` (default
+  ``benchmarks/configs/spot_unguided.yaml``, which records that search);
+- unguided(spot), only when asked (``--methods ...,unguided_spot``): it at SPOT's settings,
+  which were tuned for the learner restricted to SPOT's skeleton and make it dense and slow
+  over all pairs (what the previous rounds reported as "unguided");
 - FCI (causal-learn, Fisher z, alpha 0.01);
 - posterior: SPOT's skeleton posterior thresholded at its cut, alone (no marks; its seconds are
   the posterior's);
@@ -93,22 +96,29 @@ from dmsec.causal.skeleton import posterior_adjacency, skeleton_pag
 from dmsec.causal.spot import SPOTConfig, spot, spot_config_from_dict, unguided
 from dmsec.causal.variants import choose_variant, variant_pags
 
-METHODS = ("spot", "unguided", "unguided_spot", "fci", "posterior")
-RUN_METHODS = METHODS[:4]  # "posterior" is read off SPOT's runs (its S, before the learner)
+METHODS = ("spot", "unguided", "unguided_tuned", "unguided_spot", "fci", "posterior")
+RUN_METHODS = METHODS[:5]  # "posterior" is read off SPOT's runs (its S, before the learner)
+DEFAULT_RUN = ("spot", "unguided", "unguided_tuned", "fci")
+UNGUIDED_CONFIG = Path(__file__).resolve().parent / "configs" / "spot_unguided.yaml"
 LABELS = {
     "spot": "SPOT",
     "unguided": "unguided(def)",
+    "unguided_tuned": "unguided(tuned)",
     "unguided_spot": "unguided(spot)",
     "fci": "FCI",
     "posterior": "posterior",
 }
-# the unguided learner's two settings: the spec's defaults (penalty 0.05, threshold 0.05) and
-# SPOT's own Ray-Tune settings (tuned for the learner restricted to SPOT's skeleton, not for it)
-UNGUIDED_SETTINGS = {"unguided": "spec defaults", "unguided_spot": "SPOT's tuned settings"}
+# the unguided learner's settings: the spec's defaults (penalty 0.05, threshold 0.05), its own
+# Ray Tune search (--unguided-config), SPOT's settings (tuned for the restricted learner)
+UNGUIDED_SETTINGS = {
+    "unguided": "spec defaults",
+    "unguided_tuned": "its own Ray Tune search",
+    "unguided_spot": "SPOT's tuned settings",
+}
 # which of the two the last line reports when the run has no tuning table (--quick): the one
 # the tuning split chose (2026-12-05, `--tables tuning:std --side-sizes 30,60,100`, 2 seeds:
 # skeleton F1 0.512 / 0.640 / 0.420 at the defaults vs 0.445 / 0.417 / 0.450 at SPOT's settings)
-UNGUIDED_DEFAULT = "unguided"
+UNGUIDED_DEFAULT = "unguided_tuned"
 COLUMNS = (
     ("skeleton_f1", "skeleton F1"),
     ("arrowhead_f1", "arrowhead F1"),
@@ -131,12 +141,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=None, help="one budget for all sizes")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--config", default=None, help="YAML SPOT config (e.g. from a tune)")
-    p.add_argument("--methods", default=",".join(RUN_METHODS), help="learners to run")
+    p.add_argument(
+        "--methods", default=",".join(DEFAULT_RUN), help=f"learners to run, of {RUN_METHODS}"
+    )
     p.add_argument(
         "--unguided-config",
-        default=None,
-        help="YAML from `dmsec spot tune` with method unguided: the unguided(spot) column then "
-        "runs these settings instead of SPOT's, labelled unguided(tuned)",
+        default=str(UNGUIDED_CONFIG),
+        help="YAML of the unguided(tuned) column (a `dmsec spot tune` search with method unguided)",
     )
     p.add_argument("--out", default=None, help="JSON file for the per-run rows (after each run)")
     p.add_argument("--from-rows", default=None, help="print the tables of a saved --out file")
@@ -181,11 +192,14 @@ def _spot_row(X: np.ndarray, config: SPOTConfig, budget: float, true_pag: np.nda
 
 
 def _unguided_config(method: str, config: SPOTConfig, tuned: SPOTConfig | None) -> SPOTConfig:
-    """The unguided learner's settings: the spec's defaults, or SPOT's own / its own tuned ones
-    (see UNGUIDED_SETTINGS)."""
+    """The unguided learner's settings (see UNGUIDED_SETTINGS): SPOT's own for "unguided_spot",
+    the `tuned` ones for "unguided_tuned", the spec's defaults for "unguided"; always at the
+    run's scale and budget."""
     if method == "unguided_spot":
+        return config
+    if method == "unguided_tuned":
         if tuned is None:
-            return config
+            raise ValueError("unguided_tuned needs --unguided-config")
         own = dataclasses.replace(tuned.learner, standardize=config.learner.standardize, max_seconds=config.learner.max_seconds)  # fmt: skip
         return dataclasses.replace(tuned, learner=own)
     own = dataclasses.replace(MAGLearnerConfig(), standardize=config.learner.standardize, max_seconds=config.learner.max_seconds)  # fmt: skip
@@ -299,8 +313,11 @@ def _paired(
 def _print_table(rows: list[dict[str, Any]], split: str, scale: str, d: int, means: dict[Any, float]) -> None:  # fmt: skip
     by_seed = {r["seed"]: r["varsortability"] for r in rows if (r["split"], r["d"]) == (split, d)}
     vs = [by_seed[k] for k in sorted(by_seed)]
+    shown = [m for m in METHODS if any(r["method"] == m for r in rows)]
     counts = []
-    for m in RUN_METHODS:
+    for m in shown:
+        if m == "posterior":
+            continue
         sel = _select(rows, split, scale, d, m)
         late = sum(r.get("status") in ("timeout", "budget") for r in sel)
         word = "timed out" if m == "fci" else "hit budget"
@@ -308,10 +325,10 @@ def _print_table(rows: list[dict[str, Any]], split: str, scale: str, d: int, mea
     budgets = sorted({r["budget"] for r in rows if (r["split"], r["scale"], r["d"]) == (split, scale, d) and "budget" in r})  # fmt: skip
     print(f"\n[{split} split, {scale} scale] d={d}, budget {'/'.join(f'{b:.0f}' for b in budgets)} s per run; "
           f"runs: {', '.join(counts)}; raw varsortability {np.mean(vs):.2f} ({', '.join(f'{v:.2f}' for v in vs)})")  # fmt: skip
-    print(" " * 16 + "".join(f"{LABELS[m]:>18}" for m in METHODS))
+    print(" " * 16 + "".join(f"{LABELS[m]:>18}" for m in shown))
     for key, label in COLUMNS:
         cells = []
-        for m in METHODS:
+        for m in shown:
             v = np.array(
                 [r[key] for r in _finished(_select(rows, split, scale, d, m))], dtype=float
             )
@@ -321,8 +338,10 @@ def _print_table(rows: list[dict[str, Any]], split: str, scale: str, d: int, mea
                 f"{v.mean():9.3f} ± {v.std():5.3f}" if len(v) else "timeout" if ran else "not run"
             )
         print(f"{label:<16}" + "".join(f"{c:>18}" for c in cells))
-    for base in ("unguided", "unguided_spot", "fci", "posterior"):
+    for base in METHODS[1:]:
         pairs = _paired(rows, (split, scale, d), base)
+        if not _select(rows, split, scale, d, base):
+            continue
         if not pairs:
             print(f"ratio spot/{LABELS[base]:<14}: no dataset where both have a result")
             continue
@@ -416,8 +435,7 @@ def main() -> None:
     tuned = None
     if args.unguided_config:
         tuned = spot_config_from_dict(yaml.safe_load(Path(args.unguided_config).read_text()))
-        LABELS["unguided_spot"] = "unguided(tuned)"
-        UNGUIDED_SETTINGS["unguided_spot"] = f"its own Ray Tune search ({args.unguided_config})"
+        UNGUIDED_SETTINGS["unguided_tuned"] += f" ({Path(args.unguided_config).name}: penalty {tuned.learner.penalty:.4g}, threshold {tuned.learner.w_threshold:.4g})"  # fmt: skip
     if args.from_rows:
         rows = json.loads(Path(args.from_rows).read_text())
         print(f"tables of {args.from_rows} ({len(rows)} runs)")
@@ -427,9 +445,10 @@ def main() -> None:
               f"{'/'.join(f'{budget_of(args, d):.0f}' for d in sorted({r['d'] for r in rows}))} s "
               f"config={json.dumps(dataclasses.asdict(config))}")  # fmt: skip
     rows = with_posterior_rows(rows)
-    print(f"columns: SPOT = the library's default (keep_cut {config.keep_cut}); unguided(def) = the "
-          f"unguided learner at the spec's defaults; {LABELS['unguided_spot']} = it at "
-          f"{UNGUIDED_SETTINGS['unguided_spot']}; posterior = S > cut alone, no marks")  # fmt: skip
+    ran = {r["method"] for r in rows}
+    print(f"columns: SPOT = the library's default (keep_cut {config.keep_cut}); "
+          + "; ".join(f"{LABELS[m]} = the unguided learner at {UNGUIDED_SETTINGS[m]}" for m in UNGUIDED_SETTINGS if m in ran)
+          + "; posterior = S > cut alone, no marks")  # fmt: skip
     means = summarise(rows)
     chosen = choices_on_tuning(rows)
     ung = UNGUIDED_DEFAULT
@@ -440,6 +459,8 @@ def main() -> None:
         print(f"\nchosen on the tuning split (standardised, {chosen['datasets']} datasets, every size run): "
               f"SPOT variant {chosen['spot']} (rule: best skeleton F1 with arrowhead F1 >= FCI's {chosen['fci_arrowhead_f1']}); "
               f"unguided = {ung} ({UNGUIDED_SETTINGS[ung]}, best skeleton F1)")  # fmt: skip
+    if ung not in ran:  # the chosen setting was not run here: the first one that was
+        ung = next((u for u in UNGUIDED_SETTINGS if u in ran), ung)
     head = [r for r in rows if (r["split"], r["scale"]) == HEADLINE]
     if not head:
         print("\nno headline line: the reporting split's standardised table was not run")

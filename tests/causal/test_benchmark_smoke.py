@@ -50,7 +50,7 @@ def test_benchmark_prints_the_summary_line(tmp_path: Path) -> None:
         assert header in proc.stdout
     assert "[tuning split, raw scale] d=8" not in proc.stdout  # side tables: --side-sizes only
     assert re.fullmatch(
-        r"headline: reporting split, standardised scale, d=8; unguided = unguided\((def|spot)\); "
+        r"headline: reporting split, standardised scale, d=8; unguided = unguided\((def|tuned)\); "
         r"FCI finished 1 of 1 runs within the budget",
         proc.stdout.strip().splitlines()[-2],
     )
@@ -74,6 +74,6 @@ def test_unguided_settings_are_the_spec_defaults_or_the_named_ones() -> None:
     own = bench._unguided_config("unguided", config, tuned).learner
     assert (own.penalty, own.w_threshold) == (0.05, 0.05)  # the spec's defaults, whatever is tuned
     assert own.standardize and own.max_seconds == 30.0  # the run's scale and budget
-    assert bench._unguided_config("unguided_spot", config, None) == config  # SPOT's settings
-    searched = bench._unguided_config("unguided_spot", config, tuned).learner
+    assert bench._unguided_config("unguided_spot", config, tuned) == config  # SPOT's settings
+    searched = bench._unguided_config("unguided_tuned", config, tuned).learner
     assert (searched.penalty, searched.w_threshold, searched.max_seconds) == (0.11, 0.07, 30.0)
