@@ -264,13 +264,24 @@ class _StageProgress:
     help="YAML tune config (keys of pipelines.spot_tune.TuneConfig).",
 )
 @click.option("--trials", default=None, type=int, help="Number of sampled configurations.")
+@click.option(
+    "--method",
+    default=None,
+    type=click.Choice(["spot", "unguided"]),
+    help="What to tune: SPOT (default) or the unguided baseline, with the same search budget.",
+)
 @click.option("--quick", is_flag=True, help="Tiny search for a smoke test.")
-def tune(out: Path, config_path: Path | None, trials: int | None, quick: bool) -> None:
-    """Ray Tune search over SPOT's hyper-parameters on held-out synthetic graphs."""
+def tune(
+    out: Path, config_path: Path | None, trials: int | None, method: str | None, quick: bool
+) -> None:
+    """Ray Tune search over SPOT's (or the unguided learner's) hyper-parameters on the tuning
+    split's synthetic graphs."""
     module = load_tune_pipeline()
     raw = _read_yaml(config_path) if config_path else {}
     if trials is not None:
         raw["num_trials"] = trials
+    if method is not None:
+        raw["method"] = method
     config = module.TuneConfig.quick(**raw) if quick else module.TuneConfig(**raw)
     best = module.run_tune(config, out)
     click.echo(f"best {best['metric']}={best['value']:.4f}; config -> {best['config_path']}")
