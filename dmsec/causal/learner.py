@@ -18,8 +18,8 @@ thresholding, not by a whole inner solve.
 
 Data are centred, and standardised only on request (`standardize`): the score is not
 scale-free, and on simulated data the raw scales carry causal-order information (Reisach et
-al. 2021) that ABIC and the paper's protocol use. Then coefficients below `w_threshold` are dropped and the graph is repaired into a MAG
-(`coefficients_to_mag`). With ``p = 1`` everywhere this is the unguided ABIC baseline.
+al. 2021) that ABIC and the paper's protocol use. Then coefficients below `w_threshold` are dropped, except on the pairs of `keep` (SPOT's
+keep-cut), and the graph is repaired into a MAG (`coefficients_to_mag`). With ``p = 1`` everywhere this is the unguided ABIC baseline.
 """
 
 from __future__ import annotations
