@@ -62,8 +62,8 @@ Tables (``--tables``, split:scale):
 The worst case (every run at its budget) is printed before the runs start: 3,040 run-seconds for
 the default (about 25 minutes on 2 workers; the unguided learner at its defaults and FCI at
 d <= 60 finish well before it), 380 for ``--quick``. Measured 2026-12-05 on the 2-core machine
-shared with other jobs (load 8-11, so pessimistic): default 15 min 25 s wall, ``--quick`` 2 min
-47 s. ``--out`` keeps the rows, ``--from-rows`` prints the tables of a saved run.
+shared with other jobs (so pessimistic): default 10 min 51 s wall, ``--quick`` 2 min 28 s.
+``--out`` keeps the rows, ``--from-rows`` prints the tables of a saved run.
 
 The last line is ``skeleton-F1@100 spot=<a> unguided=<b> fci=<c> posterior=<p> seconds=<s>``:
 means over the reporting split's standardised datasets at the largest size; ``seconds`` is
@@ -115,9 +115,9 @@ UNGUIDED_SETTINGS = {
     "unguided_tuned": "its own Ray Tune search",
     "unguided_spot": "SPOT's tuned settings",
 }
-# which of the two the last line reports when the run has no tuning table (--quick): the one
-# the tuning split chose (2026-12-05, `--tables tuning:std --side-sizes 30,60,100`, 2 seeds:
-# skeleton F1 0.512 / 0.640 / 0.420 at the defaults vs 0.445 / 0.417 / 0.450 at SPOT's settings)
+# which setting the last line reports when the run has no tuning table (--quick): the one the
+# tuning split chose in the default run of 2026-12-05 (commit 6f10577): skeleton F1 0.642 /
+# 0.742 / 0.509 with its own search vs 0.512 / 0.640 / 0.420 at the defaults, d = 30 / 60 / 100
 UNGUIDED_DEFAULT = "unguided_tuned"
 COLUMNS = (
     ("skeleton_f1", "skeleton F1"),
