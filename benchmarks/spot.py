@@ -11,11 +11,32 @@ users' tables reach SPOT); the raw scale is beside it, where the learners see ra
 (``standardize=False``) and so can exploit varsortability, printed per dataset (share of true
 directed edges whose effect has the larger variance; 0.5 after standardising).
 
-Reported per table (split and scale) and size: skeleton F1, arrowhead F1, PAG SHD and seconds
-for SPOT, the unguided learner and FCI (Fisher z, alpha 0.01), mean ± standard deviation over
-seeds, and SPOT's ratios to each; also the skeleton F1 of the posterior alone (``S > cut``, no
-marks) so the hard-skeleton fallback is compared, not assumed. FCI and the posterior use
-correlations only, so their raw-scale result equals the standardised one and is computed once.
+Reported per table (split and scale) and size: skeleton F1, arrowhead F1, PAG SHD and seconds,
+mean ± standard deviation over seeds, for
+
+- SPOT: the library's default (`dmsec.causal.spot.SPOTConfig`: hard guidance at ``S > 0.32``,
+  keep-cut 0.5, i.e. every pair with ``S > 0.5`` stays adjacent whatever its coefficient);
+- unguided(def): the same learner with every pair free and no posterior (ABIC), at the spec's
+  defaults (penalty 0.05, threshold 0.05);
+- unguided(tuned): it at the settings of its own Ray Tune search, with SPOT's search budget
+  (``dmsec spot tune`` with ``method: unguided``: same tuning-split graphs, trial count,
+  scheduler and per-graph budget), read from ``--unguided-config`` (default
+  ``benchmarks/configs/spot_unguided.yaml``, which records that search);
+- unguided(spot), only when asked (``--methods ...,unguided_spot``): it at SPOT's settings,
+  which were tuned for the learner restricted to SPOT's skeleton and make it dense and slow
+  over all pairs (what the previous rounds reported as "unguided");
+- FCI (causal-learn, Fisher z, alpha 0.01);
+- posterior: SPOT's skeleton posterior thresholded at its cut, alone (no marks; its seconds are
+  the posterior's);
+
+SPOT's ratios to each, and, per table, the final-graph variants of `dmsec.causal.variants`
+computed from the same SPOT runs (the keep-cut at several values, the learner without it, the
+posterior's skeleton with SPOT's marks, the union with the posterior at a higher cut). The
+tuning split's table then prints the choice that split makes (best mean skeleton F1 with
+arrowhead F1 at least FCI's on the datasets where FCI finished; for the unguided learner the
+setting with the better skeleton F1), and the headline's ``unguided`` is the setting chosen
+there. FCI and the posterior use correlations only, so on the raw scale their result equals the
+standardised one and is computed once.
 
 Budget: every learner run gets the same wall-time budget, ``--seconds-per-variable`` x d (default
 1 s: 30 / 60 / 100 s at d = 30 / 60 / 100; `--max-seconds` sets one figure for all sizes). SPOT's
@@ -25,7 +46,7 @@ evaluation). FCI has no anytime result: a run past the budget is stopped and rep
 "timeout" (counted in its table, left out of the means; the last line says ``fci=timeout`` when
 no FCI run at the top size finished). The budget is set a priori from the 30-minute limit, not
 tuned. Runs go to `--workers` processes; seconds are each run's own wall time, so on a shared
-machine the learners get less CPU within the same budget (pessimistic for all three).
+machine the learners get less CPU within the same budget (pessimistic for all of them).
 
 causal-learn 0.1.4.8 (the newest on the package index) ships no GFCI; its other latent-variable
 learners (RCD, CAM-UV) did not finish one 30-variable dataset in 4 minutes here, so no second
@@ -33,18 +54,20 @@ outside baseline is run.
 
 Tables (``--tables``, split:scale):
 
-    python benchmarks/spot.py          # reporting:std at 30/60/100 (the headline), reporting:raw
-                                       # and tuning:std at 30/60 (--side-sizes); 2 seeds each
+    python benchmarks/spot.py          # reporting:std (the headline) and tuning:std (where the
+                                       # choices are made) at 30/60/100; 2 seeds each
     python benchmarks/spot.py --quick  # reporting:std only, 1 seed, 0.5 s per variable
+    python benchmarks/spot.py --tables reporting:raw --side-sizes 30,60   # the raw scale
 
-The worst case (every run at its budget) is printed before the runs start: 2,040 run-seconds for
-the default (about 17 minutes on 2 workers, plus data, posterior and start-up), 285 for
-``--quick``. Measured 2026-11-29 on the shared 2-core machine (others' niced jobs running, so
-pessimistic): default 8 min 27 s wall, ``--quick`` 2 min 19 s. ``--out`` keeps the rows,
-``--from-rows`` prints the tables of a saved run.
+The worst case (every run at its budget) is printed before the runs start: 3,040 run-seconds for
+the default (about 25 minutes on 2 workers; the unguided learner at its defaults and FCI at
+d <= 60 finish well before it), 380 for ``--quick``. Measured 2026-12-05 on the 2-core machine
+shared with other jobs (so pessimistic): default 10 min 51 s wall, ``--quick`` 2 min 28 s.
+``--out`` keeps the rows, ``--from-rows`` prints the tables of a saved run.
 
-The last line is ``skeleton-F1@100 spot=<a> unguided=<b> fci=<c> seconds=<s>``: means over the
-reporting split's standardised datasets at the largest size; ``seconds`` is SPOT's mean time.
+The last line is ``skeleton-F1@100 spot=<a> unguided=<b> fci=<c> posterior=<p> seconds=<s>``:
+means over the reporting split's standardised datasets at the largest size; ``seconds`` is
+SPOT's mean time (posterior included).
 """
 
 from __future__ import annotations
@@ -64,13 +87,38 @@ import yaml
 
 from dmsec.causal.baselines import fci_pag_within
 from dmsec.causal.graphs import NONE
-from dmsec.causal.metrics import score_graph, skeleton_prf
+from dmsec.causal.learner import MAGLearnerConfig
+from dmsec.causal.metrics import score_graph
 from dmsec.causal.posterior import load_posterior
 from dmsec.causal.protocol import split_dataset, standardize
 from dmsec.causal.simulate import varsortability
+from dmsec.causal.skeleton import posterior_adjacency, skeleton_pag
 from dmsec.causal.spot import SPOTConfig, spot, spot_config_from_dict, unguided
+from dmsec.causal.variants import choose_variant, variant_pags
 
-METHODS = ("spot", "unguided", "fci")
+METHODS = ("spot", "unguided", "unguided_tuned", "unguided_spot", "fci", "posterior")
+RUN_METHODS = METHODS[:5]  # "posterior" is read off SPOT's runs (its S, before the learner)
+DEFAULT_RUN = ("spot", "unguided", "unguided_tuned", "fci")
+UNGUIDED_CONFIG = Path(__file__).resolve().parent / "configs" / "spot_unguided.yaml"
+LABELS = {
+    "spot": "SPOT",
+    "unguided": "unguided(def)",
+    "unguided_tuned": "unguided(tuned)",
+    "unguided_spot": "unguided(spot)",
+    "fci": "FCI",
+    "posterior": "posterior",
+}
+# the unguided learner's settings: the spec's defaults (penalty 0.05, threshold 0.05), its own
+# Ray Tune search (--unguided-config), SPOT's settings (tuned for the restricted learner)
+UNGUIDED_SETTINGS = {
+    "unguided": "spec defaults",
+    "unguided_tuned": "its own Ray Tune search",
+    "unguided_spot": "SPOT's tuned settings",
+}
+# which setting the last line reports when the run has no tuning table (--quick): the one the
+# tuning split chose in the default run of 2026-12-05 (commit 6f10577): skeleton F1 0.642 /
+# 0.742 / 0.509 with its own search vs 0.512 / 0.640 / 0.420 at the defaults, d = 30 / 60 / 100
+UNGUIDED_DEFAULT = "unguided_tuned"
 COLUMNS = (
     ("skeleton_f1", "skeleton F1"),
     ("arrowhead_f1", "arrowhead F1"),
@@ -85,7 +133,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="reporting:std only, 1 seed, 0.5 s/var")
     p.add_argument("--sizes", default="30,60,100", help="sizes of the headline table")
-    p.add_argument("--side-sizes", default="30,60", help="sizes of the other tables")
+    p.add_argument("--side-sizes", default="30,60,100", help="sizes of the other tables")
     p.add_argument("--tables", default=None, help="split:scale list (default: see the docstring)")
     p.add_argument("--seeds", type=int, default=None, help="datasets per table and size")
     p.add_argument("--samples", type=int, default=2000)
@@ -93,6 +141,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-seconds", type=float, default=None, help="one budget for all sizes")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--config", default=None, help="YAML SPOT config (e.g. from a tune)")
+    p.add_argument(
+        "--methods", default=",".join(DEFAULT_RUN), help=f"learners to run, of {RUN_METHODS}"
+    )
+    p.add_argument(
+        "--unguided-config",
+        default=str(UNGUIDED_CONFIG),
+        help="YAML of the unguided(tuned) column (a `dmsec spot tune` search with method unguided)",
+    )
     p.add_argument("--out", default=None, help="JSON file for the per-run rows (after each run)")
     p.add_argument("--from-rows", default=None, help="print the tables of a saved --out file")
     args = p.parse_args()
@@ -111,20 +167,46 @@ def _init_worker() -> None:
 
 
 def _spot_row(X: np.ndarray, config: SPOTConfig, budget: float, true_pag: np.ndarray) -> tuple[Any, dict[str, Any]]:  # fmt: skip
-    """SPOT within `budget` seconds, its posterior included; also the posterior-alone skeleton F1."""
+    """SPOT within `budget` seconds, its posterior included; also the posterior alone and every
+    final-graph variant of `dmsec.causal.variants` (computed after the timed run)."""
     t0 = time.perf_counter()
     S = _POSTERIOR(X)
-    left = max(budget - (time.perf_counter() - t0), 1e-3)
+    t_post = time.perf_counter() - t0
+    left = max(budget - t_post, 1e-3)
     config = dataclasses.replace(config, learner=dataclasses.replace(config.learner, max_seconds=left))  # fmt: skip
     result = spot(X, config, S)
+    result.seconds += t_post
     cut = config.cut if config.guidance == "hard" else 0.5
-    est = cut < S
-    np.fill_diagonal(est, False)
-    f1 = skeleton_prf(np.where(est, 1, NONE).astype(np.int8), true_pag).f1
-    return result, {"posterior_skeleton_f1": f1}
+    post = score_graph(skeleton_pag(posterior_adjacency(S, cut)), true_pag).as_dict()
+    variants = {
+        name: {
+            k: v
+            for k, v in score_graph(pag, true_pag).as_dict().items()
+            if k in ("skeleton_f1", "arrowhead_f1", "shd")
+        }  # fmt: skip
+        for name, pag in variant_pags(
+            result.W1, result.W2, S, cut, config.learner.w_threshold
+        ).items()  # fmt: skip
+    }
+    return result, {"posterior_scores": post, "posterior_seconds": t_post, "variants": variants}
 
 
-def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
+def _unguided_config(method: str, config: SPOTConfig, tuned: SPOTConfig | None) -> SPOTConfig:
+    """The unguided learner's settings (see UNGUIDED_SETTINGS): SPOT's own for "unguided_spot",
+    the `tuned` ones for "unguided_tuned", the spec's defaults for "unguided"; always at the
+    run's scale and budget."""
+    if method == "unguided_spot":
+        return config
+    if method == "unguided_tuned":
+        if tuned is None:
+            raise ValueError("unguided_tuned needs --unguided-config")
+        own = dataclasses.replace(tuned.learner, standardize=config.learner.standardize, max_seconds=config.learner.max_seconds)  # fmt: skip
+        return dataclasses.replace(tuned, learner=own)
+    own = dataclasses.replace(MAGLearnerConfig(), standardize=config.learner.standardize, max_seconds=config.learner.max_seconds)  # fmt: skip
+    return dataclasses.replace(config, learner=own)
+
+
+def run_job(job: dict[str, Any], config: SPOTConfig, tuned: SPOTConfig | None = None) -> dict[str, Any]:  # fmt: skip
     """One method on one dataset within the job's budget; returns the scored row."""
     ds = split_dataset(job["split"], job["d"], job["seed"], job["samples"])
     raw = job["scale"] == "raw"
@@ -140,7 +222,7 @@ def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
         if job["method"] == "spot":
             result, extra = _spot_row(X, config, job["budget"], ds.pag)
         else:
-            result = unguided(X, config)
+            result = unguided(X, _unguided_config(job["method"], config, tuned))
         pag, status = result.pag, "budget" if result.extra.get("timed_out") else "ok"
     seconds = time.perf_counter() - t0
     scores = score_graph(ds.pag if pag is None else pag, ds.pag).as_dict()
@@ -150,7 +232,7 @@ def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
         **job,
         **scores,
         **extra,
-        "seconds": seconds,
+        "seconds": result.seconds if job["method"] == "spot" else seconds,
         "status": status,
         "varsortability": varsortability(ds.data, ds.mag),
         "generator": ds.config.describe() if ds.config else "",
@@ -160,7 +242,7 @@ def run_job(job: dict[str, Any], config: SPOTConfig) -> dict[str, Any]:
 
 def tables(args: argparse.Namespace) -> list[tuple[str, str, list[int]]]:
     """(split, scale, sizes) of each table; the headline table first."""
-    default = "reporting:std" if args.quick else "reporting:std,reporting:raw,tuning:std"
+    default = "reporting:std" if args.quick else "reporting:std,tuning:std"
     out = []
     for item in (args.tables or default).split(","):
         split, _, scale = item.partition(":")
@@ -180,18 +262,34 @@ def budget_of(args: argparse.Namespace, d: int) -> float:
 
 def make_jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
     n_seeds = args.seeds or (1 if args.quick else 2)
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(RUN_METHODS))
+    if unknown:
+        raise SystemExit(f"--methods: {unknown} unknown; choose from {list(RUN_METHODS)}")
     jobs = []
     # headline first, then largest first: better packing over workers
     for split, scale, sizes in tables(args):
         for d in sizes:
             for seed in range(n_seeds):
-                for method in METHODS:
+                for method in methods:
                     if method == "fci" and scale == "raw":
                         continue  # correlation-based: identical to the std run
                     job = {"split": split, "d": d, "seed": seed, "scale": scale, "method": method}
                     jobs.append({**job, "samples": args.samples, "budget": budget_of(args, d)})
     unique = {json.dumps(j, sort_keys=True): j for j in jobs}  # a std FCI run is needed once
     return list(unique.values())
+
+
+def with_posterior_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` plus one "posterior" row per SPOT run: its thresholded S scored alone (its seconds
+    are the posterior's)."""
+    out = [r for r in rows if r["method"] != "posterior"]
+    for r in rows:
+        if r["method"] == "spot" and "posterior_scores" in r:
+            post = {**r, **r["posterior_scores"], "method": "posterior", "status": "ok"}
+            post["seconds"] = r.get("posterior_seconds", math.nan)
+            out.append(post)
+    return out
 
 
 def _select(rows: list[dict[str, Any]], split: str, scale: str, d: int, method: str) -> list[dict[str, Any]]:  # fmt: skip
@@ -215,19 +313,22 @@ def _paired(
 def _print_table(rows: list[dict[str, Any]], split: str, scale: str, d: int, means: dict[Any, float]) -> None:  # fmt: skip
     by_seed = {r["seed"]: r["varsortability"] for r in rows if (r["split"], r["d"]) == (split, d)}
     vs = [by_seed[k] for k in sorted(by_seed)]
+    shown = [m for m in METHODS if any(r["method"] == m for r in rows)]
     counts = []
-    for m in METHODS:
+    for m in shown:
+        if m == "posterior":
+            continue
         sel = _select(rows, split, scale, d, m)
         late = sum(r.get("status") in ("timeout", "budget") for r in sel)
         word = "timed out" if m == "fci" else "hit budget"
-        counts.append(f"{m} {len(sel)}" + (f" ({late} {word})" if late else ""))
+        counts.append(f"{LABELS[m]} {len(sel)}" + (f" ({late} {word})" if late else ""))
     budgets = sorted({r["budget"] for r in rows if (r["split"], r["scale"], r["d"]) == (split, scale, d) and "budget" in r})  # fmt: skip
     print(f"\n[{split} split, {scale} scale] d={d}, budget {'/'.join(f'{b:.0f}' for b in budgets)} s per run; "
           f"runs: {', '.join(counts)}; raw varsortability {np.mean(vs):.2f} ({', '.join(f'{v:.2f}' for v in vs)})")  # fmt: skip
-    print(" " * 40 + "".join(f"{m:>18}" for m in METHODS))
+    print(" " * 16 + "".join(f"{LABELS[m]:>18}" for m in shown))
     for key, label in COLUMNS:
         cells = []
-        for m in METHODS:
+        for m in shown:
             v = np.array(
                 [r[key] for r in _finished(_select(rows, split, scale, d, m))], dtype=float
             )
@@ -236,18 +337,56 @@ def _print_table(rows: list[dict[str, Any]], split: str, scale: str, d: int, mea
             cells.append(
                 f"{v.mean():9.3f} ± {v.std():5.3f}" if len(v) else "timeout" if ran else "not run"
             )
-        print(f"{label:<40}" + "".join(f"{c:>18}" for c in cells))
-    ps = np.array([r["posterior_skeleton_f1"] for r in _select(rows, split, scale, d, "spot")])
-    if len(ps):
-        print(f"posterior alone (S > cut), skeleton F1 {ps.mean():.3f} ± {ps.std():.3f}")
-    for base in ("unguided", "fci"):
+        print(f"{label:<16}" + "".join(f"{c:>18}" for c in cells))
+    for base in METHODS[1:]:
         pairs = _paired(rows, (split, scale, d), base)
+        if not _select(rows, split, scale, d, base):
+            continue
         if not pairs:
-            print(f"ratio spot/{base:<8}: no dataset where both have a result")
+            print(f"ratio spot/{LABELS[base]:<14}: no dataset where both have a result")
             continue
         f1 = np.mean([a["skeleton_f1"] for a, _ in pairs]) / max(np.mean([b["skeleton_f1"] for _, b in pairs]), 1e-9)  # fmt: skip
         t = np.mean([a["seconds"] for a, _ in pairs]) / max(np.mean([b["seconds"] for _, b in pairs]), 1e-9)  # fmt: skip
-        print(f"ratio spot/{base:<8}: skeleton F1 x{f1:.2f}, wall time x{t:.2f} (on the {len(pairs)} datasets where both have a result)")  # fmt: skip
+        print(f"ratio spot/{LABELS[base]:<14}: skeleton F1 x{f1:.2f}, wall time x{t:.2f} (on the {len(pairs)} datasets where both have a result)")  # fmt: skip
+    _print_variants(rows, split, scale, d)
+
+
+def _print_variants(rows: list[dict[str, Any]], split: str, scale: str, d: int) -> None:
+    """SPOT's final-graph variants (`dmsec.causal.variants`) from the same runs: skeleton F1 /
+    arrowhead F1 means."""
+    runs = [r for r in _select(rows, split, scale, d, "spot") if "variants" in r]
+    if not runs:
+        return
+    names = list(runs[0]["variants"])
+    cells = []
+    for name in names:
+        sk = np.mean([r["variants"][name]["skeleton_f1"] for r in runs])
+        ah = np.mean([r["variants"][name]["arrowhead_f1"] for r in runs])
+        cells.append(f"{name} {sk:.3f}/{ah:.3f}")
+    print(f"SPOT variants (skeleton F1 / arrowhead F1): {'; '.join(cells)}")
+
+
+def choices_on_tuning(rows: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The SPOT variant and the unguided setting the tuning split's standardised runs choose
+    (`variants.choose_variant`: best skeleton F1 over all its datasets, with arrowhead F1 >= FCI's
+    on the datasets where FCI finished); None without them."""
+    tune = [r for r in rows if (r["split"], r["scale"]) == ("tuning", "std")]
+    spots = [r for r in tune if r["method"] == "spot" and "variants" in r]
+    if not spots:
+        return None
+    fci = {(r["d"], r["seed"]): r["arrowhead_f1"] for r in _finished([r for r in tune if r["method"] == "fci"])}  # fmt: skip
+    ref = float(np.mean(list(fci.values()))) if fci else 0.0
+    names = list(spots[0]["variants"])
+    skeleton = {k: [r["variants"][k]["skeleton_f1"] for r in spots] for k in names}
+    marks = {k: [r["variants"][k]["arrowhead_f1"] for r in spots if (r["d"], r["seed"]) in fci] for k in names}  # fmt: skip
+    ung = {m: [r["skeleton_f1"] for r in _finished(tune) if r["method"] == m] for m in UNGUIDED_SETTINGS}  # fmt: skip
+    ung = {k: v for k, v in ung.items() if v}
+    return {
+        "spot": choose_variant(skeleton, marks, ref),
+        "unguided": choose_variant(ung, {}, 0.0) if ung else UNGUIDED_DEFAULT,
+        "fci_arrowhead_f1": f"{ref:.3f} on {len(fci)} datasets",
+        "datasets": str(len(spots)),
+    }
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int, str, str], float]:
@@ -259,7 +398,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int, str, str]
     return means
 
 
-def run_all(args: argparse.Namespace, config: SPOTConfig) -> list[dict[str, Any]]:
+def run_all(args: argparse.Namespace, config: SPOTConfig, tuned: SPOTConfig | None) -> list[dict[str, Any]]:  # fmt: skip
     """Run every job over the worker pool, printing (and saving) each row as it completes."""
     rows: list[dict[str, Any]] = []
     jobs = make_jobs(args)
@@ -268,13 +407,13 @@ def run_all(args: argparse.Namespace, config: SPOTConfig) -> list[dict[str, Any]
           f"on {args.workers} workers (plus data, posterior and start-up)", flush=True)  # fmt: skip
     t_start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_init_worker) as pool:
-        futures = [pool.submit(run_job, job, config) for job in jobs]
+        futures = [pool.submit(run_job, job, config, tuned) for job in jobs]
         for fut in as_completed(futures):
             r = fut.result()
             rows.append(r)
             flag = {"ok": "", "budget": "  (hit budget)", "timeout": "  (TIMEOUT: no result)"}[r["status"]]  # fmt: skip
             print(
-                f"{r['split']:<9} {r['scale']} d={r['d']:<3} seed={r['seed']} {r['method']:<8} "
+                f"{r['split']:<9} {r['scale']} d={r['d']:<3} seed={r['seed']} {r['method']:<13} "
                 f"skeleton F1 {r['skeleton_f1']:.3f}  arrowhead F1 {r['arrowhead_f1']:.3f}  "
                 f"SHD {r['shd']:>4.0f}  {r['seconds']:6.1f}s{flag}"
                 f"  | {r['generator']}, {r['true_edges']} true edges, varsortability {r['varsortability']:.2f}",
@@ -293,15 +432,35 @@ def main() -> None:
         config = spot_config_from_dict(yaml.safe_load(Path(args.config).read_text()))
     else:
         config = SPOTConfig()
+    tuned = None
+    if args.unguided_config:
+        tuned = spot_config_from_dict(yaml.safe_load(Path(args.unguided_config).read_text()))
+        UNGUIDED_SETTINGS["unguided_tuned"] += f" ({Path(args.unguided_config).name}: penalty {tuned.learner.penalty:.4g}, threshold {tuned.learner.w_threshold:.4g})"  # fmt: skip
     if args.from_rows:
         rows = json.loads(Path(args.from_rows).read_text())
         print(f"tables of {args.from_rows} ({len(rows)} runs)")
     else:
-        rows = run_all(args, config)
+        rows = run_all(args, config, tuned)
         print(f"\nsamples={args.samples} workers={args.workers} budget per run: "
               f"{'/'.join(f'{budget_of(args, d):.0f}' for d in sorted({r['d'] for r in rows}))} s "
               f"config={json.dumps(dataclasses.asdict(config))}")  # fmt: skip
+    rows = with_posterior_rows(rows)
+    ran = {r["method"] for r in rows}
+    print(f"columns: SPOT = the library's default (keep_cut {config.keep_cut}); "
+          + "; ".join(f"{LABELS[m]} = the unguided learner at {UNGUIDED_SETTINGS[m]}" for m in UNGUIDED_SETTINGS if m in ran)
+          + "; posterior = S > cut alone, no marks")  # fmt: skip
     means = summarise(rows)
+    chosen = choices_on_tuning(rows)
+    ung = UNGUIDED_DEFAULT
+    if chosen is None:
+        print(f"\nno tuning-split table in this run: unguided = {ung} ({UNGUIDED_SETTINGS[ung]}), as chosen on the tuning split before")  # fmt: skip
+    else:
+        ung = chosen["unguided"]
+        print(f"\nchosen on the tuning split (standardised, {chosen['datasets']} datasets, every size run): "
+              f"SPOT variant {chosen['spot']} (rule: best skeleton F1 with arrowhead F1 >= FCI's {chosen['fci_arrowhead_f1']}); "
+              f"unguided = {ung} ({UNGUIDED_SETTINGS[ung]}, best skeleton F1)")  # fmt: skip
+    if ung not in ran:  # the chosen setting was not run here: the first one that was
+        ung = next((u for u in UNGUIDED_SETTINGS if u in ran), ung)
     head = [r for r in rows if (r["split"], r["scale"]) == HEADLINE]
     if not head:
         print("\nno headline line: the reporting split's standardised table was not run")
@@ -309,11 +468,15 @@ def main() -> None:
     split, top = head[0]["split"], max(r["d"] for r in head)
     m = {k: means.get((split, "std", top, k, "skeleton_f1"), math.nan) for k in METHODS}
     fci = _select(rows, split, "std", top, "fci")
-    print(f"\nheadline: {split} split, standardised scale, d={top}; "
+    print(f"\nheadline: {split} split, standardised scale, d={top}; unguided = {LABELS[ung]}; "
           f"FCI finished {len(_finished(fci))} of {len(fci)} runs within the budget")  # fmt: skip
-    fci_text = "timeout" if math.isnan(m["fci"]) else f"{m['fci']:.3f}"
+
+    def text(v: float) -> str:
+        return "timeout" if math.isnan(v) else f"{v:.3f}"
+
     print(
-        f"skeleton-F1@{top} spot={m['spot']:.3f} unguided={m['unguided']:.3f} fci={fci_text} "
+        f"skeleton-F1@{top} spot={text(m['spot'])} unguided={text(m[ung])} fci={text(m['fci'])} "
+        f"posterior={text(m['posterior'])} "
         f"seconds={means.get((split, 'std', top, 'spot', 'seconds'), math.nan):.1f}"
     )
 

@@ -8,6 +8,12 @@ are datasets of `dmsec.causal.protocol`'s ``tuning`` split (its generator family
 the sizes in `TuneConfig.sizes`, standardised as users' tables are; the reporting split is never
 touched here.
 
+`TuneConfig.method` picks what is tuned: ``"spot"`` (the default) or ``"unguided"``, the same
+learner with every pair free and no posterior, so the baseline can get SPOT's search budget
+(the same graphs, trials, scheduler and per-graph budget) over its own knobs (penalty,
+threshold, rho schedule, inner solver); its ``best_config.yaml`` is then read by ``benchmarks/
+spot.py --unguided-config``.
+
 Each trial runs SPOT on the validation graphs one by one and reports the running means of
 skeleton F1, arrowhead F1 and PAG SHD after each graph; ASHA stops trials whose running skeleton F1
 is in the bottom of their rung early (time attribute: graphs done). The graphs and their skeleton
@@ -34,11 +40,12 @@ from dmsec.causal.learner import MAGLearnerConfig
 from dmsec.causal.metrics import score_graph
 from dmsec.causal.posterior import load_posterior
 from dmsec.causal.protocol import split_dataset, standardize
-from dmsec.causal.spot import SPOTConfig, spot, spot_config_to_dict
+from dmsec.causal.spot import SPOTConfig, spot, spot_config_to_dict, unguided
 from dmsec.errors import ConfigError
 from dmsec.provenance import package_versions
 
 METRIC = "skeleton_f1"
+TUNED_METHODS = ("spot", "unguided")
 
 
 @dataclass(frozen=True)
@@ -53,8 +60,11 @@ class TuneConfig:
     max_seconds_per_graph: float = 150.0
     seed: int = 1234  # the search's own sampling seed (graphs come from the tuning split)
     num_cpus: int | None = None  # for ray.init when no cluster is running
+    method: str = "spot"  # or "unguided": the baseline's own search (see the module docstring)
 
     def __post_init__(self) -> None:
+        if self.method not in TUNED_METHODS:
+            raise ConfigError(f"`method` must be one of {TUNED_METHODS}; got {self.method!r}")
         for name in ("num_trials", "graphs_per_size", "max_concurrent"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"`{name}` must be >= 1; got {getattr(self, name)}")
@@ -79,11 +89,12 @@ class TuneConfig:
         return cls(**{**base, **overrides})
 
 
-def search_space() -> dict[str, Any]:
-    """The hyper-parameter distributions (Ray Tune sampling objects)."""
+def search_space(method: str = "spot") -> dict[str, Any]:
+    """The hyper-parameter distributions (Ray Tune sampling objects); for ``"unguided"`` the
+    learner's own knobs only (the guidance keys do not act without a posterior)."""
     from ray import tune
 
-    return {
+    space = {
         "guidance": tune.choice(["soft", "hard"]),
         "cut": tune.uniform(0.1, 0.6),
         "penalty": tune.loguniform(5e-4, 0.05),
@@ -96,6 +107,11 @@ def search_space() -> dict[str, Any]:
         "lr": tune.loguniform(1e-3, 3e-2),
         "max_iter": tune.choice([50, 100, 200]),
     }
+    if method == "unguided":
+        for key in ("guidance", "cut", "temperature", "floor"):
+            del space[key]
+        space["penalty"] = tune.loguniform(5e-4, 0.2)  # its spec default (0.05) inside the range
+    return space
 
 
 def trial_config(params: dict[str, Any], max_seconds: float) -> SPOTConfig:
@@ -118,8 +134,11 @@ def trial_config(params: dict[str, Any], max_seconds: float) -> SPOTConfig:
     return SPOTConfig(
         guidance=str(params.get("guidance", "soft")),
         cut=float(params.get("cut", 0.5)),
-        temperature=float(params["temperature"]),
-        floor=float(params["floor"]),
+        temperature=float(params.get("temperature", 1.0)),
+        floor=float(params.get("floor", 0.0)),
+        # the keep-cut is chosen after the search, on the same split (benchmarks/spot.py's
+        # variants); a trial without one is SPOT as searched before the keep-cut existed
+        keep_cut=None if params.get("keep_cut") is None else float(params["keep_cut"]),
         learner=learner,
         solver=str(params["solver"]),
         solver_options=options,
@@ -139,12 +158,20 @@ def validation_graphs(config: TuneConfig) -> list[dict[str, Any]]:
     return graphs
 
 
-def evaluate_trial(params: dict[str, Any], graphs: list[dict[str, Any]], max_seconds: float) -> Any:
+def evaluate_trial(
+    params: dict[str, Any],
+    graphs: list[dict[str, Any]],
+    max_seconds: float,
+    method: str = "spot",
+) -> Any:
     """Run one configuration graph by graph, yielding running-mean metrics (the trial body)."""
     config = trial_config(params, max_seconds)
     rows = []
     for g in graphs:
-        result = spot(g["data"], config, g["posterior"])
+        if method == "unguided":
+            result = unguided(g["data"], config)
+        else:
+            result = spot(g["data"], config, g["posterior"])
         s = score_graph(result.pag, g["pag"])
         rows.append([s.skeleton_f1, s.arrowhead_f1, s.shd, result.seconds])
         mean = np.mean(rows, axis=0)
@@ -158,11 +185,11 @@ def evaluate_trial(params: dict[str, Any], graphs: list[dict[str, Any]], max_sec
 
 
 def _trainable(
-    params: dict[str, Any], graphs: list[dict[str, np.ndarray]], max_seconds: float
+    params: dict[str, Any], graphs: list[dict[str, np.ndarray]], max_seconds: float, method: str
 ) -> None:
     from ray import tune
 
-    for metrics in evaluate_trial(params, graphs, max_seconds):
+    for metrics in evaluate_trial(params, graphs, max_seconds, method):
         tune.report(metrics)
 
 
@@ -192,9 +219,12 @@ def run_tune(config: TuneConfig, out: str | Path) -> dict[str, Any]:
         )
         tuner = tune.Tuner(
             tune.with_parameters(
-                _trainable, graphs=graphs, max_seconds=config.max_seconds_per_graph
+                _trainable,
+                graphs=graphs,
+                max_seconds=config.max_seconds_per_graph,
+                method=config.method,
             ),
-            param_space=search_space(),
+            param_space=search_space(config.method),
             tune_config=tune.TuneConfig(
                 metric=METRIC,
                 mode="max",
@@ -232,6 +262,7 @@ def run_tune(config: TuneConfig, out: str | Path) -> dict[str, Any]:
     record = {
         "tune_config": asdict(config),
         "split": "tuning",
+        "method": config.method,
         "graph_seeds": [g["seed"] for g in graphs],
         "best": best_row,
         "versions": package_versions(),

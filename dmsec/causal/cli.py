@@ -1,6 +1,8 @@
 """`dmsec spot`: causal discovery on a Parquet table, its hyper-parameter search, its posterior.
 
 dmsec spot DATA.parquet --out GRAPH.json       # SPOT on the numeric columns (same as `run`)
+dmsec spot DATA.parquet --out G.json --max-seconds 60   # within a wall budget
+dmsec spot DATA.parquet --out G.json --skeleton-only    # the posterior's skeleton alone
 dmsec spot tune --out DIR                      # Ray Tune search (pipelines/spot_tune.py)
 dmsec spot build-posterior --out DIR           # retrain the skeleton posterior
 """
@@ -8,6 +10,8 @@ dmsec spot build-posterior --out DIR           # retrain the skeleton posterior
 from __future__ import annotations
 
 import platform
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,8 @@ def spot() -> None:
 
     \b
       dmsec spot DATA.parquet --out GRAPH.json   learn a PAG (same as `dmsec spot run ...`)
+      dmsec spot DATA.parquet --out G.json --max-seconds 60    ... within a wall budget
+      dmsec spot DATA.parquet --out G.json --skeleton-only     the posterior's skeleton alone
       dmsec spot tune --out DIR                  Ray Tune search over SPOT's hyper-parameters
       dmsec spot build-posterior --out DIR       retrain the skeleton posterior
     """
@@ -67,6 +73,31 @@ def spot() -> None:
     help="Unit-variance columns (tables mix units; the least-squares score is not scale-free).",
 )
 @click.option("--unguided", is_flag=True, help="Ignore the posterior (plain ABIC) for comparison.")
+@click.option(
+    "--max-seconds",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Wall budget in seconds, counted once the program has loaded (reading the table and "
+    "the posterior included); the learner stops at it with what it has and the output's "
+    "`timed_out` says so. Default: none (or the config's learner.max_seconds).",
+)
+@click.option(
+    "--skeleton-only",
+    is_flag=True,
+    help="Write only the skeleton posterior's adjacencies S > --cut (o-o edges, no learner).",
+)
+@click.option(
+    "--cut",
+    default=None,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Posterior cut of --skeleton-only (default: the config's `cut`).",
+)
+@click.option(
+    "--keep-cut",
+    default=None,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Pairs with S above it stay adjacent in the learned graph (default: the config's).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 def run(
     data: Path,
@@ -76,41 +107,145 @@ def run(
     posterior_dir: Path | None,
     standardize: bool,
     unguided: bool,
+    max_seconds: float | None,
+    skeleton_only: bool,
+    cut: float | None,
+    keep_cut: float | None,
     seed: int,
 ) -> None:
-    """Learn a PAG over the numeric columns of DATA (Parquet) and write it to --out."""
+    """Learn a PAG over the numeric columns of DATA (Parquet) and write it to --out.
+
+    The output records the budget, whether the run stopped at it (`timed_out`) and the seconds
+    of each stage. Progress: a bar on a terminal, otherwise one plain line per stage on stderr.
+    """
     import dataclasses
 
     import numpy as np
 
     from dmsec.causal import spot as spot_lib
-    from dmsec.causal.posterior import load_posterior
     from dmsec.causal.table import read_numeric_table, write_graph
 
+    if skeleton_only and unguided:
+        raise click.UsageError("--skeleton-only and --unguided exclude each other")
+    if cut is not None and not skeleton_only:
+        raise click.UsageError("--cut applies to --skeleton-only (the learner's cut is `cut` in --config)")  # fmt: skip
+    # loading the program, not running it: imported before the budget's clock starts
+    import pyarrow.parquet  # noqa: F401
+    import scipy.optimize  # noqa: F401
+
+    progress = _StageProgress(["read", "learn"] if unguided else ["read", "posterior", "learn"])
+    started = time.perf_counter()
     X, names = read_numeric_table(data, columns.split(",") if columns else None)
+    progress.done("read", f"{X.shape[0]} rows x {X.shape[1]} columns")
     config = _load_config(config_path)
     learner = dataclasses.replace(config.learner, standardize=standardize, seed=seed)
     config = dataclasses.replace(config, learner=learner)
-    if unguided:
-        result = spot_lib.unguided(X, config)
-        S, posterior_info = None, None
-    else:
-        model = load_posterior(posterior_dir)
-        result = spot_lib.spot(X, config, model)
-        S, posterior_info = result.extra["posterior"], model.manifest.get("config_hash")
+    if keep_cut is not None:
+        try:
+            config = dataclasses.replace(config, keep_cut=keep_cut)
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--keep-cut") from None
     info: dict[str, Any] = {
         "data": str(data),
         "rows": int(X.shape[0]),
-        "method": "unguided" if unguided else "spot",
+        "method": "skeleton-only" if skeleton_only else "unguided" if unguided else "spot",
         "config": spot_lib.spot_config_to_dict(config),
-        "posterior_config_hash": posterior_info,
-        "seconds": round(result.seconds, 3),
-        "constraint_h": result.h,
-        "versions": _versions(),
+        "max_seconds": max_seconds,
+        "stage_seconds": {"read": round(time.perf_counter() - started, 3)},
     }
-    path = write_graph(out, names, result.pag, result.mag, S, info)
-    n_edges = int(np.sum(result.pag != 0) // 2)
-    click.echo(f"{n_edges} edges over {len(names)} columns in {result.seconds:.1f}s -> {path}")
+    deadline = None if max_seconds is None else started + max_seconds
+
+    def left() -> float | None:
+        """Seconds of the budget still left (None: no budget)."""
+        return None if deadline is None else max(deadline - time.perf_counter(), 1e-3)
+
+    if skeleton_only:
+        pag, mag, S, timed_out = _skeleton_only(X, posterior_dir, cut if cut is not None else config.cut, deadline, info, progress)  # fmt: skip
+        progress.skip("learn")
+    elif unguided:
+        budget = left()
+        if budget is not None:
+            config = dataclasses.replace(config, learner=dataclasses.replace(config.learner, max_seconds=budget))  # fmt: skip
+        result = spot_lib.unguided(X, config)
+        pag, mag, S, timed_out = result.pag, result.mag, None, bool(result.extra["timed_out"])
+        info.update(posterior_config_hash=None, constraint_h=result.h)
+        info["stage_seconds"]["learner"] = round(result.seconds, 3)
+        progress.done("learn", _learn_note(result.seconds, timed_out))
+    else:
+        from dmsec.causal.posterior import load_posterior
+
+        model = load_posterior(posterior_dir)
+        result = spot_lib.spot(X, config, model, max_seconds=left())
+        pag, mag, S = result.pag, result.mag, result.extra["posterior"]
+        timed_out = bool(result.extra["timed_out"])
+        info.update(posterior_config_hash=model.manifest.get("config_hash"), constraint_h=result.h)
+        info["stage_seconds"]["posterior"] = round(result.extra["posterior_seconds"], 3)
+        info["stage_seconds"]["learner"] = round(result.extra["learner_seconds"], 3)
+        info["kept_pairs"] = int(np.sum(result.extra["keep"]) // 2) if result.extra["keep"] is not None else 0  # fmt: skip
+        progress.done("posterior", f"{result.extra['posterior_seconds']:.1f}s")
+        progress.done("learn", _learn_note(result.extra["learner_seconds"], timed_out))
+    seconds = time.perf_counter() - started
+    info.update(timed_out=timed_out, seconds=round(seconds, 3), versions=_versions())
+    path = write_graph(out, names, pag, mag, S, info)
+    progress.close()
+    n_edges = int(np.sum(pag != 0) // 2)
+    flag = " (stopped at the --max-seconds budget)" if timed_out else ""
+    click.echo(f"{n_edges} edges over {len(names)} columns in {seconds:.1f}s{flag} -> {path}")
+
+
+def _skeleton_only(
+    X: Any,
+    posterior_dir: Path | None,
+    cut: float,
+    deadline: float | None,
+    info: dict[str, Any],
+    progress: Any,
+) -> tuple[Any, None, Any, bool]:
+    """The thresholded posterior as an unoriented PAG (`skeleton.posterior_adjacency`); timed
+    out when it was computed after the budget's `deadline` (``time.perf_counter`` seconds)."""
+    from dmsec.causal.posterior import load_posterior
+    from dmsec.causal.skeleton import posterior_adjacency, skeleton_pag
+
+    t0 = time.perf_counter()
+    model = load_posterior(posterior_dir)
+    S = model(X)
+    took = time.perf_counter() - t0
+    info.update(posterior_config_hash=model.manifest.get("config_hash"), cut=cut)
+    info["stage_seconds"]["posterior"] = round(took, 3)
+    progress.done("posterior", f"{took:.1f}s")
+    late = deadline is not None and time.perf_counter() > deadline
+    return skeleton_pag(posterior_adjacency(S, cut)), None, S, late
+
+
+def _learn_note(seconds: float, timed_out: bool) -> str:
+    return f"{seconds:.1f}s" + (" (stopped at the budget)" if timed_out else "")
+
+
+class _StageProgress:
+    """The long-command log rule: a progress bar on a terminal, else one plain line per stage
+    (``spot: <stage> done: <note>``) on stderr."""
+
+    def __init__(self, stages: list[str]) -> None:
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(stages), desc="spot", unit="stage")
+
+    def done(self, stage: str, note: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{stage}: {note}")
+            self.bar.update(1)
+        else:
+            click.echo(f"spot: {stage} done: {note}", err=True)
+
+    def skip(self, stage: str) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 @spot.command("tune")
@@ -129,13 +264,24 @@ def run(
     help="YAML tune config (keys of pipelines.spot_tune.TuneConfig).",
 )
 @click.option("--trials", default=None, type=int, help="Number of sampled configurations.")
+@click.option(
+    "--method",
+    default=None,
+    type=click.Choice(["spot", "unguided"]),
+    help="What to tune: SPOT (default) or the unguided baseline, with the same search budget.",
+)
 @click.option("--quick", is_flag=True, help="Tiny search for a smoke test.")
-def tune(out: Path, config_path: Path | None, trials: int | None, quick: bool) -> None:
-    """Ray Tune search over SPOT's hyper-parameters on held-out synthetic graphs."""
+def tune(
+    out: Path, config_path: Path | None, trials: int | None, method: str | None, quick: bool
+) -> None:
+    """Ray Tune search over SPOT's (or the unguided learner's) hyper-parameters on the tuning
+    split's synthetic graphs."""
     module = load_tune_pipeline()
     raw = _read_yaml(config_path) if config_path else {}
     if trials is not None:
         raw["num_trials"] = trials
+    if method is not None:
+        raw["method"] = method
     config = module.TuneConfig.quick(**raw) if quick else module.TuneConfig(**raw)
     best = module.run_tune(config, out)
     click.echo(f"best {best['metric']}={best['value']:.4f}; config -> {best['config_path']}")

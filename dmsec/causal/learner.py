@@ -18,8 +18,8 @@ thresholding, not by a whole inner solve.
 
 Data are centred, and standardised only on request (`standardize`): the score is not
 scale-free, and on simulated data the raw scales carry causal-order information (Reisach et
-al. 2021) that ABIC and the paper's protocol use. Then coefficients below `w_threshold` are dropped and the graph is repaired into a MAG
-(`coefficients_to_mag`). With ``p = 1`` everywhere this is the unguided ABIC baseline.
+al. 2021) that ABIC and the paper's protocol use. Then coefficients below `w_threshold` are dropped, except on the pairs of `keep` (SPOT's
+keep-cut), and the graph is repaired into a MAG (`coefficients_to_mag`). With ``p = 1`` everywhere this is the unguided ABIC baseline.
 """
 
 from __future__ import annotations
@@ -142,11 +142,13 @@ def learn_mag(
     probabilities: np.ndarray | None = None,
     config: MAGLearnerConfig | None = None,
     solver: InnerSolver | None = None,
+    keep: np.ndarray | None = None,
 ) -> MAGResult:
     """Learn a MAG; pair (a, b) is free in an inner solve with probability ``probabilities[a, b]``
-    (all pairs every time when None)."""
+    (all pairs every time when None); the pairs of the boolean mask `keep` are adjacent in the
+    result whatever their coefficients (`coefficients_to_mag`)."""
     with single_threaded():
-        return _learn_mag(data, probabilities, config, solver)
+        return _learn_mag(data, probabilities, config, solver, keep)
 
 
 def _learn_mag(
@@ -154,6 +156,7 @@ def _learn_mag(
     probabilities: np.ndarray | None,
     config: MAGLearnerConfig | None,
     solver: InnerSolver | None,
+    keep: np.ndarray | None,
 ) -> MAGResult:
     config = config or MAGLearnerConfig()
     inner: InnerSolver = solver or LBFGSBSolver()
@@ -184,7 +187,7 @@ def _learn_mag(
         if run.extra["timed_out"]:
             break
     assert best is not None
-    best.mag = coefficients_to_mag(best.W1, best.W2, config.w_threshold)
+    best.mag = coefficients_to_mag(best.W1, best.W2, config.w_threshold, keep)
     best.pag = mag_to_pag(best.mag)
     best.seconds = time.perf_counter() - t0
     return best
@@ -322,31 +325,53 @@ def _augmented_lagrangian(
     )
 
 
-def coefficients_to_mag(W1: np.ndarray, W2: np.ndarray, threshold: float) -> np.ndarray:
-    """A maximal ancestral graph from learned coefficients.
+def coefficients_to_mag(
+    W1: np.ndarray, W2: np.ndarray, threshold: float, keep: np.ndarray | None = None
+) -> np.ndarray:
+    """A maximal ancestral graph from learned coefficients; the pairs in `keep` stay adjacent.
 
-    1. drop ``|w| <= threshold``; per pair keep the largest of ``|W1[a,b]|``, ``|W1[b,a]|``,
-       ``|W2[a,b]|`` (a -> b, b -> a or a <-> b);
-    2. while a directed cycle remains, drop its weakest directed edge;
+    1. drop ``|w| <= threshold``, except on the pairs of `keep` (a symmetric boolean mask: SPOT's
+       pairs whose posterior is above its keep-cut), where no threshold applies; per pair keep
+       the largest of ``|W1[a,b]|``, ``|W1[b,a]|``, ``|W2[a,b]|`` (a -> b, b -> a or a <-> b;
+       a kept pair whose coefficients are all zero becomes a <-> b);
+    2. while a directed cycle remains, take its weakest directed edge: drop it, or, on a kept
+       pair, make it bidirected (step 3 then orients it along the ancestor relation that is left);
     3. turn ``a <-> b`` with a an ancestor of b into ``a -> b`` (the ancestor relation is
        unchanged, so one pass suffices);
     4. `make_maximal` adds the edges that inducing paths imply.
+
+    No step removes a kept pair, so the skeleton contains `keep` whatever the coefficients are.
     """
-    A1 = np.abs(W1) * (np.abs(W1) > threshold)
-    A2 = np.abs(W2) * (np.abs(W2) > threshold)
+    d = W1.shape[0]
+    kept = np.zeros((d, d), dtype=bool) if keep is None else _symmetric_mask(keep, d)
+    A1 = np.abs(W1) * ((np.abs(W1) > threshold) | kept)
+    A2 = np.abs(W2) * ((np.abs(W2) > threshold) | kept)
     np.fill_diagonal(A1, 0.0)
     np.fill_diagonal(A2, 0.0)
     directed = (A1 > A1.T) & (A1 >= A2)
     bidirected = (np.maximum(A1, A1.T) < A2) & (A2 > 0)
+    bidirected |= kept & ~(directed | directed.T | bidirected)  # kept pairs left without an edge
     weights = np.where(directed, A1, 0.0)
     while has_directed_cycle(weights > 0):
         anc = ancestor_matrix(weights > 0)
         on_cycle = (weights > 0) & anc.T  # a -> b with b an ancestor of a
         a, b = np.unravel_index(np.argmin(np.where(on_cycle, weights, np.inf)), weights.shape)
         weights[a, b] = 0.0
+        if kept[a, b]:
+            bidirected[a, b] = bidirected[b, a] = True
     directed = weights > 0
     anc = ancestor_matrix(directed)
     promote = bidirected & anc
     directed |= promote
     bidirected &= ~(promote | promote.T)
     return make_maximal(graph_from_coefficients(directed, bidirected))
+
+
+def _symmetric_mask(mask: np.ndarray, d: int) -> np.ndarray:
+    """`mask` as a symmetric ``(d, d)`` boolean matrix with a false diagonal."""
+    M = np.asarray(mask, dtype=bool)
+    if M.shape != (d, d):
+        raise ValueError(f"`keep` must have shape ({d}, {d}); got {M.shape}")
+    M = M | M.T
+    np.fill_diagonal(M, False)
+    return M

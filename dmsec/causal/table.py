@@ -85,14 +85,17 @@ def write_graph(
     path: str | Path,
     names: list[str],
     pag: np.ndarray,
-    mag: np.ndarray,
+    mag: np.ndarray | None,
     posterior: np.ndarray | None,
     run_info: dict[str, Any],
 ) -> Path:
-    """Write the edges of `pag` and `mag`; JSON (with `run_info`) or Parquet (info in metadata)."""
+    """Write the edges of `pag` and `mag` (None: no MAG, e.g. a skeleton alone); JSON (with
+    `run_info`) or Parquet (info in metadata)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = edge_rows(pag, names, "pag", posterior) + edge_rows(mag, names, "mag", posterior)
+    rows = edge_rows(pag, names, "pag", posterior)
+    if mag is not None:
+        rows += edge_rows(mag, names, "mag", posterior)
     if path.suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq

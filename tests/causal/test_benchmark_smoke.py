@@ -42,13 +42,38 @@ def test_benchmark_prints_the_summary_line(tmp_path: Path) -> None:
     )
     last = proc.stdout.strip().splitlines()[-1]
     assert re.fullmatch(
-        r"skeleton-F1@8 spot=[\d.]+ unguided=[\d.]+ fci=[\d.]+ seconds=[\d.]+", last
+        r"skeleton-F1@8 spot=[\d.]+ unguided=[\d.]+ fci=[\d.]+ posterior=[\d.]+ seconds=[\d.]+",
+        last,
     ), last
-    assert "ratio spot/fci" in proc.stdout and out.is_file()
+    assert "ratio spot/FCI" in proc.stdout and out.is_file()
     for header in ("[reporting split, std scale] d=8", "[tuning split, raw scale] d=6"):
         assert header in proc.stdout
     assert "[tuning split, raw scale] d=8" not in proc.stdout  # side tables: --side-sizes only
-    assert (
-        proc.stdout.strip().splitlines()[-2]
-        == "headline: reporting split, standardised scale, d=8; FCI finished 1 of 1 runs within the budget"
+    assert re.fullmatch(
+        r"headline: reporting split, standardised scale, d=8; unguided = unguided\((def|tuned)\); "
+        r"FCI finished 1 of 1 runs within the budget",
+        proc.stdout.strip().splitlines()[-2],
     )
+    assert "chosen on the tuning split" in proc.stdout and "posterior" in proc.stdout
+
+
+def test_unguided_settings_are_the_spec_defaults_or_the_named_ones() -> None:
+    import dataclasses
+    import importlib.util
+
+    from dmsec.causal.learner import MAGLearnerConfig
+    from dmsec.causal.spot import SPOTConfig
+
+    spec = importlib.util.spec_from_file_location("spot_benchmark", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    config = SPOTConfig()
+    config = dataclasses.replace(config, learner=dataclasses.replace(config.learner, max_seconds=30.0))  # fmt: skip
+    tuned = SPOTConfig(learner=MAGLearnerConfig(penalty=0.11, w_threshold=0.07))
+    own = bench._unguided_config("unguided", config, tuned).learner
+    assert (own.penalty, own.w_threshold) == (0.05, 0.05)  # the spec's defaults, whatever is tuned
+    assert own.standardize and own.max_seconds == 30.0  # the run's scale and budget
+    assert bench._unguided_config("unguided_spot", config, tuned) == config  # SPOT's settings
+    searched = bench._unguided_config("unguided_tuned", config, tuned).learner
+    assert (searched.penalty, searched.w_threshold, searched.max_seconds) == (0.11, 0.07, 30.0)

@@ -75,3 +75,61 @@ def test_build_posterior_command(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     model = SkeletonPosterior.load(tmp_path / "m")
     assert model(np.random.default_rng(0).normal(size=(100, 4))).shape == (4, 4)
+
+
+@pytest.fixture(scope="module")
+def wide_table(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """Forty observed variables of the reporting split: an unbounded SPOT run takes many seconds."""
+    from dmsec.causal.protocol import split_dataset
+
+    ds = split_dataset("reporting", 40, 5, 2000)
+    path = tmp_path_factory.mktemp("wide") / "wide.parquet"
+    pq.write_table(pa.table({f"x{i}": ds.data[:, i] for i in range(40)}), path)
+    return path, ds.data
+
+
+def test_max_seconds_stops_within_the_budget_and_says_so(
+    wide_table: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    out = tmp_path / "g.json"
+    res = CliRunner().invoke(main, ["spot", str(wide_table[0]), "--out", str(out), "--max-seconds", "3"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    run = json.loads(out.read_text())["run"]
+    assert run["timed_out"] is True and run["max_seconds"] == 3.0
+    assert set(run["stage_seconds"]) == {"read", "posterior", "learner"}
+    # the budget, plus one objective evaluation and the MAG/PAG conversion after the deadline
+    assert run["seconds"] < 3.0 + 2.5, run
+    assert "stopped at the --max-seconds budget" in res.output
+    assert "spot: learn done:" in res.output  # not a terminal: one plain line per stage
+
+
+def test_a_run_within_its_budget_is_not_timed_out(table: Path, tmp_path: Path) -> None:
+    out = tmp_path / "g.json"
+    res = CliRunner().invoke(main, ["spot", str(table), "--out", str(out), "--max-seconds", "120"])
+    assert res.exit_code == 0, res.output
+    run = json.loads(out.read_text())["run"]
+    assert run["timed_out"] is False and run["seconds"] < 120
+
+
+def test_skeleton_only_equals_the_thresholded_posterior(
+    wide_table: tuple[Path, np.ndarray], tmp_path: Path
+) -> None:
+    from dmsec.causal.posterior import load_posterior
+    from dmsec.causal.skeleton import posterior_adjacency
+
+    path, data = wide_table
+    out = tmp_path / "g.json"
+    res = CliRunner().invoke(main, ["spot", str(path), "--out", str(out), "--skeleton-only", "--cut", "0.4"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    got = {(e["source"], e["target"]) for e in doc["edges"]}
+    assert all(e["graph"] == "pag" and e["mark_at_target"] == e["mark_at_source"] == "circle" for e in doc["edges"])  # fmt: skip
+    adj = posterior_adjacency(load_posterior()(data), 0.4)
+    want = {(f"x{a}", f"x{b}") for a, b in np.argwhere(np.triu(adj))}
+    assert got == want and len(want) > 10
+    assert doc["run"]["method"] == "skeleton-only" and doc["run"]["cut"] == 0.4
+
+
+def test_cut_without_skeleton_only_is_refused(table: Path, tmp_path: Path) -> None:
+    res = CliRunner().invoke(main, ["spot", str(table), "--out", str(tmp_path / "g.json"), "--cut", "0.3"])  # fmt: skip
+    assert res.exit_code != 0 and "--cut applies to --skeleton-only" in res.output

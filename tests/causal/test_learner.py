@@ -85,3 +85,43 @@ def test_validation_errors_name_the_field(small_dataset: SimulatedDataset) -> No
             np.column_stack([np.arange(20.0), np.ones(20)]),
             config=MAGLearnerConfig(standardize=True),
         )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_kept_pairs_are_always_adjacent(seed: int) -> None:
+    """Whatever the coefficients (below the threshold, zero, on directed cycles), every kept
+    pair is an adjacency of the MAG, and the MAG stays ancestral and maximal."""
+    rng = np.random.default_rng(seed)
+    d = 9
+    W1 = rng.normal(size=(d, d)) * (rng.random((d, d)) < 0.4)
+    W1 = W1 * (rng.random((d, d)) < 0.5) * 0.01 + W1 * (rng.random((d, d)) >= 0.5)  # some tiny
+    W2 = np.triu(rng.normal(size=(d, d)) * (rng.random((d, d)) < 0.2), 1)
+    keep = np.triu(rng.random((d, d)) < 0.3, 1)
+    mag = coefficients_to_mag(W1, W2 + W2.T, threshold=0.05, keep=keep)
+    assert np.all(mag[keep | keep.T] != NONE)
+    assert is_ancestral(mag) and is_maximal(mag)
+
+
+def test_a_kept_directed_cycle_stays_adjacent() -> None:
+    W1 = np.zeros((3, 3))
+    W1[0, 1], W1[1, 2], W1[2, 0] = 0.9, 0.8, 0.7  # 0 -> 1 -> 2 -> 0
+    keep = np.ones((3, 3), dtype=bool)
+    mag = coefficients_to_mag(W1, np.zeros((3, 3)), threshold=0.05, keep=keep)
+    assert np.count_nonzero(mag) == 6 and is_ancestral(mag)
+    assert coefficients_to_mag(W1, np.zeros((3, 3)), threshold=0.05)[2, 0] == NONE  # dropped
+
+
+def test_learner_never_drops_a_pair_above_the_keep_cut(small_dataset: SimulatedDataset) -> None:
+    """Known answer: the posterior is the truth (0.9 on the true adjacencies, 0.05 elsewhere).
+    A high coefficient threshold makes the plain learner drop true adjacencies; with the
+    keep-cut every true adjacency is in the result and nothing the posterior doubts is added."""
+    true_adj = small_dataset.mag != NONE
+    S = np.where(true_adj, 0.9, 0.05)
+    np.fill_diagonal(S, 0.0)
+    config = MAGLearnerConfig(w_threshold=0.6, standardize=True)
+    dropped = learn_mag(small_dataset.data, S > 0.32, config, FAST)
+    assert np.any(true_adj & (dropped.mag == NONE))  # the failure the keep-cut prevents
+    kept = learn_mag(small_dataset.data, S > 0.32, config, FAST, keep=S > 0.5)
+    assert np.all(kept.mag[true_adj] != NONE)
+    assert skeleton_prf(kept.mag, small_dataset.mag).precision >= 0.9
+    assert is_ancestral(kept.mag) and is_maximal(kept.mag)

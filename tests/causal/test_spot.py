@@ -92,3 +92,29 @@ def test_config_round_trip_and_unknown_keys() -> None:
         spot_config_from_dict({"tempreature": 1.0})
     with pytest.raises(ValueError, match=r"learner\.lambda"):
         spot_config_from_dict({"learner": {"lambda": 0.1}})
+
+
+def test_spot_keeps_every_pair_above_its_keep_cut(
+    small_dataset: SimulatedDataset, posterior: SkeletonPosterior
+) -> None:
+    from dmsec.causal.skeleton import posterior_adjacency
+
+    result = spot(small_dataset.data, FAST, posterior)
+    S = result.extra["posterior"]
+    keep = posterior_adjacency(S, FAST.keep_cut or 0.0)
+    assert np.any(keep) and np.array_equal(result.extra["keep"], keep)
+    assert np.all(result.mag[keep] != 0) and np.all(result.pag[keep] != 0)
+    assert result.extra["posterior_seconds"] + result.extra["learner_seconds"] == pytest.approx(result.seconds)  # fmt: skip
+
+
+def test_keep_cut_and_budget_are_validated_by_name(small_dataset: SimulatedDataset) -> None:
+    with pytest.raises(ValueError, match="`keep_cut` must be >= `cut`"):
+        SPOTConfig(cut=0.32, keep_cut=0.2)
+    with pytest.raises(ValueError, match="`keep_cut` must be None or in"):
+        SPOTConfig(keep_cut=1.5)
+    assert (
+        SPOTConfig(guidance="soft", cut=0.5, keep_cut=0.2).keep_cut == 0.2
+    )  # soft: all pairs move
+    with pytest.raises(ValueError, match="`max_seconds`"):
+        spot(small_dataset.data, FAST, np.zeros((8, 8)), max_seconds=0.0)
+    assert spot_config_from_dict({"keep_cut": None}).keep_cut is None
