@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,16 +107,22 @@ class ResultsStore:
 
     # -- locking and recovery ------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the folder's writer lock; fail at once if another scan holds it."""
+    def lock(self, wait_s: float = 0.0) -> Iterator[None]:
+        """Hold the folder's writer lock (a scan's, or `dmsec triage`'s); fail if another writer
+        holds it, after waiting up to `wait_s` seconds for it to end."""
         self.root.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait_s
         with (self.root / ".lock").open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EACCES):
-                    raise ResultsError(f"another scan is writing to {self.root}") from None
-                raise
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise ResultsError(f"another writer (a scan or a triage) holds {self.root}; retry when it ends") from None  # fmt: skip
+                    time.sleep(min(1.0, wait_s))
             try:
                 yield
             finally:

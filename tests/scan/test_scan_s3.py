@@ -90,7 +90,7 @@ def test_scan_to_s3_survives_a_crash_and_a_fresh_machine(small_zoo, bucket, tmp_
 def test_one_writer_per_s3_results_location(bucket, tmp_path) -> None:
     first = S3Results(f"s3://{bucket}/scans", tmp_path / "a")
     second = S3Results(f"s3://{bucket}/scans", tmp_path / "b")
-    with first.lock(), pytest.raises(ResultsError, match="another scan is writing"), second.lock():
+    with first.lock(), pytest.raises(ResultsError, match="another writer"), second.lock():
         pass
     with second.lock():  # released: free again
         pass
