@@ -50,12 +50,17 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def _http_errors() -> tuple[type[BaseException], ...]:
-    """huggingface_hub's transport-level exceptions (httpx2 in 2.x, httpx in 1.x)."""
-    try:
-        import httpx2 as httpx_mod
-    except ImportError:  # pragma: no cover - older huggingface_hub
-        import httpx as httpx_mod  # type: ignore[no-redef]
-    return (httpx_mod.TransportError,)
+    """huggingface_hub's transport-level exceptions (httpx2 in 2.x, httpx in 1.x): whichever of
+    the two is installed (both may be, whatever huggingface_hub uses)."""
+    import importlib
+
+    errors: list[type[BaseException]] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(name).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
 
 
 def _listing_errors() -> tuple[type[BaseException], ...]:
@@ -72,7 +77,7 @@ def hf_retry_classify(exc: BaseException) -> tuple[bool, float | None]:
         status = exc.response.status_code
         return status in RETRY_STATUSES, parse_retry_after(exc.response.headers)
     # snapshot_download reports a HEAD that failed on 5xx / network as "not in the local cache".
-    if isinstance(exc, LocalEntryNotFoundError | _http_errors()):
+    if isinstance(exc, (LocalEntryNotFoundError, *_http_errors())):
         return True, None
     return False, None
 

@@ -302,3 +302,25 @@ def test_security_status_of_the_hub_and_our_pickle_scan_are_recorded(hf: FakeHub
     (ours,) = result.security
     assert (ours.scanner, ours.verdict, ours.globals) == ("picklescan", "unsafe", ("posix.system",))  # fmt: skip
     assert not (tmp_path / "canary").exists()
+
+
+def test_retry_classify_treats_transport_errors_and_cache_misses_as_retryable() -> None:
+    """Network failures below huggingface_hub's HTTP errors (httpx2 in 2.x, httpx in 1.x) and
+    snapshot_download's "not in the local cache" after a failed HEAD are retried."""
+    import importlib
+
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from dmsec.hub.huggingface import hf_retry_classify
+
+    assert hf_retry_classify(LocalEntryNotFoundError("HEAD failed")) == (True, None)
+    transports = []
+    for name in ("httpx2", "httpx"):
+        try:
+            transports.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    assert transports, "huggingface_hub needs httpx or httpx2"
+    for module in transports:
+        assert hf_retry_classify(module.ConnectError("refused")) == (True, None), module.__name__
+    assert hf_retry_classify(ValueError("a bug")) == (False, None)
