@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dmsec.errors import DmsecError
-from dmsec.results.schema import PARTITION, SCHEMA_VERSION, TABLES, check_table
+from dmsec.results.schema import PART_TABLES, PARTITION, SCHEMA_VERSION, TABLES, check_table
 
 _PART = re.compile(r"^(?P<scan>[A-Za-z0-9_.-]+)-p(?P<part>\d{5})\.parquet$")
 _SCAN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -159,11 +159,15 @@ class ResultsStore:
     def commit_part(
         self, scan_id: str, scan_date: str, part: int, tables: dict[str, pa.Table]
     ) -> dict[str, int]:
-        """Write one part of every table (checkpoints last, as the commit record); row counts."""
-        if set(tables) != set(TABLES):
-            raise ResultsError(f"a part needs the tables {TABLES}; got {sorted(tables)}")
+        """Write one part of every table (checkpoints last, as the commit record); row counts.
+        `security` may be left out (no verdicts); the other tables are required."""
+        if not set(PART_TABLES) <= set(tables) <= set(TABLES):
+            raise ResultsError(f"a part needs the tables {PART_TABLES} (and may have security); got {sorted(tables)}")  # fmt: skip
         counts = {}
-        for table in ("candidates", "matches", "checkpoints"):
+        for table in ("candidates", "matches", "security", "checkpoints"):
+            if table not in tables:
+                counts[table] = 0
+                continue
             data = tables[table]
             check_table(table, data)
             counts[table] = data.num_rows

@@ -98,7 +98,7 @@ class _PartWriter:
         self.scan_id, self.scan_date = scan_id, scan_date
         self.buffer: list[ScanItem] = []
         self.part = 0
-        self.rows = {"checkpoints": 0, "candidates": 0, "matches": 0}
+        self.rows = {"checkpoints": 0, "candidates": 0, "matches": 0, "security": 0}
 
     def add(self, item: ScanItem) -> None:
         """Buffer a finished item; commit when `flush_every` are buffered."""
@@ -115,7 +115,7 @@ class _PartWriter:
         refs = [(CheckpointRef.from_dict(it.ref), ledger_status(it)) for it in self.buffer]
         self.ledger.mark_many(refs, self.resolved.config_hash)
         written = [self.store.part_path(t, self.scan_date, self.scan_id, self.part)
-                   for t in ("candidates", "matches", "checkpoints") if counts[t] or t == "checkpoints"]  # fmt: skip
+                   for t in ("candidates", "matches", "security", "checkpoints") if counts[t] or t == "checkpoints"]  # fmt: skip
         self.publish([*written, self.store.ledger_path])
         for table, n in counts.items():
             self.rows[table] += n
