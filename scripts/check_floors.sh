@@ -6,6 +6,7 @@
 # torch stays at constraints.txt's CPU pin: an older torch exists only as a multi-GB CUDA wheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+unset PYTHONPATH VIRTUAL_ENV  # the floors venv alone decides what is imported
 PYTHON=${PYTHON:-python3}
 VENV=${FLOORS_VENV:-$(mktemp -d /tmp/dmsec-floors.XXXXXX)}
 keep=${FLOORS_VENV:+yes}
