@@ -55,7 +55,7 @@ def test_log_format_text_is_the_progress_line():
 def test_log_format_json_cli_scan_prints_only_json(small_zoo, zoo_registry, tmp_path):
     from dmsec.cli import main
 
-    hub = make_hub(tmp_path / "hub", small_zoo, [])
+    hub = make_hub(tmp_path / "hub", small_zoo, ["base"])  # the base only
     broken = add_truncated_lora(hub, small_zoo)
     args = ["scan", "--source", str(hub), "--registry", str(zoo_registry), "--out", str(tmp_path / "out"),
             "--local", "--set", f"run.cache_dir={json.dumps(str(tmp_path / 'cache'))}",

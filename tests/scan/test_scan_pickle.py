@@ -18,7 +18,7 @@ def _rows(out):
 
 def test_scan_pickle_only_checkpoint_opted_in_is_scanned_and_a_hostile_one_is_a_security_row(small_zoo, zoo_registry, tmp_path):  # fmt: skip
     canary = tmp_path / "canary"
-    hub = make_hub(tmp_path / "hub", small_zoo, [])
+    hub = make_hub(tmp_path / "hub", small_zoo, ["base"])  # the base only
     plain = add_pickle_full(hub, small_zoo, "pickle-full")
     hostile = add_pickle_full(hub, small_zoo, "hostile-pickle", canary=canary)
     config = scan_config(hub, zoo_registry, tmp_path / "out", tmp_path / "cache",
@@ -45,7 +45,7 @@ def test_scan_pickle_only_checkpoint_opted_in_is_scanned_and_a_hostile_one_is_a_
 
 def test_scan_pickle_only_checkpoint_without_opt_in_is_a_clear_skipped_row(small_zoo, zoo_registry, tmp_path):  # fmt: skip
     canary = tmp_path / "canary"
-    hub = make_hub(tmp_path / "hub", small_zoo, [])
+    hub = make_hub(tmp_path / "hub", small_zoo, ["base"])  # the base only
     plain = add_pickle_full(hub, small_zoo, "pickle-full")
     hostile = add_pickle_full(hub, small_zoo, "hostile-pickle", canary=canary)
     config = scan_config(hub, zoo_registry, tmp_path / "out", tmp_path / "cache",
