@@ -44,3 +44,7 @@ art-zoo: setup       ## the art zoo (miniature Stable Diffusion; ~1 h on 2 cores
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: floors
+floors:              ## hub tests with every dependency at its pyproject floor, in a throwaway venv
+	PYTHON=$(PYTHON) bash scripts/check_floors.sh

@@ -23,8 +23,8 @@ from typing import Any
 import click
 import pyarrow as pa
 import ray
-from tqdm.auto import tqdm
 
+from dmsec.progress import progress as progress_bar
 from dmsec.protect.cli import config_from_options, job_options
 from dmsec.protect.job import (
     ProtectJobConfig,
@@ -71,7 +71,7 @@ def run(config: ProtectJobConfig, progress: bool = True) -> pa.Table:
             compute=ray.data.ActorPoolStrategy(size=config.num_actors),
             **resources,
         )
-        bar = tqdm(total=len(sources), desc="protect", unit="img", disable=not progress)
+        bar = progress_bar(total=len(sources), desc="protect", unit="img", enabled=progress)
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
             tables.append(batch.select(MANIFEST_SCHEMA.names).cast(MANIFEST_SCHEMA))
             bar.update(batch.num_rows)

@@ -14,6 +14,14 @@ items (one per pending checkpoint, JSON; file paths only, no pixels)
   -> map_batches(AuthenticateStage)  heavy actors: CGI-DM per matched artwork
   -> the driver (`dmsec.scan.runner`) commits Parquet parts, then the ledger
 
+Every stage runs `metered`: per-stage checkpoint counts by status, seconds and findings as
+`ray.util.metrics` counters in the actors, so a Ray cluster's Prometheus endpoint (each node's
+metrics agent; Ray prefixes the names with `ray_`) shows them next to Ray's own:
+  ray_dmsec_scan_checkpoints_total{stage, status}  checkpoints a stage handled, by the status they
+                                                   left it with (ok, skipped, error)
+  ray_dmsec_scan_stage_seconds_total{stage}        seconds the stage spent on them
+  ray_dmsec_scan_findings_total{stage="match"}     matches (group x protected artwork) found
+Items a stage passes through untouched (ended earlier) are not counted again.
 Pool sizes, CPU/GPU/memory reservations and threads come from the config's `run` section. Heavy
 pools take one checkpoint at a time per actor, so a slow checkpoint does not hold others back.
 Staging files are passed by path: on a multi-node cluster `results.staging` must be a folder every
@@ -38,6 +46,7 @@ from dmsec.errors import ConfigError
 from dmsec.scan.records import ScanItem
 from dmsec.scan.resolve import ResolvedScan
 from dmsec.scan.stages import STAGE_CLASSES
+from dmsec.scan.stages.base import Stage
 
 logger = logging.getLogger(__name__)
 LIGHT_CPUS = 0.1  # pull and match actors mostly wait on I/O or do milliseconds of work
@@ -148,6 +157,49 @@ def heavy_resources(resolved: ResolvedScan) -> tuple[dict[str, Any], str]:
     return {"num_cpus": run.cpus_per_actor}, "cpu"
 
 
+# -- metrics ----------------------------------------------------------------------------------
+CHECKPOINTS = "dmsec_scan_checkpoints_total"
+SECONDS = "dmsec_scan_stage_seconds_total"
+FINDINGS = "dmsec_scan_findings_total"
+
+
+class StageMetrics:
+    """The counters of one stage, made in the process (actor) that runs it."""
+
+    def __init__(self, stage: str) -> None:
+        from ray.util.metrics import Counter
+
+        self.stage = stage
+        self.checkpoints = Counter(CHECKPOINTS, description="checkpoints a scan stage handled, by the status they left it with", tag_keys=("stage", "status"))  # fmt: skip
+        self.seconds = Counter(SECONDS, description="seconds a scan stage spent on checkpoints", tag_keys=("stage",))  # fmt: skip
+        self.findings = Counter(FINDINGS, description="matches (group x protected artwork) found", tag_keys=("stage",))  # fmt: skip
+
+    def record(self, items: list[ScanItem], handled: set[int]) -> None:
+        """Count the items (by position) this stage handled."""
+        tags = {"stage": self.stage}
+        for i in handled:
+            item = items[i]
+            status = "ok" if item.pending else item.status
+            self.checkpoints.inc(1, tags={**tags, "status": status})
+            self.seconds.inc(float(item.timings.get(self.stage, 0.0)), tags=tags)
+            if self.stage == "match" and item.matches:
+                self.findings.inc(len(item.matches), tags=tags)
+
+
+def metered(stage_cls: type[Stage]) -> type[Stage]:
+    """`stage_cls` with its batches counted in `StageMetrics` (see the module docstring)."""
+
+    def run(self: Any, items: list[ScanItem]) -> list[ScanItem]:
+        if not hasattr(self, "_metrics"):
+            self._metrics = StageMetrics(stage_cls.name)
+        handled = {i for i, it in enumerate(items) if it.pending}
+        out = stage_cls.run(self, items)
+        self._metrics.record(items, handled)
+        return out
+
+    return type(f"Metered{stage_cls.__name__}", (stage_cls,), {"run": run, "__module__": __name__})
+
+
 def ray_executor(items: list[ScanItem], resolved: ResolvedScan, staging: Path) -> Iterator[ScanItem]:  # fmt: skip
     """Run `items` through the stages on Ray Data; yield each finished item (any order)."""
     with _without_ray_noise():
@@ -172,7 +224,7 @@ def _run_stages(items: list[ScanItem], resolved: ResolvedScan, staging: Path) ->
         }
         for name, stage in STAGE_CLASSES.items():
             resources, pool = pools[name]
-            ds = ds.map_batches(stage, batch_size=1, **resources,
+            ds = ds.map_batches(metered(stage), batch_size=1, **resources,
                                 fn_constructor_kwargs=resolved.stage_kwargs(name, staging, device),
                                 compute=ray.data.ActorPoolStrategy(**pool))  # fmt: skip
         for row in ds.iter_rows():

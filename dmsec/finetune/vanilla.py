@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from dmsec.errors import ConfigError
 from dmsec.finetune.bayesian import (
@@ -41,6 +40,7 @@ from dmsec.finetune.bayesian import (
 from dmsec.finetune.state import load_training_state, save_training_state
 from dmsec.models.base import Condition, DiffusionModel
 from dmsec.models.lora import LoraSpec, add_lora
+from dmsec.progress import progress as progress_bar
 
 # Workers r > 0 reseed their streams with seed + r·stride after the shared set-up.
 RANK_SEED_STRIDE = 1_000_003
@@ -315,7 +315,9 @@ def train(
         prior_conditions=prior_conditions,
     )
     desc = progress if isinstance(progress, str) else "training"
-    bar = tqdm(range(config.steps), disable=progress is False, desc=desc, leave=False)
+    # a bar on a terminal; in a log, a line per tenth of the steps (with the running loss)
+    bar = progress_bar(range(config.steps), desc=desc, unit="step", every=max(1, config.steps // 10),
+                       enabled=progress is not False, leave=False)  # fmt: skip
     for step in bar:
         loss = trainer.train_step()
         if on_step is not None:

@@ -5,8 +5,9 @@ URI: `hf://[author][?search=TEXT&tag=TAG...]`. Listing asks `/api/models` for re
 tag), newest first, so a `since` filter stops paging at the first older repo. Each candidate is
 classified from its file names and tags (LoRA weights or a `lora` / `base_model:adapter:` tag ->
 LoRA; `model_index.json`, `unet/config.json`, `dreambooth` or `base_model:finetune:` -> full)
-before one `model_info(files_metadata=True)` call fetches sizes and LFS sha256s. The ref's
-`family` is read from the card's `base_model` (or `base_model:` tag): an SD 1.x, SD 2.x, SDXL,
+before one `model_info(files_metadata=True, securityStatus=True)` call fetches sizes, LFS
+sha256s and the Hub's own security scan of the repo (kept on the ref, reported as `security`
+rows). The ref's `family` is read from the card's `base_model` (or `base_model:` tag): an SD 1.x, SD 2.x, SDXL,
 SD 3 or FLUX.1 repo id maps to sd1, sd2, sdxl, sd3, flux (`dmsec.models.family`).
 
 Rate limits: `list_models` pages go through huggingface_hub's own backoff, which honours 429 +
@@ -22,6 +23,7 @@ the download and on the actual sizes right after, not mid-stream as for the othe
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import re
@@ -35,6 +37,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from dmsec.errors import ConfigError, UnsafeCheckpointError
 from dmsec.hub.ref import CheckpointFile, CheckpointRef, Kind
 from dmsec.hub.retry import RETRY_STATUSES, RetryPolicy, call_with_retry, parse_retry_after
+from dmsec.hub.security import HUB_SECURITY_KEY
 from dmsec.hub.source import HubError, HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.models.family import family_from_hub
 
@@ -47,12 +50,17 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def _http_errors() -> tuple[type[BaseException], ...]:
-    """huggingface_hub's transport-level exceptions (httpx2 in 2.x, httpx in 1.x)."""
-    try:
-        import httpx2 as httpx_mod
-    except ImportError:  # pragma: no cover - older huggingface_hub
-        import httpx as httpx_mod  # type: ignore[no-redef]
-    return (httpx_mod.TransportError,)
+    """huggingface_hub's transport-level exceptions (httpx2 in 2.x, httpx in 1.x): whichever of
+    the two is installed (both may be, whatever huggingface_hub uses)."""
+    import importlib
+
+    errors: list[type[BaseException]] = []
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(name).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
 
 
 def _listing_errors() -> tuple[type[BaseException], ...]:
@@ -69,7 +77,7 @@ def hf_retry_classify(exc: BaseException) -> tuple[bool, float | None]:
         status = exc.response.status_code
         return status in RETRY_STATUSES, parse_retry_after(exc.response.headers)
     # snapshot_download reports a HEAD that failed on 5xx / network as "not in the local cache".
-    if isinstance(exc, LocalEntryNotFoundError | _http_errors()):
+    if isinstance(exc, (LocalEntryNotFoundError, *_http_errors())):
         return True, None
     return False, None
 
@@ -198,7 +206,9 @@ class HuggingFaceSource(HubSource):
 
         try:
             info = self._retry(
-                lambda: self.api.model_info(repo_id, revision=revision, files_metadata=True),
+                lambda: self.api.model_info(
+                    repo_id, revision=revision, files_metadata=True, securityStatus=True
+                ),
                 f"hf model_info {repo_id}",
             )
         except HfHubHTTPError as exc:  # 401/403/404: gated, private or gone; not our problem
@@ -236,6 +246,7 @@ class HuggingFaceSource(HubSource):
             license=_license_of(tags, info.card_data),
             last_modified=info.last_modified,
             url=f"{self.endpoint}/{info.id}",
+            extra=_security_extra(info),
         )
 
     def get(self, repo_id: str, revision: str | None = None) -> CheckpointRef:
@@ -279,3 +290,12 @@ class HuggingFaceSource(HubSource):
                     )
                 shutil.move(blob, target)
                 moved[blob] = target
+
+
+def _security_extra(info: Any) -> dict[str, str]:
+    """The Hub's own scan of the repo (`securityRepoStatus`) as `extra["hub_security"]` (JSON),
+    recorded in the `security` results (`dmsec.hub.security`); nothing when the Hub sent none."""
+    status = getattr(info, "security_repo_status", None)
+    if not status:
+        return {}
+    return {HUB_SECURITY_KEY: json.dumps(status, sort_keys=True, default=str)}

@@ -8,7 +8,9 @@ Steps for one ref (the same for every source):
    staging folder (the transfer stops at the per-file cap);
 4. each file is verified: actual size against the caps and the declared size, sha256 / git blob
    id against the hub's, and its format (safetensors header checked against the file size;
-   pickles scanned and loaded with weights_only=True; JSON parsed);
+   pickles scanned and loaded with weights_only=True; JSON parsed). Each pickle's scan is a
+   `SecurityVerdict` on the result (`dmsec.hub.security`): "safe", or "unsafe" naming the globals
+   it imports outside the allow-list, which refuses the checkpoint;
 5. verified files move into the blob store and the snapshot folder appears atomically.
 `PullResult.status` is "ok", "refused" (the checkpoint is bad or over a cap: do not retry at
 this revision) or "failed" (the hub or network failed: retry later).
@@ -28,6 +30,7 @@ from dmsec.errors import CheckpointError
 from dmsec.hub.cache import CheckpointCache
 from dmsec.hub.policy import CONFIG_SUFFIXES, WEIGHT_SUFFIX, PullPolicy
 from dmsec.hub.ref import CheckpointFile, CheckpointRef
+from dmsec.hub.security import SecurityVerdict, UnsafePickleError, judge_pickle
 from dmsec.hub.source import HubSource, source_from_uri
 from dmsec.hub.transfer import file_digests
 from dmsec.models.safe_load import (
@@ -61,6 +64,7 @@ class PullResult:
     files: tuple[PulledFile, ...] = ()
     skipped: tuple[str, ...] = ()
     from_cache: bool = False
+    security: tuple[SecurityVerdict, ...] = ()  # the scans of its pickle files (this download)
 
     def __post_init__(self) -> None:
         if (self.status == "ok") != (self.path is not None and self.error is None):
@@ -102,13 +106,16 @@ class Puller:
         if cached is not None:
             return PullResult(ref, "ok", cached[0], None, cached[1], selection.skipped, True)
         try:
-            path, files = self._download_and_verify(source, ref, selection.files)
+            path, files, verdicts = self._download_and_verify(source, ref, selection.files)
+        except UnsafePickleError as exc:  # a hostile pickle: refused, and reported as such
+            return PullResult(ref, "refused", error=str(exc), skipped=selection.skipped,
+                              security=(exc.verdict,))  # fmt: skip
         except CheckpointError as exc:
             return PullResult(ref, "refused", error=str(exc), skipped=selection.skipped)
         except Exception as exc:  # the hub's, the network's or the disk's fault: retry later
             logger.warning("pull %s/%s failed: %s", ref.source, ref.repo_id, _describe(exc))
             return PullResult(ref, "failed", error=_describe(exc), skipped=selection.skipped)
-        return PullResult(ref, "ok", path, None, files, selection.skipped)
+        return PullResult(ref, "ok", path, None, files, selection.skipped, security=verdicts)
 
     def pull_all(self, source: HubSource, refs: Iterable[CheckpointRef]) -> Iterator[PullResult]:
         """Pull each ref in turn (lazily); one bad checkpoint never stops the others."""
@@ -138,13 +145,14 @@ class Puller:
 
     def _download_and_verify(
         self, source: HubSource, ref: CheckpointRef, files: tuple[CheckpointFile, ...]
-    ) -> tuple[Path, tuple[PulledFile, ...]]:
+    ) -> tuple[Path, tuple[PulledFile, ...], tuple[SecurityVerdict, ...]]:
         reuse = {f.path for f in files if f.sha256 and self.cache.has_blob(f.sha256)}
         fetch = [f for f in files if f.path not in reuse]
         with self.cache.staging() as stage:
             if fetch:
                 source.fetch(ref, fetch, stage, self.policy.max_file_bytes)
             pulled: list[PulledFile] = []
+            verdicts: list[SecurityVerdict] = []
             blobs: dict[str, Path] = {}
             total = 0
             for f in files:
@@ -164,12 +172,14 @@ class Puller:
                         f"checkpoint passed the per-checkpoint cap of "
                         f"{self.policy.max_checkpoint_bytes:,} bytes",
                     )
-                self._check_format(f, local)
+                verdict = self._check_format(f, local)
+                if verdict is not None:
+                    verdicts.append(verdict)
                 pulled.append(PulledFile(f.path, size, sha256))
                 blobs[f.path] = local if f.path in reuse else self.cache.add_blob(local, sha256)
             manifest = self._manifest(ref, pulled)
             path = self.cache.commit(ref, blobs, manifest)
-        return path, tuple(pulled)
+        return path, tuple(pulled), tuple(verdicts)
 
     def _verify_transfer(self, f: CheckpointFile, local: Path) -> tuple[int, str]:
         size, sha256, git_sha1 = file_digests(local)
@@ -184,23 +194,29 @@ class Puller:
             raise CheckpointError(f.path, f"git blob id mismatch: hub says {f.git_sha1}")
         return size, sha256
 
-    def _check_format(self, f: CheckpointFile, local: Path) -> None:
+    def _check_format(self, f: CheckpointFile, local: Path) -> SecurityVerdict | None:
+        """Check one file's format; a pickle's scan verdict (None for other files)."""
         cap = self.policy.cap_for(f)
+        verdict = None
         try:
             if f.suffix == WEIGHT_SUFFIX:
                 read_safetensors_header(local, cap)
             elif f.suffix in PICKLE_SUFFIXES:
                 # Only reached with allow_pickle (the policy drops pickles otherwise):
                 # allow-list scan first, then torch.load(weights_only=True) - never False.
+                verdict = judge_pickle(f.path, local, cap)
                 load_state_dict(local, allow_pickle=self.policy.allow_pickle, max_bytes=cap)
             elif f.suffix == ".json":
                 json.loads(local.read_bytes())
             elif f.suffix not in CONFIG_SUFFIXES:
                 raise CheckpointError(local, f"unexpected file type {f.suffix!r}")
+        except UnsafePickleError:
+            raise
         except CheckpointError as exc:
             raise CheckpointError(f.path, exc.problem) from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CheckpointError(f.path, f"not valid JSON ({exc})") from None
+        return verdict
 
     def _manifest(self, ref: CheckpointRef, pulled: list[PulledFile]) -> dict[str, Any]:
         return {

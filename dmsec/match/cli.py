@@ -19,8 +19,9 @@ from dmsec.errors import DmsecError
 from dmsec.images import decode_untrusted_images
 from dmsec.match.embedder import create_embedder
 from dmsec.match.policy import IndexPolicy
-from dmsec.match.records import hits_to_table
+from dmsec.match.records import AddReport, hits_to_table
 from dmsec.match.registry import DEFAULT_EMBEDDERS, ProtectedArtworkIndex
+from dmsec.progress import progress as progress_bar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,10 +152,22 @@ def add(
     except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
     files = _expand(paths)
-    try:
-        report = idx.add(files, owner=owner, title=title, source_uri=source_uri)
-    except DmsecError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = AddReport()
+    # a bar on a terminal; in a log, a line per chunk added (and, without --json, the chunk's
+    # files at once, not all of them at the end)
+    bar = progress_bar(total=len(files), desc="index add", unit="file")
+    for start in range(0, len(files), ADD_CHUNK):
+        try:
+            part = idx.add(files[start : start + ADD_CHUNK], owner=owner, title=title, source_uri=source_uri)  # fmt: skip
+        except DmsecError as exc:
+            raise click.ClickException(str(exc)) from None
+        if not as_json:
+            _echo_added(part)
+        report.added += part.added
+        report.duplicates += part.duplicates
+        report.errors += part.errors
+        bar.update(len(files[start : start + ADD_CHUNK]))
+    bar.close()
     if as_json:
         click.echo(
             json.dumps(
@@ -169,15 +182,21 @@ def add(
                 indent=2,
             )
         )
-    else:
-        for a in report.added:
-            click.echo(f"added {a.artwork_id}\t{a.source}")
-        for d in report.duplicates:
-            click.echo(f"duplicate\t{d.source}\tof {d.existing_id} ({d.reason})")
-        for e in report.errors:
-            click.echo(f"error\t{e.source}\t{e.reason}", err=True)
     if report.errors:
         sys.exit(1)
+
+
+#: files per `add` call of `dmsec index add` (each call commits the registry once)
+ADD_CHUNK = 256
+
+
+def _echo_added(report: AddReport) -> None:
+    for a in report.added:
+        click.echo(f"added {a.artwork_id}\t{a.source}")
+    for d in report.duplicates:
+        click.echo(f"duplicate\t{d.source}\tof {d.existing_id} ({d.reason})")
+    for e in report.errors:
+        click.echo(f"error\t{e.source}\t{e.reason}", err=True)
 
 
 @index.command()

@@ -41,10 +41,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from dmsec.errors import ConfigError
 from dmsec.models.base import Condition, DiffusionModel
+from dmsec.progress import progress as progress_bar
 from dmsec.protect.base import ProtectionResult, Protector, register_protector
 from dmsec.protect.objective import ImageStreams, expected_loss, per_image_loss
 from dmsec.protect.quality import psnr, ssim
@@ -140,7 +140,8 @@ def advdm_delta(
     streams = ImageStreams(seeds)
     x = images.float()
     delta = torch.zeros_like(x)
-    bar = tqdm(range(config.steps), desc="AdvDM", disable=not progress, leave=False)
+    bar = progress_bar(range(config.steps), desc="AdvDM", unit="step",
+                       every=max(1, config.steps // 10), enabled=progress, leave=False)  # fmt: skip
     for _ in bar:
         delta.requires_grad_(True)
         z = model.encode_images(x + delta)

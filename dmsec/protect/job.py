@@ -25,11 +25,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from dmsec.config import from_mapping
 from dmsec.errors import ConfigError
 from dmsec.images import DecodeLimits
+from dmsec.progress import progress as progress_bar
 from dmsec.protect.advdm import AdvDMConfig
 from dmsec.protect.io import list_images, output_name
 from dmsec.protect.step import ProtectStep, error_row, rows_to_table
@@ -127,7 +127,9 @@ def run_local(config: ProtectJobConfig, progress: bool = True) -> pa.Table:
     Path(config.out_dir).mkdir(parents=True, exist_ok=True)
     step = config.make_step() if sources else None
     tables = [rows_to_table(collisions)]
-    bar = tqdm(total=len(sources), desc="protect", unit="img", disable=not progress)
+    bar = progress_bar(
+        total=len(sources), desc="protect", unit="img", enabled=progress
+    )  # a line per batch in a log
     for start in range(0, len(sources), config.batch_size):
         chunk = sources[start : start + config.batch_size]
         assert step is not None

@@ -91,13 +91,14 @@ def report(scan_id: str | None, root: str, out: str | None) -> None:
 @click.option("--note", required=True, help="Why (kept with the decision).")
 @click.option("--by", default=None, help="Who decides (default: $DMSEC_USER, else login@host).")
 @click.option("--results", "root", default="results", show_default=True, help="Results folder (or s3://bucket/prefix).")  # fmt: skip
-def triage(finding_id: str, status: str, note: str, by: str | None, root: str) -> None:
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=60.0, show_default=True, help="Seconds to wait for a running scan's lock on the results location.")  # fmt: skip
+def triage(finding_id: str, status: str, note: str, by: str | None, root: str, wait_s: float) -> None:  # fmt: skip
     """Record a decision on a finding (appended to the `triage` table; the latest one counts and
-    survives rescans)."""
+    survives rescans). Takes the results location's writer lock, like a scan."""
     from dmsec.results.triage import record_triage
 
     try:
-        row, where = record_triage(root, finding_id, status, note, by)
+        row, where = record_triage(root, finding_id, status, note, by, wait_s)
     except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{row['finding_id']}: {row['status']} by {row['decided_by']} at {row['decided_at']:%Y-%m-%d %H:%M:%S} UTC ({where})")  # fmt: skip

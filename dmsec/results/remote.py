@@ -16,10 +16,12 @@ point loses nothing and duplicates nothing (the next scan re-marks the ledger fr
 checkpoints rows and re-scans what the ledger lacks). Each object is one PUT, which S3 makes
 visible atomically.
 
-One scan writes to a results location at a time: `lock()` creates `<prefix>/.lock` with a
-conditional PUT (`If-None-Match: *`), which S3 (and S3-compatible stores that support
-conditional writes) refuses when the object exists. A lock left by a crashed scan is taken over
-after `stale_after_s` (default 6 h); `dmsec` never deletes another live scan's lock.
+One writer (a scan, or `dmsec triage`) works on a results location at a time: `lock()` creates
+`<prefix>/.lock` with a conditional PUT (`If-None-Match: *`), which S3 (and S3-compatible stores
+that support conditional writes) refuses when the object exists, and renews it every
+`heartbeat_s` (60 s) while the writer runs, however long that is. A lock not renewed for
+`stale_after_s` (10 min) was left by a dead writer and is taken over; a writer that finds its lock
+taken over stops publishing (`dmsec.results.s3_lock`).
 
 Credentials and the endpoint follow `dmsec.storage`'s one rule, as for the registry and hub
 sources (`DMSEC_S3_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3` for S3-compatible stores).
@@ -29,17 +31,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
-import socket
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from dmsec.results.s3_lock import HEARTBEAT_S, STALE_AFTER_S, S3Lock
 from dmsec.results.schema import PARTITION, TABLES
 from dmsec.results.store import _PART, ResultsError, ResultsStore
 from dmsec.storage import is_s3, s3_client, s3_endpoint, s3_filesystem
@@ -63,7 +63,8 @@ class S3Results:
         mirror: str | Path | None = None,
         *,
         endpoint_url: str | None = None,
-        stale_after_s: float = 6 * 3600,
+        stale_after_s: float = STALE_AFTER_S,
+        heartbeat_s: float | None = HEARTBEAT_S,
     ) -> None:
         parsed = urlparse(uri)
         if not is_s3(uri) or not parsed.netloc:
@@ -74,7 +75,8 @@ class S3Results:
         self.endpoint_url = s3_endpoint(endpoint_url)
         self.fs = s3_filesystem(self.endpoint_url)
         self.store = ResultsStore(mirror or default_mirror_dir(self.uri))
-        self.stale_after_s = stale_after_s
+        self.stale_after_s, self.heartbeat_s = stale_after_s, heartbeat_s
+        self._held: S3Lock | None = None
 
     # -- addresses -----------------------------------------------------------------------------
     def key(self, relative: str) -> str:
@@ -105,39 +107,17 @@ class S3Results:
         return s3_client(self.endpoint_url)
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold `<prefix>/.lock`; fail at once if another live scan holds it."""
-        client = self._client()
-        key = self.key(LOCK_NAME)
-        owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
-        for _ in range(2):
+    def lock(self, wait_s: float = 0.0) -> Iterator[S3Lock]:
+        """Hold `<prefix>/.lock`, renewed by a heartbeat (`dmsec.results.s3_lock`); fail if another
+        live writer holds it (after waiting up to `wait_s` seconds for it to end)."""
+        held = S3Lock(self._client(), self.bucket, self.key(LOCK_NAME), self.uri,
+                      stale_after_s=self.stale_after_s, heartbeat_s=self.heartbeat_s, wait_s=wait_s)  # fmt: skip
+        with held:
+            self._held = held
             try:
-                client.put_object(Bucket=self.bucket, Key=key, Body=owner.encode(), IfNoneMatch="*")
-                break
-            except client.exceptions.ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code")
-                if code not in ("PreconditionFailed", "ConditionalRequestConflict"):
-                    raise ResultsError(f"cannot lock {self.uri}: {exc}") from None
-                held = self._lock_holder(client, key)
-                if time.time() - float(held.get("since", 0)) < self.stale_after_s:
-                    raise ResultsError(
-                        f"another scan is writing to {self.uri} (lock held by {held}); "
-                        f"delete s3://{self.bucket}/{key} only if that scan is dead"
-                    ) from None
-                client.delete_object(Bucket=self.bucket, Key=key)  # stale: take it over
-        else:
-            raise ResultsError(f"could not take over the stale lock of {self.uri}")
-        try:
-            yield
-        finally:
-            client.delete_object(Bucket=self.bucket, Key=key)
-
-    def _lock_holder(self, client, key: str) -> dict:
-        try:
-            body = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            return dict(json.loads(body))
-        except Exception:  # noqa: BLE001 - vanished or unreadable lock: treat as stale
-            return {}
+                yield held
+            finally:
+                self._held = None
 
     # -- syncing -------------------------------------------------------------------------------
     def recover(self) -> list[str]:
@@ -179,6 +159,8 @@ class S3Results:
     def publish(self, paths: Iterable[str | Path]) -> None:
         """Upload mirror files to the bucket, one PUT each, in the order given."""
         for path in paths:
+            if self._held is not None:
+                self._held.check()  # a writer that lost its lock stops here
             rel = self._relative(path)
             try:
                 with self.fs.open_output_stream(self._path(rel)) as out:

@@ -6,8 +6,9 @@ confidence: the best recovery beside the protected artwork and CGI-DM's recovere
 median similarity, support, the evidence and the confidence derived from it, CGI-DM's numbers,
 the checkpoint (linked where the hub gave an http(s) or file URL), uploader and licence, first and
 last seen, the latest triage decision and the command to record one. Radio buttons show all, new
-or untriaged cards (pure CSS). Above them, every checkpoint of the scan with its status and reason. Hub-supplied text (repo ids, tags,
-titles) is untrusted: everything is HTML-escaped and only http, https and file links are made.
+or untriaged cards (pure CSS). Above them, every checkpoint of the scan with its status and reason,
+and the scanners' security verdicts on its files (unsafe and error first: a hostile pickle names
+the globals it imports). Hub-supplied text (repo ids, tags, titles) is untrusted: everything is HTML-escaped and only http, https and file links are made.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ border:1px solid #999;background:#fff} figcaption{font-size:.8rem;color:#444;max
 .missing{width:160px;height:160px;display:flex;align-items:center;justify-content:center;
 border:1px dashed #999;color:#777;font-size:.8rem}
 .status-error{color:#a00} .status-skipped{color:#a60} .status-ok{color:#070}
+.verdict-unsafe,.verdict-error{color:#a00;font-weight:bold} .verdict-safe{color:#070}
 """
 
 
@@ -132,6 +134,21 @@ def _checkpoints_table(rows: list[dict[str, Any]]) -> str:
     return f'<table class="checkpoints">{head}{body}</table>'
 
 
+def _security_table(rows: list[dict[str, Any]]) -> str:
+    """The scan's security verdicts, unsafe ones first (`dmsec.hub.security`)."""
+    if not rows:
+        return "<p>No pickle was scanned and the hub reported no scan for these checkpoints.</p>"
+    order = {"unsafe": 0, "error": 1, "safe": 2}
+    rows = sorted(rows, key=lambda r: (order.get(r["verdict"], 3), r["repo_id"], r["file"]))
+    head = "<tr><th>checkpoint</th><th>file</th><th>scanner</th><th>verdict</th><th>globals</th><th>detail</th></tr>"  # fmt: skip
+    body = "".join(
+        f"<tr><td>{_e(r['repo_id'])}</td><td>{_e(r['file'])}</td><td>{_e(r['scanner'])} {_e(r['scanner_version'])}</td>"
+        f'<td class="verdict-{_e(r["verdict"])}">{_e(r["verdict"])}</td><td>{_e(", ".join(r["globals"]))}</td><td>{_e(r["detail"])}</td></tr>'
+        for r in rows
+    )  # fmt: skip
+    return f'<table class="security">{head}{body}</table>'
+
+
 def build_report(root: str | Path, scan_id: str | None = None) -> str:
     """The report page as of scan `scan_id` (default: the newest scan with results) as HTML: its
     checkpoints, then one card per finding that stood by then (new in that scan first)."""
@@ -142,6 +159,7 @@ def build_report(root: str | Path, scan_id: str | None = None) -> str:
         ckpts = con.sql("SELECT * FROM checkpoints WHERE scan_id = ? ORDER BY repo_id", params=[scan_id]).to_arrow_table().to_pylist()  # fmt: skip
         if not ckpts:
             raise ResultsError(f"scan {scan_id!r} has no checkpoint rows in {root}; list scans with dmsec query \"SELECT scan_id, status FROM scans\"")  # fmt: skip
+        security = con.sql("SELECT * FROM security WHERE scan_id = ?", params=[scan_id]).to_arrow_table().to_pylist()  # fmt: skip
         findings = con.sql("SELECT * FROM findings WHERE first_seen_scan <= ?", params=[scan_id]).to_arrow_table().to_pylist()  # fmt: skip
         best = {f["best_match_id"] for f in findings}
         images = con.sql(
@@ -158,6 +176,7 @@ def build_report(root: str | Path, scan_id: str | None = None) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     n_new = sum(f["first_seen_scan"] == scan_id for f in findings)
     n_untriaged = sum(f["triage_status"] is None for f in findings)
+    n_unsafe = sum(r["verdict"] == "unsafe" for r in security)
     meta = (
         f"scan <code>{_e(scan_id)}</code> on {_e(ckpts[0]['scan_date'])}; config hash "
         f"<code>{_e(ckpts[0]['scan_config_hash'])}</code>; {len(ckpts)} checkpoints ({_e(counts)}); "
@@ -170,6 +189,7 @@ def build_report(root: str | Path, scan_id: str | None = None) -> str:
         f"<style>{_CSS}</style></head><body><header><h1>dmsec scan report</h1>"
         f'<p class="meta">{meta}</p></header>'
         f'<section id="checkpoints"><h2>Checkpoints</h2>{_checkpoints_table(ckpts)}</section>'
+        f'<section id="security"><h2>Security ({n_unsafe} unsafe)</h2>{_security_table(security)}</section>'
         f'<section id="findings"><h2>Findings ({len(findings)})</h2>{_filter(len(findings), n_new, n_untriaged)}'
         f'<div class="cards">{cards or "<p>No findings.</p>"}</div></section></body></html>'
     )  # fmt: skip

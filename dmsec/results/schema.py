@@ -5,6 +5,7 @@ Layout under a results folder (Hive-style partitions by the scan's start date, U
     checkpoints/scan_date=2026-11-26/<scan_id>-p00000.parquet
     candidates/scan_date=2026-11-26/<scan_id>-p00000.parquet
     matches/scan_date=2026-11-26/<scan_id>-p00000.parquet
+    security/scan_date=2026-11-26/<scan_id>-p00000.parquet   (only parts with verdicts)
     scans/<scan_id>/config.yaml  run.json      resolved config; versions, seeds, counts
     scans/<scan_id>/listed.parquet              the revisions the scan listed (source, repo_id,
                                                 revision): a finding's last_seen follows them
@@ -42,6 +43,11 @@ matches (candidate x protected artwork, one row per (group, artwork))
     group that hit the artwork), cgidm_status ("ok" | "error" | "disabled"), cgidm_error,
     cgidm_score, cgidm_masked_score, cgidm_baseline_gap, cgidm_steps, evidence_image (PNG),
     matched_at
+security (one row per scanner verdict on a checkpoint's file: our pickle scan, the hub's own)
+    scan_id, source, repo_id, revision, file (path within the checkpoint; "*" for the whole repo),
+    scanner ("picklescan", "hf-hub", ...), scanner_version, verdict ("safe" | "unsafe" |
+    "error"), globals (the `module.name` imports outside the allow-list, or the hub flagged),
+    detail, found_at. An unsafe pickle also ends its checkpoint as an `error` row of the pull.
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
-TABLES = ("checkpoints", "candidates", "matches")
+TABLES = ("checkpoints", "candidates", "matches", "security")
+#: tables every part has (`security` only where a scanner gave a verdict)
+PART_TABLES = ("checkpoints", "candidates", "matches")
 PARTITION = "scan_date"
 _UTC = pa.timestamp("us", tz="UTC")
 
@@ -154,10 +162,25 @@ MATCHES = _schema(
     ],
 )
 
+SECURITY = _schema(
+    "security",
+    [
+        *_REF,
+        _f("file", pa.string(), False),
+        _f("scanner", pa.string(), False),
+        _f("scanner_version", pa.string(), False),
+        _f("verdict", pa.string(), False),
+        _f("globals", pa.list_(pa.string()), False),
+        _f("detail", pa.string(), False),
+        _f("found_at", _UTC, False),
+    ],
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "checkpoints": CHECKPOINTS,
     "candidates": CANDIDATES,
     "matches": MATCHES,
+    "security": SECURITY,
 }
 
 

@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dmsec.errors import DmsecError
-from dmsec.results.schema import PARTITION, SCHEMA_VERSION, TABLES, check_table
+from dmsec.results.schema import PART_TABLES, PARTITION, SCHEMA_VERSION, TABLES, check_table
 
 _PART = re.compile(r"^(?P<scan>[A-Za-z0-9_.-]+)-p(?P<part>\d{5})\.parquet$")
 _SCAN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -106,16 +107,22 @@ class ResultsStore:
 
     # -- locking and recovery ------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the folder's writer lock; fail at once if another scan holds it."""
+    def lock(self, wait_s: float = 0.0) -> Iterator[None]:
+        """Hold the folder's writer lock (a scan's, or `dmsec triage`'s); fail if another writer
+        holds it, after waiting up to `wait_s` seconds for it to end."""
         self.root.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + wait_s
         with (self.root / ".lock").open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno in (errno.EAGAIN, errno.EACCES):
-                    raise ResultsError(f"another scan is writing to {self.root}") from None
-                raise
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise ResultsError(f"another writer (a scan or a triage) holds {self.root}; retry when it ends") from None  # fmt: skip
+                    time.sleep(min(1.0, wait_s))
             try:
                 yield
             finally:
@@ -152,11 +159,15 @@ class ResultsStore:
     def commit_part(
         self, scan_id: str, scan_date: str, part: int, tables: dict[str, pa.Table]
     ) -> dict[str, int]:
-        """Write one part of every table (checkpoints last, as the commit record); row counts."""
-        if set(tables) != set(TABLES):
-            raise ResultsError(f"a part needs the tables {TABLES}; got {sorted(tables)}")
+        """Write one part of every table (checkpoints last, as the commit record); row counts.
+        `security` may be left out (no verdicts); the other tables are required."""
+        if not set(PART_TABLES) <= set(tables) <= set(TABLES):
+            raise ResultsError(f"a part needs the tables {PART_TABLES} (and may have security); got {sorted(tables)}")  # fmt: skip
         counts = {}
-        for table in ("candidates", "matches", "checkpoints"):
+        for table in ("candidates", "matches", "security", "checkpoints"):
+            if table not in tables:
+                counts[table] = 0
+                continue
             data = tables[table]
             check_table(table, data)
             counts[table] = data.num_rows

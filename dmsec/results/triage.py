@@ -106,32 +106,37 @@ def latest_decisions(triage: pa.Table) -> dict[str, dict[str, object]]:
     return latest
 
 
-def record_triage(root: str | Path, finding_id: str, status: str, note: str, by: str | None = None) -> tuple[dict[str, object], str]:  # fmt: skip
-    """`dmsec triage`: check `finding_id` is a finding of the results location `root` (a folder
-    or `s3://bucket/prefix`), append the decision, refresh `findings/findings.parquet`; returns
-    (the row, where the decision was written)."""
+def record_triage(root: str | Path, finding_id: str, status: str, note: str, by: str | None = None, wait_s: float = 60.0) -> tuple[dict[str, object], str]:  # fmt: skip
+    """`dmsec triage`: under the results location's writer lock (waiting up to `wait_s` for a
+    running scan or triage to release it), check `finding_id` is a finding of `root` (a folder or
+    `s3://bucket/prefix`), append the decision, refresh `findings/findings.parquet`; returns (the
+    row, where the decision was written). Holding the lock keeps a concurrent scan from
+    overwriting the refreshed findings with its own, older view; a scan that ends later derives
+    its findings from everything in the location, this decision included."""
     from dmsec.results.findings import FINDINGS_FILE, derive_findings, write_findings
 
     if not is_s3(str(root)):
         store = ResultsStore(root)
         if not store.root.exists():
             raise ResultsError(f"no results folder at {store.root}; pass --results DIR")
-        known = set(derive_findings(store.root).column("finding_id").to_pylist())
-        row, path = record_decision(store.root, finding_id, status, note, by, known)
-        write_findings(store.root)
+        with store.lock(wait_s):
+            known = set(derive_findings(store.root).column("finding_id").to_pylist())
+            row, path = record_decision(store.root, finding_id, status, note, by, known)
+            write_findings(store.root)
         return row, str(path)
     from dmsec.results.remote import S3Results
 
     remote = S3Results(str(root))
-    snapshot = remote.snapshot()
-    known = set(derive_findings(snapshot).column("finding_id").to_pylist())
-    row, path = record_decision(remote.store.root, finding_id, status, note, by, known)
-    remote.publish([path])
-    (snapshot / TRIAGE_DIR).mkdir(exist_ok=True)
-    shutil.copy(path, snapshot / TRIAGE_DIR / path.name)
-    _, findings = write_findings(snapshot)
-    mirrored = remote.store.root / FINDINGS_FILE
-    mirrored.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(findings, mirrored)
-    remote.publish([mirrored])
+    with remote.lock(wait_s):
+        snapshot = remote.snapshot()
+        known = set(derive_findings(snapshot).column("finding_id").to_pylist())
+        row, path = record_decision(remote.store.root, finding_id, status, note, by, known)
+        remote.publish([path])
+        (snapshot / TRIAGE_DIR).mkdir(exist_ok=True)
+        shutil.copy(path, snapshot / TRIAGE_DIR / path.name)
+        _, findings = write_findings(snapshot)
+        mirrored = remote.store.root / FINDINGS_FILE
+        mirrored.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(findings, mirrored)
+        remote.publish([mirrored])
     return row, f"{remote.uri}/{TRIAGE_DIR}/{path.name}"

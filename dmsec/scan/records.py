@@ -5,8 +5,8 @@ for Ray Data whatever a stage adds, and only file paths for images (generations,
 protected artwork), never pixels. What the stages find are typed records (`dmsec.scan.findings`:
 `Group`, `Candidate`, `Match`). Status moves from "pending" to "ok", "skipped" or "error"; a
 stage leaves any item that is no longer pending untouched, so a failure anywhere is carried to the
-end and becomes that checkpoint's row. `part_tables` turns finished items into the three result
-tables (`dmsec.results.schema`).
+end and becomes that checkpoint's row. `part_tables` turns finished items into the result tables
+(`dmsec.results.schema`), `security` included (the scanners' verdicts on its files).
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ class ScanItem:
     groups: list[Group] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     matches: list[Match] = field(default_factory=list)
+    security: list[dict[str, Any]] = field(default_factory=list)  # `SecurityVerdict.to_dict()`s
+    allow_pickle: bool = False  # the pull verified this checkpoint's pickles (policy opt-in)
     started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
 
@@ -172,6 +174,14 @@ class ScanItem:
                 for c in self.candidates)  # fmt: skip
         return [r for r in rows if r is not None]
 
+    def security_rows(self) -> list[dict[str, Any]]:
+        """The `security` rows of this finished item (scanner verdicts on its files)."""
+        found = _time(self.finished_at)
+        return [{**self.ref_columns(), "file": v["file"], "scanner": v["scanner"],
+                 "scanner_version": v["scanner_version"], "verdict": v["verdict"],
+                 "globals": list(v["globals"]), "detail": v["detail"], "found_at": found}
+                for v in self.security]  # fmt: skip
+
     def match_rows(self) -> list[dict[str, Any]]:
         """The `matches` rows of this finished item."""
         rows = (m.to_row(self.ref_columns(), _time(self.finished_at)) for m in self.matches)
@@ -183,11 +193,12 @@ def _time(text: str | None) -> datetime:
 
 
 def part_tables(items: Sequence[ScanItem]) -> dict[str, pa.Table]:
-    """The three result tables for a batch of finished items."""
+    """The result tables for a batch of finished items."""
     return {
         "checkpoints": to_table("checkpoints", [it.to_row() for it in items]),
         "candidates": to_table("candidates", [r for it in items for r in it.candidate_rows()]),
         "matches": to_table("matches", [r for it in items for r in it.match_rows()]),
+        "security": to_table("security", [r for it in items for r in it.security_rows()]),
     }
 
 

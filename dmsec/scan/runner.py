@@ -38,9 +38,10 @@ from dmsec.results.remote import S3Results
 from dmsec.results.store import ResultsStore, atomic_write_bytes
 from dmsec.scan.config import ScanConfig
 from dmsec.scan.executors import Executor, executor_named
+from dmsec.scan.logs import scan_log
 from dmsec.scan.records import ScanItem, part_tables, utc_now
 from dmsec.scan.resolve import ResolvedScan, resolve_scan
-from dmsec.scan.summary import ScanSummary, progress_line
+from dmsec.scan.summary import ScanSummary
 from dmsec.storage import is_s3
 
 logger = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class _PartWriter:
         self.scan_id, self.scan_date = scan_id, scan_date
         self.buffer: list[ScanItem] = []
         self.part = 0
-        self.rows = {"checkpoints": 0, "candidates": 0, "matches": 0}
+        self.rows = {"checkpoints": 0, "candidates": 0, "matches": 0, "security": 0}
 
     def add(self, item: ScanItem) -> None:
         """Buffer a finished item; commit when `flush_every` are buffered."""
@@ -115,7 +116,7 @@ class _PartWriter:
         refs = [(CheckpointRef.from_dict(it.ref), ledger_status(it)) for it in self.buffer]
         self.ledger.mark_many(refs, self.resolved.config_hash)
         written = [self.store.part_path(t, self.scan_date, self.scan_id, self.part)
-                   for t in ("candidates", "matches", "checkpoints") if counts[t] or t == "checkpoints"]  # fmt: skip
+                   for t in ("candidates", "matches", "security", "checkpoints") if counts[t] or t == "checkpoints"]  # fmt: skip
         self.publish([*written, self.store.ledger_path])
         for table, n in counts.items():
             self.rows[table] += n
@@ -144,13 +145,16 @@ def open_results(out: str, echo: Echo) -> Iterator[tuple[ResultsStore, Publish, 
         yield remote.store, remote.publish, remote.uri
 
 
-def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = print) -> ScanSummary:  # fmt: skip
+def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = print, log_format: str = "text") -> ScanSummary:  # fmt: skip
     """Run one scan end to end (see the module docstring) with `executor` (default: the one
-    `config.run.executor` names); returns its summary."""
+    `config.run.executor` names); returns its summary. Progress goes to `echo` as `log_format`
+    says ("text" lines, or "json" objects: `dmsec.scan.logs`)."""
     executor = executor or executor_named(config.run.executor)
     started = time.perf_counter()
     now = datetime.now(UTC)
     scan_id, scan_date = new_scan_id(now), f"{now:%Y-%m-%d}"
+    log = scan_log(log_format, scan_id, echo)
+    echo = log.message
     echo(f"resolving source {config.source.uri} and the registry ...")
     resolved = resolve_scan(config, echo)
     with open_results(config.results.out, echo) as (store, publish, where):
@@ -184,7 +188,7 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
                     item.status = "ok"
                 item.finished_at = utc_now()
                 summary.add(item)
-                echo(progress_line(done, len(items), item))
+                log.checkpoint(done, len(items), item)
                 writer.add(item)
             writer.flush()
         if not resolved.config.results.keep_staging:

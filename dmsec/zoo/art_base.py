@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from dmsec.models.stable_diffusion import StableDiffusionHandle
+from dmsec.progress import progress as progress_bar
 
 EMA_DECAY = 0.998
 
@@ -58,8 +58,8 @@ def train_vae(
     optimiser = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     losses: list[float] = []
     vae.train()
-    bar = tqdm(range(steps), desc=progress if isinstance(progress, str) else "vae",
-               disable=progress is False, leave=False)  # fmt: skip
+    bar = progress_bar(range(steps), desc=progress if isinstance(progress, str) else "vae", unit="step",
+                       every=max(1, steps // 10), enabled=progress is not False, leave=False)  # fmt: skip
     for step in bar:
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup=min(50, steps // 10))
@@ -126,8 +126,8 @@ def train_base(
     unet.train()
     text.train()
     losses: list[float] = []
-    bar = tqdm(range(steps), desc=progress if isinstance(progress, str) else "base",
-               disable=progress is False, leave=False)  # fmt: skip
+    bar = progress_bar(range(steps), desc=progress if isinstance(progress, str) else "base", unit="step",
+                       every=max(1, steps // 10), enabled=progress is not False, leave=False)  # fmt: skip
     for step in bar:
         for group in optimiser.param_groups:
             group["lr"] = lr_at(step, steps, lr, warmup=min(200, steps // 10))

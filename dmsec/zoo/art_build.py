@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from dmsec.errors import ConfigError
 from dmsec.finetune.prior import class_images
@@ -36,6 +35,8 @@ from dmsec.images import load_pngs, save_png
 from dmsec.models.lora import LoraSpec, save_lora
 from dmsec.models.stable_diffusion import StableDiffusionHandle, load_stable_diffusion_folder
 from dmsec.models.unet2d import MODEL_CARD, ModelInfo
+from dmsec.progress import on_terminal
+from dmsec.progress import progress as progress_bar
 from dmsec.zoo.art_base import all_prompts, train_base, train_vae
 from dmsec.zoo.art_config import ART_PRESETS, INSTANCE_TOKEN, ArtSet, ArtZooConfig, Recipe
 from dmsec.zoo.art_data import ArtDataset, data_manifest, load_art_dataset
@@ -127,14 +128,15 @@ def build_art_zoo(
         done.record("base", [base_entry], timings)
     entries = [base_entry]
     jobs = [(s, r, strength) for s in config.sets for r, strength in config.runs(s)]
-    bar = tqdm(total=len(jobs), desc=f"zoo {config.name} fine-tunes", disable=not progress)
+    # a bar on a terminal; in a log, one line per fine-tune (the base's training prints a line
+    # per tenth of its steps: it is the hour-long part)
+    bar = progress_bar(total=len(jobs), desc=f"zoo {config.name} fine-tunes", unit="fine-tune", enabled=progress)  # fmt: skip
+    inner = progress and on_terminal()
     for s, recipe, strength in jobs:
         name = f"{s.name}-{recipe}-{strength}"
         bar.set_postfix_str(name)
         if not done.has(name):
-            done.record(
-                name, _train_finetune(config, data, s, recipe, strength, base, work, progress)
-            )
+            done.record(name, _train_finetune(config, data, s, recipe, strength, base, work, inner))
         entries += done.entries(name)
         bar.update(1)
     bar.close()

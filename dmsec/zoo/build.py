@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from dmsec.errors import ConfigError
 from dmsec.finetune.vanilla import TrainConfig, train
@@ -29,6 +28,8 @@ from dmsec.models.base import DiffusionModel
 from dmsec.models.loading import load_model
 from dmsec.models.lora import LoraSpec, save_lora
 from dmsec.models.unet2d import MODEL_CARD, ModelInfo, UNet2DHandle
+from dmsec.progress import on_terminal
+from dmsec.progress import progress as progress_bar
 from dmsec.zoo.config import (
     INSTANCE_CLASS,
     NULL_CLASS,
@@ -174,14 +175,19 @@ def build_zoo(
     torch.manual_seed(config.seed)
     images, labels = load_digit_images()
     jobs = [(s, strength) for s in config.sets for strength in config.strengths(s)]
-    bar = tqdm(total=1 + len(jobs), desc=f"zoo {config.name}", disable=not progress)
-    entries = [_train_base(config, images, labels, tmp, progress, device)]
+    # a bar per model on a terminal; in a log, one line per trained model
+    bar = progress_bar(
+        total=1 + len(jobs), desc=f"zoo {config.name}", unit="model", enabled=progress
+    )
+    inner = progress and on_terminal()
+    bar.set_postfix_str("base")
+    entries = [_train_base(config, images, labels, tmp, inner, device)]
     bar.update(1)
     base_handle = load_model(tmp / "base", device=device)
     for fset, strength in jobs:
         bar.set_postfix_str(f"{fset.name}-{strength}")
         entries.append(
-            _train_finetune(config, fset, strength, base_handle, images, labels, tmp, progress)
+            _train_finetune(config, fset, strength, base_handle, images, labels, tmp, inner)
         )
         bar.update(1)
     bar.close()

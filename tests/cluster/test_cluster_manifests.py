@@ -445,3 +445,35 @@ def test_cronjob_creates_one_rayjob_per_run_with_one_writer_at_a_time():
         and {"create", "get"} <= set(r["verbs"])
         for r in role["rules"]
     )
+
+
+def test_manifest_rayjob_gives_every_pod_the_hub_tokens_from_a_secret():
+    """The head lists the hub and the workers pull from it: each needs the variables the sources
+    read (HF_TOKEN, CIVITAI_API_KEY), from a Secret, never written into the manifest."""
+    from dmsec.hub.civitai import API_KEY_ENV
+
+    wanted = {"HF_TOKEN", API_KEY_ENV}
+    for name, pod in pod_specs(rayjob()).items():
+        for container in pod["containers"]:
+            env = {e["name"]: e for e in container.get("env", [])}
+            for var in wanted:
+                assert var in env, f"{name}/{container['name']}: no {var}"
+                assert "value" not in env[var], f"{name}: {var} must come from a Secret"
+                ref = env[var]["valueFrom"]["secretKeyRef"]
+                assert ref == {"name": "dmsec-hub", "key": var, "optional": True}, (name, ref)
+    readme = CLUSTER_README.read_text()
+    assert "kubectl create secret generic dmsec-hub" in readme
+    assert all(f"--from-literal={var}=" in readme for var in wanted)
+
+
+def test_manifest_backoff_limits_agree_with_the_readme():
+    """cluster/README.md says what the manifests do about retries: no retry of a scan."""
+    readme = CLUSTER_README.read_text()
+    said = set(re.findall(r"backoffLimit: (\d+)", readme))
+    rayjob_limit = rayjob()["spec"]["backoffLimit"]
+    cron_limit = one("cronjob-scan.yaml", "CronJob")["spec"]["jobTemplate"]["spec"]["backoffLimit"]
+    assert said == {str(rayjob_limit)} == {str(cron_limit)} == {"0"}, (
+        said,
+        rayjob_limit,
+        cron_limit,
+    )

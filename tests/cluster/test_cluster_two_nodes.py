@@ -23,8 +23,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+import ray.dashboard  # noqa: F401  (the job server needs ray[default], the dev extra)
 
-pytest.importorskip("ray.dashboard", reason="the job server needs ray[default] (the dev extra)")
 sys.path.insert(0, str(Path(__file__).parents[1] / "scan"))
 from scan_helpers import add_truncated_lora, make_hub  # noqa: E402
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import ray
 import torch
 
 from dmsec.finetune.bayesian import BayesConfig
@@ -28,7 +29,6 @@ CONFIG = TrainConfig(
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False)
     yield ray
     ray.shutdown()

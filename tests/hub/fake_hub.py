@@ -41,6 +41,7 @@ class HfRepo:
     card_data: dict | None = None
     declared_sizes: dict[str, int] = field(default_factory=dict)
     served: dict[str, bytes] = field(default_factory=dict)
+    security: dict | None = None  # the Hub's securityRepoStatus, served with ?securityStatus=True
 
     @property
     def sha(self) -> str:
@@ -274,9 +275,10 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return self._json({"error": "rev"}, {"X-Error-Code": "RevisionNotFound"}, 404)
             if tail and tail[0] == "tree":
                 return self._json(self._tree(repo))
-            self._json(
-                repo.info(blobs=query.get("blobs") == ["True"] or query.get("blobs") == ["true"])
-            )
+            info = repo.info(blobs=query.get("blobs") in (["True"], ["true"]))
+            if query.get("securityStatus") in (["True"], ["true"]) and repo.security is not None:
+                info["securityRepoStatus"] = repo.security
+            self._json(info)
 
         def _tree(self, repo: HfRepo) -> list[dict]:
             entries, folders = [], set()

@@ -270,3 +270,57 @@ def test_get_one_repo(hf: FakeHub) -> None:
     assert source.get("alice/dreambooth-dog", ref.revision) == ref
     with pytest.raises(Exception, match="no scannable checkpoint"):
         source.get("dave/tokenizer")
+
+
+def test_security_status_of_the_hub_and_our_pickle_scan_are_recorded(hf: FakeHub, tmp_path: Path) -> None:  # fmt: skip
+    from dmsec.hub.security import HUB_SECURITY_KEY, hub_verdicts
+
+    evil = next(r for r in hf.hf_repos if r.repo_id == "bob/evil-lora")
+    evil.security = {
+        "scansDone": True,
+        "filesWithIssues": [{"path": "pytorch_lora_weights.bin", "level": "danger",
+                             "pickleImportScan": {"highestSafetyLevel": "dangerous", "imports": [
+                                 {"module": "torch._utils", "name": "_rebuild_tensor_v2", "safety": "innocuous"},
+                                 {"module": "posix", "name": "system", "safety": "dangerous"}]}}],
+    }  # fmt: skip
+    hf.hf_repos[0].security = {"scansDone": True, "filesWithIssues": []}
+    source = _source(hf)
+    ref = source.get("bob/evil-lora")
+    (verdict,) = hub_verdicts(ref.extra, ref.source)
+    assert (verdict.file, verdict.verdict, verdict.globals) == ("pytorch_lora_weights.bin", "unsafe", ("posix.system",))  # fmt: skip
+    assert verdict.scanner == "hf-hub"
+    clean = source.get("alice/pets-lora")
+    assert [v.verdict for v in hub_verdicts(clean.extra, clean.source)] == ["safe"]
+    assert HUB_SECURITY_KEY not in source.get("carol/liar").extra  # the Hub sent nothing
+    requests = hf.requests_to("GET", "/api/models/bob/evil-lora")
+    assert requests and all("securityStatus" in r.query for r in requests)
+
+    # our own scan, with the opt-in: refused, and the verdict names the global; nothing ran
+    puller = Puller(tmp_path / "cache", PullPolicy(max_file_bytes=CAP, allow_pickle=True))
+    result = puller.pull(source, ref)
+    assert result.status == "refused" and "posix.system" in (result.error or "")
+    (ours,) = result.security
+    assert (ours.scanner, ours.verdict, ours.globals) == ("picklescan", "unsafe", ("posix.system",))  # fmt: skip
+    assert not (tmp_path / "canary").exists()
+
+
+def test_retry_classify_treats_transport_errors_and_cache_misses_as_retryable() -> None:
+    """Network failures below huggingface_hub's HTTP errors (httpx2 in 2.x, httpx in 1.x) and
+    snapshot_download's "not in the local cache" after a failed HEAD are retried."""
+    import importlib
+
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from dmsec.hub.huggingface import hf_retry_classify
+
+    assert hf_retry_classify(LocalEntryNotFoundError("HEAD failed")) == (True, None)
+    transports = []
+    for name in ("httpx2", "httpx"):
+        try:
+            transports.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    assert transports, "huggingface_hub needs httpx or httpx2"
+    for module in transports:
+        assert hf_retry_classify(module.ConnectError("refused")) == (True, None), module.__name__
+    assert hf_retry_classify(ValueError("a bug")) == (False, None)

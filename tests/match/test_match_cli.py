@@ -27,6 +27,7 @@ def test_index_commands_end_to_end(tmp_path: Path, artworks) -> None:
     assert result.exit_code == 1  # notes.txt failed; the rest were added
     assert result.output.count("added ") == 4
     assert "notes.txt" in result.output and "allowed format" in result.output
+    assert "\r" not in result.output and "index add: 5/5 file" in result.stderr
 
     query = tmp_path / "query.jpg"
     query.write_bytes(jpeg_bytes(artworks[2].resize((128, 128))))

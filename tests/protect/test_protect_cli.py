@@ -20,6 +20,9 @@ def test_cli_protects_a_folder_and_reports_errors(image_folder, tmp_path, tiny_m
     assert result.exit_code == 0, result.output
     assert "protected 5 of 6 images (1 errors)" in result.output
     assert "error corrupt.png: cannot decode" in result.output
+    # no terminal here: plain progress lines, no bar's carriage returns
+    assert "\r" not in result.output
+    assert any(line.startswith("protect: 6/6 img") for line in result.stderr.splitlines())
     manifest = pq.read_table(out / "manifest.parquet")
     assert (
         manifest.num_rows == 6 and max(manifest["linf"].drop_null().to_pylist()) <= 8 / 255 + 1e-6

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+import ray
 
 from dmsec.jobs import ray_job
 from dmsec.protect import AdvDMConfig
 from dmsec.protect.job import ProtectJobConfig, run_local
-
-ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")

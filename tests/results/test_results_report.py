@@ -87,3 +87,32 @@ def test_report_renders_in_headless_chromium(results, tmp_path):
     assert seen["images"] == 9 and seen["loaded"] == 9
     assert seen["shown_new"] == 1 and seen["shown_untriaged"] == 3 and seen["shown_all"] == 3
     assert seen["painted"] and seen["title"] == f"dmsec scan {SCAN_B}"
+
+
+def test_security_verdicts_are_queryable_and_shown_unsafe_first(tmp_path):
+    """A part's security rows: a view like the other tables, and a report section naming the
+    forbidden globals (escaped: a file name comes from the hub)."""
+    from results_factory import NOW
+
+    from dmsec.results.query import query
+
+    store = ResultsStore(tmp_path / "results")
+    tables = part(SCAN_A, ["evil-lora", "ok-lora"])
+    rows = [
+        {"scan_id": SCAN_A, "source": "local", "repo_id": "ok-lora", "revision": "r1",
+         "file": "w.bin", "scanner": "picklescan", "scanner_version": "1.0.5", "verdict": "safe",
+         "globals": [], "detail": "imports only allow-listed globals", "found_at": NOW},
+        {"scan_id": SCAN_A, "source": "local", "repo_id": "evil-lora", "revision": "r1",
+         "file": "<b>w.bin</b>", "scanner": "picklescan", "scanner_version": "1.0.5",
+         "verdict": "unsafe", "globals": ["posix.system"], "detail": "refused", "found_at": NOW},
+    ]  # fmt: skip
+    tables["security"] = to_table("security", rows)
+    store.commit_part(SCAN_A, "2026-01-02", 0, tables)
+    got = query(store.root, "SELECT repo_id, globals FROM security WHERE verdict = 'unsafe'")
+    assert got.to_pylist() == [{"repo_id": "evil-lora", "globals": ["posix.system"]}]
+    page = build_report(store.root, SCAN_A)
+    section = page[page.index('<section id="security">') :]
+    section = section[: section.index("</section>")]
+    assert "Security (1 unsafe)" in section and "posix.system" in section
+    assert section.index("evil-lora") < section.index("ok-lora"), "unsafe verdicts first"
+    assert "<b>w.bin</b>" not in section and "&lt;b&gt;w.bin&lt;/b&gt;" in section

@@ -11,7 +11,7 @@ from dmsec.results.schema import SCHEMA_VERSION, SCHEMAS, TABLES, SchemaError, c
 
 
 def test_each_table_has_a_versioned_schema():
-    assert set(SCHEMAS) == set(TABLES) == {"checkpoints", "candidates", "matches"}
+    assert set(SCHEMAS) == set(TABLES) == {"checkpoints", "candidates", "matches", "security"}
     for name, schema in SCHEMAS.items():
         assert schema.metadata[b"dmsec.schema"] == f"{name}/{SCHEMA_VERSION}".encode()
 

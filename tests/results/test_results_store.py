@@ -59,7 +59,7 @@ def test_committed_statuses_mark_retryable_errors_as_failed(results):
 
 def test_lock_refuses_a_second_writer(tmp_path):
     store = ResultsStore(tmp_path)
-    with store.lock(), pytest.raises(ResultsError, match="another scan is writing"), store.lock():
+    with store.lock(), pytest.raises(ResultsError, match="another writer"), store.lock():
         pass
     with store.lock():  # released
         pass

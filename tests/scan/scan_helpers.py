@@ -164,3 +164,33 @@ def canonical_projection(out: Path, hub: Path) -> dict[str, list[dict[str, Any]]
             rows.append(kept)
         projection[table] = sorted(rows, key=lambda r: tuple(r[k] for k in key))
     return projection
+
+
+class _SystemCall:
+    """Unpickling this runs `os.system(<command>)`: the classic hub attack."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple:
+        import os
+
+        return (os.system, (self.command,))
+
+
+def add_pickle_full(hub: Path, zoo: Any, name: str, canary: Path | None = None) -> str:
+    """A copy of the zoo's first full fine-tune whose UNet weights are a pickle (`.bin`, as
+    `torch.save` writes them) instead of safetensors; with `canary`, the pickle also carries a
+    payload whose unpickling would create that file."""
+    from safetensors.torch import load_file
+
+    full = next(e for e in zoo.fine_tunes if e.kind == "full")
+    folder = hub / name
+    shutil.copytree(zoo.root / full.path, folder)
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    state: dict[str, Any] = dict(load_file(weights))
+    if canary is not None:
+        state["payload"] = _SystemCall(f"touch {canary}")
+    torch.save(state, weights.with_suffix(".bin"))
+    weights.unlink()
+    return name

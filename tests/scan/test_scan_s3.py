@@ -90,7 +90,7 @@ def test_scan_to_s3_survives_a_crash_and_a_fresh_machine(small_zoo, bucket, tmp_
 def test_one_writer_per_s3_results_location(bucket, tmp_path) -> None:
     first = S3Results(f"s3://{bucket}/scans", tmp_path / "a")
     second = S3Results(f"s3://{bucket}/scans", tmp_path / "b")
-    with first.lock(), pytest.raises(ResultsError, match="another scan is writing"), second.lock():
+    with first.lock(), pytest.raises(ResultsError, match="another writer"), second.lock():
         pass
     with second.lock():  # released: free again
         pass
@@ -102,3 +102,58 @@ def test_one_writer_per_s3_results_location(bucket, tmp_path) -> None:
 def test_s3_results_location_must_name_a_bucket(tmp_path) -> None:
     with pytest.raises(ResultsError, match="s3://bucket/prefix"):
         S3Results("s3:///scans", tmp_path)
+
+
+@pytest.mark.slow
+def test_triage_s3_during_a_scan_waits_for_its_lock_and_nothing_is_lost(small_zoo, bucket, tmp_path, monkeypatch):  # fmt: skip
+    """A scan and `dmsec triage` on one S3 location at once: triage waits for the scan's lock,
+    then records its decision; the scan's rows and the decision both survive, and the published
+    findings carry the decision."""
+    import shutil
+    import threading
+    import time
+
+    from dmsec.results.triage import record_triage
+
+    heavy = small_zoo.select(method="full", strength="heavy", protected=True)[0].name
+    control = small_zoo.select(protected=False)[0].name
+    hub = make_hub(tmp_path / "hub", small_zoo, [heavy])
+    registry = f"s3://{bucket}/registry"
+    build_zoo_registry(small_zoo.root, registry)
+    out = f"s3://{bucket}/scans"
+    config = scan_config(hub, registry, out, tmp_path / "cache",  # type: ignore[arg-type]
+                         extract={"n_samples": 64}, methods={"verifier": None},
+                         run={"executor": "local"})  # fmt: skip
+    monkeypatch.setenv("DMSEC_CACHE", str(tmp_path / "machine"))
+    run_scan(config, local_executor, echo=lambda _: None)
+    (finding,) = query(out, "SELECT finding_id FROM findings").column("finding_id").to_pylist()[:1]
+    entry = next(e for e in small_zoo.entries if e.name == control)
+    shutil.copytree(small_zoo.root / entry.path, hub / entry.path)  # something new to scan
+
+    done: dict[str, object] = {}
+
+    def analyst() -> None:
+        done["row"] = record_triage(out, finding, "confirmed", "copies the artwork", by="t", wait_s=300)  # fmt: skip
+        done["at"] = time.monotonic()
+
+    thread = threading.Thread(target=analyst)
+
+    def executor(items, resolved, staging):
+        thread.start()
+        time.sleep(2.0)
+        assert thread.is_alive(), "triage did not wait for the scan's lock"
+        yield from local_executor(items, resolved, staging)
+
+    summary = run_scan(config, executor, echo=lambda _: None)
+    ended = time.monotonic()
+    thread.join(timeout=300)
+    assert "row" in done and done["at"] >= ended - 1.0, "triage wrote while the scan held the lock"
+    assert summary.counts() == {"ok": 1}
+    rows = query(out, "SELECT repo_id FROM checkpoints").column("repo_id").to_pylist()
+    assert sorted(rows) == sorted([heavy, control])
+    assert query(out, "SELECT count(*) AS n FROM triage").to_pylist() == [{"n": 1}]
+    local = tmp_path / "findings.parquet"
+    _s3().download_file(bucket, "scans/findings/findings.parquet", str(local))
+    published = {r["finding_id"]: r["triage_status"] for r in pq.read_table(local).to_pylist()}
+    assert published[finding] == "confirmed"
+    assert "scans/.lock" not in _keys(bucket, "scans/")

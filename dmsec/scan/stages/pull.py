@@ -6,6 +6,9 @@ or size mismatch) -> "error"; the hub or network fails -> "error", retryable (th
 again next run). The base model named by the ref (`ref.base_model`, the repo id of the pretrained
 model in the same source, or the one `source.bases` maps the hub's base name or family to) is pulled
 too; every fine-tune needs it as the pair's pretrained half.
+Scanner verdicts (the hub's own scan from the listing, our pickle scan at pull time) go to the
+item's `security` rows, whatever the outcome; with `pull.allow_pickle` the item carries the
+opt-in on to the loaders (`WarmModels`), which scan each pickle again before loading it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import ClassVar
 
 from dmsec.errors import CheckpointError
 from dmsec.hub import CheckpointRef, Puller, PullPolicy, source_from_uri
+from dmsec.hub.security import hub_verdicts
 from dmsec.hub.source import HubError, RefNotFoundError
 from dmsec.models.family import base_for
 from dmsec.scan.records import ScanItem
@@ -45,11 +49,14 @@ class PullStage(Stage):
         if refusal is not None:
             item.skip(self.name, f"refused by the pull policy: {refusal}")
             return
+        item.security += [v.to_dict() for v in hub_verdicts(ref.extra, ref.source)]
         result = self.puller.pull(self.source, ref)
+        item.security += [v.to_dict() for v in result.security]
         if not result.ok:
             item.fail(self.name, f"pull {result.status}: {result.error}", retryable=result.status == "failed")  # fmt: skip
             return
         item.local_path = str(result.path)
+        item.allow_pickle = self.puller.policy.allow_pickle  # the loaders scan and load them again
         item.base_key, item.base_path = self._pull_base(ref)
 
     def _pull_base(self, ref: CheckpointRef) -> tuple[str, str]:

@@ -56,12 +56,12 @@ class WarmModels:
         self._bases: OrderedDict[str, DiffusionModel] = OrderedDict()
         self.loads = 0  # how many base models were loaded from disk (for tests and benchmarks)
 
-    def base(self, path: str) -> DiffusionModel:
-        """The base model at `path`, loaded once and kept warm."""
+    def base(self, path: str, allow_pickle: bool = False) -> DiffusionModel:
+        """The base model at `path`, loaded once and kept warm (`allow_pickle`: the pull opt-in)."""
         if path in self._bases:
             self._bases.move_to_end(path)
             return self._bases[path]
-        handle = load_model(path, device=self.device).eval()
+        handle = load_model(path, device=self.device, allow_pickle=allow_pickle).eval()
         self.loads += 1
         self._bases[path] = handle
         while len(self._bases) > self.max_warm:
@@ -72,7 +72,7 @@ class WarmModels:
         """(pretrained, fine-tuned) for a pulled item."""
         if not item.local_path or not item.base_path:
             raise CheckpointError(item.name, "was not pulled (no local path or base model path)")
-        base = self.base(item.base_path)
+        base = self.base(item.base_path, item.allow_pickle)
         family = item.ref.get("family")  # the hub's word, used when the file's tensors say nothing
-        finetuned = load_model(checkpoint_path(item.local_path), base=base, device=self.device, family=family)  # fmt: skip
+        finetuned = load_model(checkpoint_path(item.local_path), base=base, device=self.device, family=family, allow_pickle=item.allow_pickle)  # fmt: skip
         return make_pair(base, finetuned.eval())
