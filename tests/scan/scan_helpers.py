@@ -140,7 +140,7 @@ def _canonical_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return "sha256:" + hashlib.sha256(value).hexdigest()
     if isinstance(value, float):
-        return float.hex(value)  # exact: the projection compares bits, not rounded values
+        return float.hex(value)  # exact in the file; `golden_mismatches` compares within tolerance
     return value
 
 
@@ -164,3 +164,50 @@ def canonical_projection(out: Path, hub: Path) -> dict[str, list[dict[str, Any]]
             rows.append(kept)
         projection[table] = sorted(rows, key=lambda r: tuple(r[k] for k in key))
     return projection
+
+
+# -- what the golden comparison means -----------------------------------------------------------
+# Scores (similarities, CGI-DM scores, loss gaps) are floats computed from a zoo trained on this
+# machine: a zoo trained elsewhere (another CPU, another torch thread count) differs in the last
+# bits of its weights, and so do the scores. They are compared within SCORE_RTOL (relative) /
+# SCORE_ATOL (absolute, for values near 0), set from the spread measured between zoos built with
+# different thread counts (README of benchmarks: "golden projection"). Everything else — row
+# counts, ids (repo, rank, artwork), statuses, errors, counts and settings — must be equal.
+SCORE_RTOL = 1e-4
+SCORE_ATOL = 1e-6
+# Generated pixels: PNG bytes and perceptual hashes of generated images follow the weights' last
+# bits (a pixel at a rounding edge flips one 8-bit level), so they are not compared bit for bit.
+RENDERED = {"image", "image_sha256", "pdq", "evidence_image", "recovered_image"}
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, str) and value.startswith(("0x", "-0x")) and "p" in value:
+        return float.fromhex(value)
+    return None
+
+
+def golden_mismatches(projection: dict[str, list[dict[str, Any]]],
+                      golden: dict[str, list[dict[str, Any]]]) -> list[str]:  # fmt: skip
+    """Every difference that matters between a scan's canonical projection and the golden one:
+    row counts per table, then per row (in canonical order) any field that differs — scores
+    beyond SCORE_RTOL / SCORE_ATOL, anything else at all (RENDERED fields skipped)."""
+    import math
+
+    out = []
+    for table in sorted(set(golden) | set(projection)):
+        got, want = projection.get(table, []), golden.get(table, [])
+        if len(got) != len(want):
+            out.append(f"{table}: {len(got)} rows, golden {len(want)}")
+            continue
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            for key in sorted(set(g) | set(w)):
+                if key in RENDERED:
+                    continue
+                a, b = g.get(key, "<missing>"), w.get(key, "<missing>")
+                fa, fb = _as_float(a), _as_float(b)
+                if fa is not None and fb is not None:
+                    if not math.isclose(fa, fb, rel_tol=SCORE_RTOL, abs_tol=SCORE_ATOL):
+                        out.append(f"{table}[{i}] {key}: {fa!r} vs golden {fb!r} (rel {abs(fa - fb) / max(abs(fb), 1e-300):.1e})")  # fmt: skip
+                elif a != b:
+                    out.append(f"{table}[{i}] {key}: {a!r} vs golden {b!r}")
+    return out
