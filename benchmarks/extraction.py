@@ -101,7 +101,8 @@ class Bench:
         return "lora" if entry.method == "lora" else "full"
 
     def runs(self, split: str) -> list[Run]:
-        """Tuning: light protected fine-tunes; reporting: light and heavy (light only in --quick)."""
+        """Tuning: light protected fine-tunes, no format twins; reporting: light and heavy (light
+        only in --quick), format twins as their own rows (not in --quick)."""
         zoo, out = self.zoo, []
         for e in zoo.select(protected=True):
             if split == TUNING and e.strength != "light":
@@ -109,10 +110,11 @@ class Bench:
             if split == REPORTING and self.quick and e.strength != "light":
                 continue
             if self.args.zoo == "art":
-                if e.split != split or (self.quick and e.layout == "kohya"):
+                twin = e.layout == "kohya"  # the same adapter as its PEFT twin
+                if e.split != split or (twin and (self.quick or split == TUNING)):
                     continue
                 label = f"{e.set_kind}/{e.layout}"
-                out.append(Run(e.name, self.kind(e), split, self.args.seed, e.strength, label, e.layout == "kohya"))  # fmt: skip
+                out.append(Run(e.name, self.kind(e), split, self.args.seed, e.strength, label, twin))  # fmt: skip
             elif zoo.root.name.startswith("small"):
                 seed = SMALL_TUNING_SEED if split == TUNING else self.args.seed
                 out.append(Run(e.name, self.kind(e), split, seed, e.strength, "seed split"))
