@@ -126,3 +126,25 @@ def test_art_format_twins_are_own_rows_never_tuned_on_or_averaged(ex, capsys):
     assert "marine-lora-light-kohya" in capsys.readouterr().out  # but printed as its own row
     quick = _bench(ex, "art", FakeZoo("/c/art-abc", entries), quick=True)
     assert {r.name for r in quick.runs(REPORTING)} == {"marine-db-light", "marine-lora-light"}
+
+
+def test_art_headline_threshold_is_calibrated_on_the_tuning_splits_artists_only(ex, monkeypatch):
+    import dmsec.zoo.art_build
+    from dmsec import metrics
+
+    entries = [_art("fruit", "db", "light", TUNING, "diffusers"), _art("marine", "db", "light", REPORTING, "diffusers")]  # fmt: skip
+    entries[0].artist, entries[1].artist = "twemoji", "noto"
+    calls = []
+    monkeypatch.setattr(dmsec.zoo.art_build, "build_art_zoo", lambda *a, **k: FakeZoo("/c/art-abc", entries))  # fmt: skip
+    monkeypatch.setattr(metrics, "art_copy_threshold", lambda quantile=0.95, artists=None: calls.append(artists) or 0.9)  # fmt: skip
+    bench = ex.Bench(argparse.Namespace(zoo="art", quick=True, seed=0, n=8, device="cpu"))
+    assert calls[0] == ("twemoji",) and bench.headline_tau.startswith("tau tuning artists twemoji")
+    assert list(bench.thresholds)[1:] == ["tau all artists", "tau 0.985"]
+
+
+def test_art_copy_threshold_refuses_unknown_artists():
+    from dmsec import metrics
+    from dmsec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="artists"):
+        metrics.art_copy_threshold(artists=("rembrandt",))
