@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from dmsec.authenticate import CgiDmConfig, authenticate
-from dmsec.evaluation import auc, best_accuracy, tpr_at_fpr
+from dmsec.evaluation import auc, best_accuracy, smallest_within, tpr_at_fpr
 from dmsec.models.pair import make_pair
 from dmsec.results.findings import evidence_kinds
 from dmsec.zoo.build import build_zoo
@@ -231,8 +231,7 @@ def art_main(args: argparse.Namespace) -> None:
         sweep = {k: auc(labels, [r["cgi_at"][str(k)] for r in rows]) for k in SWEEP}  # type: ignore[index]
         for k, value in sweep.items():
             print(f"[tuning split] {k:>5} steps  AUC cgi={value:.3f}")
-        best = max(sweep.values())
-        pick = min(k for k, value in sweep.items() if value >= best - 0.01)
+        pick = smallest_within(sweep, 0.01)  # tuning-split AUCs only
         print(f"[tuning split] rule (fewest steps within 0.01 of the best AUC): {pick} steps "
               f"(ART_STEPS is {ART_STEPS})")  # fmt: skip
     aucs = pooled(rows, f"{split} split")

@@ -2,7 +2,15 @@
 chooses a method's setting on the tuning split only (`tuning`)."""
 
 from dmsec.evaluation.roc import auc, best_accuracy, tpr_at_fpr
-from dmsec.evaluation.tuning import REPORTING, TUNING, Choice, Trial, choose_setting, sweep_table
+from dmsec.evaluation.tuning import (
+    REPORTING,
+    TUNING,
+    Choice,
+    Trial,
+    choose_setting,
+    smallest_within,
+    sweep_table,
+)
 
 __all__ = [
     "REPORTING",
@@ -12,6 +20,7 @@ __all__ = [
     "auc",
     "best_accuracy",
     "choose_setting",
+    "smallest_within",
     "sweep_table",
     "tpr_at_fpr",
 ]

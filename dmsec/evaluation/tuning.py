@@ -84,3 +84,15 @@ def choose_setting(trials: Sequence[Trial], method: str, group: str) -> Choice:
     setting = max(table, key=lambda s: (table[s][0], table[s][1], -s))
     primary, secondary, n = table[setting]
     return Choice(method, group, setting, primary, secondary, n, tuple(table))
+
+
+def smallest_within(scores: dict[float, float], tolerance: float) -> float:
+    """The smallest setting whose score is within `tolerance` of the best (a cost knob, e.g. PGD
+    steps: the cheapest that is as good as the best, up to `tolerance`). `scores` must be the
+    tuning split's figures; ties between settings never arise (the smallest wins)."""
+    if not scores:
+        raise ConfigError("`scores` is empty: nothing to choose from")
+    if tolerance < 0:
+        raise ConfigError(f"`tolerance` must be >= 0; got {tolerance}")
+    best = max(scores.values())
+    return min(k for k, v in scores.items() if v >= best - tolerance)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dmsec.errors import ConfigError
-from dmsec.evaluation import REPORTING, TUNING, Trial, choose_setting, sweep_table
+from dmsec.evaluation import REPORTING, TUNING, Trial, choose_setting, smallest_within, sweep_table
 
 
 def _trials(split: str, method: str, scores: dict[float, list[float]], group: str = "full") -> list[Trial]:  # fmt: skip
@@ -70,3 +70,13 @@ def test_a_trial_names_a_known_split_and_finite_scores():
         Trial("test", "m", "g", 1.0, "a", 0.5)
     with pytest.raises(ConfigError, match="finite"):
         Trial(TUNING, "m", "g", 1.0, "a", float("nan"))
+
+
+def test_smallest_within_picks_the_cheapest_setting_near_the_best():
+    # the art zoo's PGD-steps rule: AUC after 50/100/200/300 steps of the tuning run
+    assert smallest_within({50: 0.995, 100: 0.998, 200: 0.999, 300: 0.998}, 0.01) == 50
+    assert smallest_within({50: 0.90, 100: 0.95, 200: 0.999}, 0.01) == 200
+    with pytest.raises(ConfigError, match="empty"):
+        smallest_within({}, 0.01)
+    with pytest.raises(ConfigError, match="tolerance"):
+        smallest_within({1: 1.0}, -1)
