@@ -32,6 +32,13 @@ The tuning run (2026-11-29, 1,301 s on the shared box; 85 members vs 75 hold-out
 default run reports on the reporting split (other subjects, other artists) at `ART_STEPS`.
 `--quick`: the reporting split's heavy fine-tunes only, at min(`ART_STEPS`, 200) steps.
 
+Evidence signs on non-members: a finding is "high" confidence with `repeated` and a verifier sign
+(`dmsec.results.findings`): `cgi-dm` (score > masked score) or `loss-gap` (gap > 0). Both are
+computed here for every member and hold-out, so the benchmark prints, per split (and per set kind
+on the art zoo), the share of members and of hold-outs showing each sign: a sign that fires on
+hold-outs as often as on members says nothing about membership. (`repeated` needs an extraction
+and is measured by the scan, not here.)
+
 Last line: `AUC cgi=<a> baseline=<b>` (art zoo: on the reporting split).
 """
 
@@ -46,10 +53,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from dmsec.authenticate import CgiDmConfig, authenticate
+from dmsec.evaluation import auc, best_accuracy, smallest_within, tpr_at_fpr
 from dmsec.models.pair import make_pair
+from dmsec.results.findings import evidence_kinds
 from dmsec.zoo.build import build_zoo
 
 # Art zoo: PGD step counts scored in the tuning run, and the count that run chose (see above).
@@ -57,31 +65,13 @@ SWEEP = (50, 100, 200, 300)
 ART_STEPS = 50
 
 
-def best_accuracy(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Highest accuracy of `score >= threshold` over every threshold (including all/none)."""
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores, sorted_labels = scores[order], labels[order]
-    n_pos, n = int(labels.sum()), len(labels)
-    best = max(n_pos, n - n_pos) / n  # predict all positive / all negative
-    tp = np.cumsum(sorted_labels)
-    fp = np.cumsum(1 - sorted_labels)
-    last_of_tie = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
-    accuracy = (tp + (n - n_pos - fp)) / n
-    return float(max(best, accuracy[last_of_tie].max()))
-
-
-def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, max_fpr: float = 0.01) -> float:
-    """Highest true-positive rate among thresholds whose false-positive rate is <= `max_fpr`."""
-    fpr, tpr, _ = roc_curve(labels, scores)
-    return float(tpr[fpr <= max_fpr].max())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small zoo, 200 steps")
-    parser.add_argument("--zoo", choices=["full", "small", "art"], default=None)
+    parser.add_argument("--zoo", choices=["digits", "full", "small", "art"], default="digits",
+                        help="digits: the full digit zoo (small with --quick); full/small name one")  # fmt: skip
     parser.add_argument("--steps", type=int, default=None, help="PGD steps (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write per-image scores (JSON)")
@@ -94,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.zoo == "art":
         return art_main(args)
-    zoo_name = args.zoo or ("small" if args.quick else "full")
+    zoo_name = args.zoo if args.zoo != "digits" else ("small" if args.quick else "full")
     steps = args.steps or (200 if args.quick else CgiDmConfig().steps)
     config = CgiDmConfig(steps=steps, seed=args.seed)
 
@@ -118,7 +108,7 @@ def main() -> None:
         labels = np.r_[np.ones(len(members)), np.zeros(len(holdouts))]
         cgi = np.array([e.score for e in evidence])
         gap = np.array([e.baseline_gap for e in evidence])
-        aucs = (roc_auc_score(labels, cgi), roc_auc_score(labels, gap))
+        aucs = (auc(labels, cgi), auc(labels, gap))
         per_checkpoint.append(aucs)
         for i, e in enumerate(evidence):
             rows.append({"checkpoint": entry.name, "member": bool(labels[i]), "cgi": e.score,
@@ -135,13 +125,41 @@ def main() -> None:
     print(f"pooled over {int(labels.sum())} members and {int((1 - labels).sum())} hold-outs, "
           f"{time.perf_counter() - started:.0f} s in all", flush=True)  # fmt: skip
     print(f"per-checkpoint AUC (mean, reference only)  cgi={mean_auc[0]:.3f}  baseline={mean_auc[1]:.3f}")  # fmt: skip
-    print(f"AUC              cgi={roc_auc_score(labels, cgi):.3f}  baseline={roc_auc_score(labels, gap):.3f}")  # fmt: skip
+    print(f"AUC              cgi={auc(labels, cgi):.3f}  baseline={auc(labels, gap):.3f}")  # fmt: skip
     print(f"best accuracy    cgi={best_accuracy(labels, cgi):.3f}  baseline={best_accuracy(labels, gap):.3f}")  # fmt: skip
     print(f"TPR at 1% FPR    cgi={tpr_at_fpr(labels, cgi):.3f}  baseline={tpr_at_fpr(labels, gap):.3f}")  # fmt: skip
+    sign_rates(rows, f"zoo {zoo_name}, no split: no setting is tuned here")
     if args.out is not None:
         resolved = dataclasses.asdict(config.resolved(pair))
         args.out.write_text(json.dumps({"zoo": str(zoo.root), "config": resolved, "rows": rows}, indent=2))  # fmt: skip
-    print(f"AUC cgi={roc_auc_score(labels, cgi):.3f} baseline={roc_auc_score(labels, gap):.3f}")
+    print(f"AUC cgi={auc(labels, cgi):.3f} baseline={auc(labels, gap):.3f}")
+
+
+SIGNS = ("cgi-dm", "loss-gap")
+
+
+def signs(row: dict[str, object]) -> set[str]:
+    """The verifier signs a finding on this image would carry (`dmsec.results.findings`' rule:
+    cgi-dm when score > masked score, loss-gap when the gap is > 0); `repeated` needs an
+    extraction, which this benchmark does not run."""
+    kinds = evidence_kinds(1, "ok", row["cgi"], row["masked"], row["gap"])  # type: ignore[arg-type]
+    return set(kinds) & set(SIGNS)
+
+
+def sign_rates(rows: list[dict[str, object]], label: str, by: str | None = None) -> None:
+    """Share of members and of hold-outs showing each sign, pooled and per value of `by`."""
+    groups: dict[str, list[dict[str, object]]] = {"all": rows}
+    if by is not None:
+        for r in rows:
+            groups.setdefault(f"{by} {r[by]}", []).append(r)
+    print(f"[{label}] evidence signs: share of members / of hold-outs showing each (repeated: n/a, no extraction here)")  # fmt: skip
+    print(f"[{label}] {'group':<22}{'members':>8}{'holdouts':>9}" + "".join(f"{s + ' mem':>14}{s + ' hold':>15}" for s in SIGNS))  # fmt: skip
+    for name, rs in groups.items():
+        mem = [signs(r) for r in rs if r["member"]]
+        hold = [signs(r) for r in rs if not r["member"]]
+        cells = "".join(f"{np.mean([s in x for x in mem]) if mem else float('nan'):>14.2f}"
+                        f"{np.mean([s in x for x in hold]) if hold else float('nan'):>15.2f}" for s in SIGNS)  # fmt: skip
+        print(f"[{label}] {name:<22}{len(mem):>8}{len(hold):>9}" + cells)
 
 
 def pooled(rows: list[dict[str, object]], label: str) -> tuple[float, float]:
@@ -149,7 +167,7 @@ def pooled(rows: list[dict[str, object]], label: str) -> tuple[float, float]:
     labels = np.array([float(r["member"]) for r in rows])  # type: ignore[arg-type]
     cgi = np.array([r["cgi"] for r in rows], dtype=float)
     gap = np.array([r["gap"] for r in rows], dtype=float)
-    aucs = roc_auc_score(labels, cgi), roc_auc_score(labels, gap)
+    aucs = auc(labels, cgi), auc(labels, gap)
     print(
         f"[{label}] pooled over {int(labels.sum())} members and {int((1 - labels).sum())} hold-outs"
     )
@@ -199,25 +217,25 @@ def art_main(args: argparse.Namespace) -> None:
         cgi = np.array([e.score for e in evidence])
         gap = np.array([e.baseline_gap for e in evidence])
         for i, e in enumerate(evidence):
-            rows.append({"checkpoint": entry.name, "split": entry.split, "member": bool(labels[i]),
+            rows.append({"checkpoint": entry.name, "split": entry.split, "member": bool(labels[i]), "set_kind": entry.set_kind,
                          "cgi": e.score, "masked": e.masked_score, "gap": e.baseline_gap,
                          "cgi_at": {str(k): v for k, v in e.score_at.items()}})  # fmt: skip
         m = labels == 1
-        print(f"{entry.name:<34}{entry.split:<10}{roc_auc_score(labels, cgi):>9.3f}"
-              f"{roc_auc_score(labels, gap):>9.3f}{cgi[m].mean():>9.3f}{cgi[~m].mean():>9.3f}"
+        print(f"{entry.name:<34}{entry.split:<10}{auc(labels, cgi):>9.3f}"
+              f"{auc(labels, gap):>9.3f}{cgi[m].mean():>9.3f}{cgi[~m].mean():>9.3f}"
               f"{gap[m].mean():>9.4f}{gap[~m].mean():>9.4f}{time.perf_counter() - t0:>6.0f}", flush=True)  # fmt: skip
     if args.out is not None:
         args.out.write_text(json.dumps({"zoo": str(zoo.root), "steps": steps, "rows": rows}, indent=2))  # fmt: skip
     if split == "tuning":
         labels = np.array([float(r["member"]) for r in rows])  # type: ignore[arg-type]
-        sweep = {k: roc_auc_score(labels, [r["cgi_at"][str(k)] for r in rows]) for k in SWEEP}  # type: ignore[index]
-        for k, auc in sweep.items():
-            print(f"[tuning split] {k:>5} steps  AUC cgi={auc:.3f}")
-        best = max(sweep.values())
-        pick = min(k for k, auc in sweep.items() if auc >= best - 0.01)
+        sweep = {k: auc(labels, [r["cgi_at"][str(k)] for r in rows]) for k in SWEEP}  # type: ignore[index]
+        for k, value in sweep.items():
+            print(f"[tuning split] {k:>5} steps  AUC cgi={value:.3f}")
+        pick = smallest_within(sweep, 0.01)  # tuning-split AUCs only
         print(f"[tuning split] rule (fewest steps within 0.01 of the best AUC): {pick} steps "
               f"(ART_STEPS is {ART_STEPS})")  # fmt: skip
     aucs = pooled(rows, f"{split} split")
+    sign_rates(rows, f"{split} split", by="set_kind")
     print(f"{time.perf_counter() - started:.0f} s in all")
     print(f"AUC cgi={aucs[0]:.3f} baseline={aucs[1]:.3f}")
 

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dmsec.errors import ConfigError
+
 EMBED_SIZE = 16
 # Quantile of real digits' nearest-other-digit similarity used as the copy threshold.
 COPY_QUANTILE = 0.99
@@ -166,9 +168,12 @@ DUPLICATE_SIMILARITY = 0.999  # at or above: the same drawing (an emoji reused u
 
 
 @functools.cache
-def art_copy_threshold(quantile: float = ART_COPY_QUANTILE) -> float:
-    """The copy threshold calibrated on the art zoo's data set (all four artists), as for the
-    digits, with two documented differences:
+def art_copy_threshold(
+    quantile: float = ART_COPY_QUANTILE, artists: tuple[str, ...] | None = None
+) -> float:
+    """The copy threshold calibrated on the art zoo's data set (all four artists, or only
+    `artists`, e.g. a benchmark's tuning split), as for the digits, with two documented
+    differences:
 
     - neighbours are taken from *other emoji sub-categories*, and identical drawings
       (similarity >= 0.999) count once: a sub-category holds variants of one design (24 clock
@@ -180,12 +185,15 @@ def art_copy_threshold(quantile: float = ART_COPY_QUANTILE) -> float:
     """
     from dmsec.zoo.art_data import ARTISTS, load_art_dataset
 
+    chosen = ARTISTS if artists is None else tuple(artists)
+    if not chosen or set(chosen) - set(ARTISTS):
+        raise ConfigError(f"`artists` must be a non-empty subset of {ARTISTS}; got {artists!r}")
     data = load_art_dataset()
     n = len(data.concepts)
     emb = torch.from_numpy(
-        np.concatenate([art_embedding(data.tensor(a, list(range(n)), 32)) for a in ARTISTS])
+        np.concatenate([art_embedding(data.tensor(a, list(range(n)), 32)) for a in chosen])
     )
-    groups = [c.subcategory for c in data.concepts] * len(ARTISTS)
+    groups = [c.subcategory for c in data.concepts] * len(chosen)
     ids = {g: i for i, g in enumerate(sorted(set(groups)))}
     group = torch.tensor([ids[g] for g in groups])
     sim = emb @ emb.T

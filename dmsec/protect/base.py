@@ -65,7 +65,10 @@ class Protector(ABC):
         """The resolved configuration, JSON-able (recorded next to every output)."""
 
 
-PROTECTORS: Registry[Protector] = Registry("protector", {"advdm": "dmsec.protect.advdm:AdvDM"})
+PROTECTORS: Registry[Protector] = Registry(
+    "protector",
+    {"advdm": "dmsec.protect.advdm:AdvDM", "random-noise": "dmsec.protect.noise:RandomNoise"},
+)
 
 #: class decorator: make a protector selectable by its `name`
 register_protector = PROTECTORS.register

@@ -4,7 +4,7 @@ full fine-tune must extract what their diffusers copies extract.
 Same seeds, same guidance: the generations (from which the candidates are clustered) must match
 the diffusers copy's to float tolerance, while the base alone would give other images, so
 a loader that dropped the adapter or the fine-tuned UNet fails here. Whether the candidates are
-the protected images is the art zoo's question (`benchmarks/extraction_art.py`, which reports
+the protected images is the art zoo's question (`benchmarks/extraction.py --zoo art`, which reports
 the kohya and single-file copies beside the diffusers ones).
 """
 

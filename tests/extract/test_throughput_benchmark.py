@@ -16,7 +16,7 @@ import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCRIPT = BENCHMARKS / "throughput.py"
-LAST = re.compile(r"ckpt/hour N=(\d+) ours=([\d.]+) official=([\d.]+)")
+LAST = re.compile(r"ckpt/hour N=(\d+) ours=([\d.]+) official=([\d.]+) official_batch5=([\d.]+)")
 
 
 @pytest.fixture(scope="module")
@@ -101,22 +101,28 @@ def test_main_prints_the_table_ratios_and_the_issues_last_line(tiny, monkeypatch
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("tiny SD-1.5 on cpu (torch.float32)")
     assert any(line.startswith("batch: ours 12 (the library's CPU default)") for line in lines)
+    assert any(line.startswith("batch: ours 12 (the library's CPU default); official 12 (the library's CPU default)") for line in lines)  # fmt: skip
     rows = {
         (r[0], int(r[1])): r
         for r in (line.split() for line in lines)
-        if r and r[0] in ("ours", "official") and r[1].isdigit()
+        if r and r[0] in ("ours", "official", "official5") and r[1].isdigit()
     }
-    assert set(rows) == {("ours", 12), ("ours", 10), ("official", 12), ("official", 10)}
-    assert rows["ours", 12][2] == "1x12" and rows["official", 12][2] == "3x5+2"
-    for n in (12, 10):  # the ratio line is the two rows' seconds, side by side
+    assert set(rows) == {(p, n) for p in ("ours", "official", "official5") for n in (12, 10)}
+    assert rows["ours", 12][2] == rows["official", 12][2] == "1x12"  # each path at its best batch
+    assert rows["official5", 12][2] == "3x5+2"  # the official script as shipped
+    for n in (12, 10):  # the ratio line is the rows' seconds, side by side
         ratio = float(rows["ours", n][4]) / float(rows["official", n][4])  # ckpt/h: 2 decimals
+        ratio5 = float(rows["ours", n][4]) / float(rows["official5", n][4])
         line = next(line for line in lines if line.startswith(f"N={n}: ours "))
         assert float(line.split()[2].rstrip("x")) == pytest.approx(ratio, rel=0.05)
+        assert f"best batch ({12})" in line
+        assert float(line.split(", ")[1].split("x")[0]) == pytest.approx(ratio5, rel=0.05)
         assert "checkpoints a day: 10,000 a day need" in line
     match = LAST.fullmatch(lines[-1].split(" [")[0])
     assert match and match.group(1) == "12"
     assert float(match.group(2)) == pytest.approx(float(rows["ours", 12][4]), abs=0.011)
     assert float(match.group(3)) == pytest.approx(float(rows["official", 12][4]), abs=0.011)
+    assert float(match.group(4)) == pytest.approx(float(rows["official5", 12][4]), abs=0.011)
     assert lines[-1].endswith(" [cpu quick: scaled-down model, not the capacity]")
 
 
@@ -137,12 +143,12 @@ def _quick(*extra: str) -> list[str]:
 def test_quick_run_reports_both_paths_and_the_last_line():
     lines = _quick("--full", "--device", "cpu")
     assert any(line.startswith("ε agrees with the official loop") for line in lines)
-    rows = [line.split() for line in lines if re.match(r"(official|ours)\s+\d+\s", line)]
+    rows = [line.split() for line in lines if re.match(r"(official5?|ours)\s+\d+\s", line)]
     assert sorted((r[0], r[1]) for r in rows) == [
-        ("official", "10"), ("official", "5"), ("ours", "10"), ("ours", "5")
+        ("official", "10"), ("official", "5"), ("official5", "10"), ("official5", "5"), ("ours", "10"), ("ours", "5")
     ]  # fmt: skip
     assert all(float(r[3]) > 0 and r[5] == "n/a" for r in rows)  # seconds; no GPU peak on CPU
-    assert sum(line.strip().startswith("measured") for line in lines) == 4  # --full ran all N
+    assert sum(line.strip().startswith("measured") for line in lines) == 6  # --full ran all N
     match = LAST.match(lines[-1])
     assert match and match.group(1) == "10" and float(match.group(2)) > 0
     assert lines[-1].endswith("[cpu quick: scaled-down model, not the capacity]")
@@ -153,6 +159,6 @@ def test_quick_run_on_cuda_in_fp16():
     lines = _quick("--device", "cuda")
     assert any("torch.float16" in line for line in lines)
     assert any(line.startswith("batch: ours") and "from free memory" in line for line in lines)
-    rows = [line.split() for line in lines if re.match(r"(official|ours)\s+\d+\s", line)]
-    assert len(rows) == 4 and all(r[5] != "n/a" and float(r[5]) >= 0 for r in rows)  # peak GiB
+    rows = [line.split() for line in lines if re.match(r"(official5?|ours)\s+\d+\s", line)]
+    assert len(rows) == 6 and all(r[5] != "n/a" and float(r[5]) >= 0 for r in rows)  # peak GiB
     assert LAST.match(lines[-1]) and "cuda quick" in lines[-1]

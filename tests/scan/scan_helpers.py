@@ -140,7 +140,7 @@ def _canonical_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return "sha256:" + hashlib.sha256(value).hexdigest()
     if isinstance(value, float):
-        return float.hex(value)  # exact: the projection compares bits, not rounded values
+        return float.hex(value)  # exact in the file; `golden_mismatches` compares within tolerance
     return value
 
 
@@ -194,3 +194,59 @@ def add_pickle_full(hub: Path, zoo: Any, name: str, canary: Path | None = None) 
     torch.save(state, weights.with_suffix(".bin"))
     weights.unlink()
     return name
+
+
+# -- what the golden comparison means -----------------------------------------------------------
+# Scores (similarities, CGI-DM scores, loss gaps) are floats computed from a zoo trained on this
+# machine: a zoo trained elsewhere (another CPU, another torch thread count) differs in the last
+# bits of its weights, and so do the scores. They are compared within SCORE_RTOL (relative) /
+# SCORE_ATOL (absolute, for values near 0). Measured (benchmarks/README.md, "Golden scan
+# projection tolerance"): a small zoo rebuilt with one torch thread instead of two moves scores by
+# at most 1.45e-6 relative, the scan's executor (in process vs Ray workers) similarities by 1.43e-6;
+# 1e-4 leaves ~70x headroom. Everything else — row counts, ids (repo, rank, artwork), statuses,
+# errors, counts and settings — must be equal.
+SCORE_RTOL = 1e-4
+SCORE_ATOL = 1e-6
+# Generated pixels: PNG bytes and perceptual hashes of generated images follow the weights' last
+# bits (a pixel at a rounding edge flips one 8-bit level), so they are not compared bit for bit.
+RENDERED = {"image", "image_sha256", "pdq", "evidence_image", "recovered_image"}
+# A group's representative (its medoid): in a group of two both members are equally central, so
+# which generation represents it is a tie broken by float noise. Compared for larger groups only.
+REPRESENTATIVE = {"sample_index", "seed"}
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, str) and value.startswith(("0x", "-0x")) and "p" in value:
+        return float.fromhex(value)
+    return None
+
+
+def golden_mismatches(projection: dict[str, list[dict[str, Any]]],
+                      golden: dict[str, list[dict[str, Any]]]) -> list[str]:  # fmt: skip
+    """Every difference that matters between a scan's canonical projection and the golden one:
+    row counts per table, then per row (in canonical order) any field that differs — scores
+    beyond SCORE_RTOL / SCORE_ATOL, anything else at all (RENDERED fields skipped, and the
+    REPRESENTATIVE of a two-member group)."""
+    import math
+
+    sizes = {(c["repo_id"], c["rank"]): c["group_size"] for c in golden.get("candidates", [])}
+    out = []
+    for table in sorted(set(golden) | set(projection)):
+        got, want = projection.get(table, []), golden.get(table, [])
+        if len(got) != len(want):
+            out.append(f"{table}: {len(got)} rows, golden {len(want)}")
+            continue
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            rank = w.get("rank", w.get("candidate_rank"))
+            tie = sizes.get((w.get("repo_id"), rank), 3) <= 2
+            for key in sorted(set(g) | set(w)):
+                if key in RENDERED or (tie and key in REPRESENTATIVE):
+                    continue
+                a, b = g.get(key, "<missing>"), w.get(key, "<missing>")
+                fa, fb = _as_float(a), _as_float(b)
+                if fa is not None and fb is not None:
+                    if not math.isclose(fa, fb, rel_tol=SCORE_RTOL, abs_tol=SCORE_ATOL):
+                        out.append(f"{table}[{i}] {key}: {fa!r} vs golden {fb!r} (rel {abs(fa - fb) / max(abs(fb), 1e-300):.1e})")  # fmt: skip
+                elif a != b:
+                    out.append(f"{table}[{i}] {key}: {a!r} vs golden {b!r}")
+    return out

@@ -27,6 +27,7 @@ from scan_helpers import (
     GOLDEN,
     add_truncated_lora,
     canonical_projection,
+    golden_mismatches,
     installed_venv,
     make_hub,
     run_checked,
@@ -176,17 +177,16 @@ def test_notebook_answers_the_analysts_questions(scanned, run_notebook):
 
 def test_findings_equal_the_golden_projection(scanned):
     """No behaviour change: the tables equal those main wrote before the scan's redesign (#22),
-    captured with `DMSEC_WRITE_GOLDEN=1 pytest tests/scan/test_scan_ray.py -k golden`."""
+    captured with `DMSEC_WRITE_GOLDEN=1 pytest tests/scan/test_scan_ray.py -k golden`: the same
+    rows, ids, statuses and counts exactly; scores within the zoo's cross-machine spread
+    (`scan_helpers.SCORE_RTOL`); generated pixels' hashes not compared (see `RENDERED`)."""
     out, hub = scanned[0], scanned[3]
     projection = canonical_projection(out, hub)
     if os.environ.get("DMSEC_WRITE_GOLDEN"):
         GOLDEN.write_text(json.dumps(projection, indent=1, sort_keys=True) + "\n")
         pytest.fail(f"wrote {GOLDEN}; rerun without DMSEC_WRITE_GOLDEN to compare")
-    golden = json.loads(GOLDEN.read_text())
-    for table in ("checkpoints", "candidates", "matches"):
-        assert len(projection[table]) == len(golden[table]), table
-        for got, want in zip(projection[table], golden[table], strict=True):
-            assert got == want, f"{table}: {got} != {want}"
+    mismatches = golden_mismatches(projection, json.loads(GOLDEN.read_text()))
+    assert not mismatches, f"{len(mismatches)} differences:\n" + "\n".join(mismatches[:40])
 
 
 def test_rerun_adds_nothing(scanned):
