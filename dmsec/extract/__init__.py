@@ -13,10 +13,12 @@ from dmsec.extract.base import (
     Extractor,
     GuidancePreset,
     cluster_generations,
+    default_batch_size,
     extract,
     generate,
     generation_seed,
     guidance_preset,
+    seeded_noise,
 )
 from dmsec.extract.clustering import Clustering, cluster_samples, greedy_cliques
 from dmsec.extract.direct import DirectSampling
@@ -36,10 +38,12 @@ __all__ = [
     "GuidancePreset",
     "cluster_generations",
     "cluster_samples",
+    "default_batch_size",
     "extract",
     "extrapolated_noise",
     "generate",
     "generation_seed",
     "greedy_cliques",
     "guidance_preset",
+    "seeded_noise",
 ]

@@ -16,10 +16,12 @@ from dmsec.extract.base import (  # the shared steps, importable from here as be
     ExtractionResult,
     Extractor,
     cluster_generations,
+    default_batch_size,
     extract,
     generate,
     generation_seed,
     guidance_preset,
+    seeded_noise,
 )
 from dmsec.extract.guidance import finextract_eps
 from dmsec.models.base import Condition
@@ -34,10 +36,12 @@ __all__ = [
     "Extractor",
     "FineXtract",
     "cluster_generations",
+    "default_batch_size",
     "extract",
     "generate",
     "generation_seed",
     "guidance_preset",
+    "seeded_noise",
 ]
 
 
