@@ -169,3 +169,32 @@ def test_hub_file_names_file_a_repo_by_the_rows_conventions():
     assert ref_kind_of_files(["model_index.json", "unet/config.json"]) == "full"
     assert ref_kind_of_files(["sub/model_index.json"]) is None  # a folder marker counts at the root
     assert ref_kind_of_files(["style.safetensors"]) is None  # told by its header at pull time
+
+
+def test_models_has_no_import_circle():
+    """Every import inside dmsec/models (function-level ones too) goes one way: no cycle."""
+    import ast
+
+    root = Path(formats.__file__).resolve().parents[1]  # dmsec/models
+    graph: dict[str, set[str]] = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        edges = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dmsec.models"):
+                edges.add(str(node.module))
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        if state.get(node) == 2 or node not in graph:
+            return
+        assert state.get(node) != 1, f"import circle: {' -> '.join([*trail, node])}"
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            visit(nxt, [*trail, node])
+        state[node] = 2
+
+    for name in sorted(graph):
+        visit(name, [])
+    assert "dmsec.models.formats.kohya" in graph and "dmsec.models.loading" in graph
