@@ -80,7 +80,7 @@ def classify_repo(tags: Sequence[str], filenames: Sequence[str]) -> Kind | None:
     lowered = [t.lower() for t in tags]
     by_files = ref_kind_of_files(filenames)  # the formats table's conventional file names
     if by_files is not None:
-        return by_files  # type: ignore[return-value]
+        return by_files
     if "lora" in lowered or any(t.startswith("base_model:adapter:") for t in lowered):
         return "lora"
     if "dreambooth" in lowered or any(t.startswith("base_model:finetune:") for t in lowered):

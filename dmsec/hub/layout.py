@@ -170,7 +170,7 @@ def _weights_of(reader: TreeReader, entry: FileEntry) -> _Weights | None:
     kind = detected.ref_kind
     if kind is None:
         return _Weights(guess, skip_reason=detected.reason)
-    return _Weights(kind, base_model_from_metadata(header), _family_name(detected))  # type: ignore[arg-type]
+    return _Weights(kind, base_model_from_metadata(header), _family_name(detected))
 
 
 def _folder_roots(entries: dict[str, FileEntry], reader: TreeReader) -> dict[str, tuple]:

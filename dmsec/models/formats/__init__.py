@@ -35,6 +35,7 @@ from dmsec.models.formats.base import (
     Detected,
     NotDiffusionWeightsError,
     Probe,
+    RefKind,
     UnsupportedAdapterError,
     tensor_names,
 )
@@ -142,7 +143,7 @@ def format_named(name: str) -> CheckpointFormat:
     raise KeyError(f"unknown checkpoint format {name!r}; known: {[f.name for f in FORMATS]}")
 
 
-def ref_kind_of_files(file_names: Sequence[str]) -> str | None:
+def ref_kind_of_files(file_names: Sequence[str]) -> RefKind | None:
     """How a hub repo is filed from its file names alone: "lora" when some file has a name an
     adapter format is conventionally saved as (any folder), "full" when the repo has a folder
     format's marker file (at its root), else None."""

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from dmsec.models.base import DiffusionModel
 
 FormatKind = Literal["model", "full", "adapter", "unsupported", "refused", "none"]
+RefKind = Literal["full", "lora"]
 #: how a hub listing files each kind of format: "lora", "full", or None (listed as skipped)
-REF_KINDS: dict[str, str | None] = {
+REF_KINDS: dict[str, RefKind | None] = {
     "model": "full", "full": "full", "adapter": "lora", "unsupported": "lora", "refused": None,
     "none": None,
 }  # fmt: skip
@@ -111,7 +112,7 @@ class Detected:
         return self.format.kind in ("adapter", "unsupported")
 
     @property
-    def ref_kind(self) -> str | None:
+    def ref_kind(self) -> RefKind | None:
         """How a hub listing files it: "lora", "full" or None (no diffusion weights)."""
         return REF_KINDS[self.format.kind]
 
