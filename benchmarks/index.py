@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dmsec.match.faiss_index import VectorIndex  # noqa: E402
-from dmsec.match.policy import IndexPolicy  # noqa: E402
+from dmsec.match.index_policy import IndexPolicy  # noqa: E402
 
 PDQ_THRESHOLD = 31
 DENSE_THRESHOLD = 0.9

@@ -6,34 +6,33 @@ vectors (the Pearson correlation of two images after resizing to 16x16 grey): it
 brightness/contrast change, is what FAISS's inner-product index computes on `zoo_embedding`
 vectors, and needs no weights. Its weakness: digits are smooth, so different real digits already
 correlate at ~0.97 (median nearest neighbour). The copy threshold is therefore calibrated on the
-data itself: `copy_threshold()` is a high quantile of the similarity between each real digit and
+data itself: the space's `threshold()` (`dmsec.zoo.presets.copy_threshold`) is a high quantile of the similarity between each real digit and
 its nearest *other* real digit, i.e. a sample counts as a copy only when it is closer to a
 training image than almost every real digit is to any other.
 
-Art zoo (`art_embedding`, `ART`): the same measure in colour, the Pearson correlation of RGB
-pixels at 16x16, with its copy threshold calibrated on the art data set the same way
-(`art_copy_threshold`), with two differences the data forces, both documented there.
+Art zoo (`art_embedding`, the "art" space): the same measure in colour, the Pearson correlation
+of RGB pixels at 16x16, with its copy threshold calibrated on the art data set the same way
+(`dmsec.zoo.presets.art_copy_threshold`), with two differences the data forces, both documented
+there. The zoos register the spaces in `SPACES`; this module imports no zoo.
 
-AS / A-ESR (papers/finextract.md): for each training image, its best similarity to any extracted
-image; AS is the mean of those, A-ESR_τ the share at or above τ. Every measure takes the
-similarity space (`DIGITS`, the default, or `ART`).
+AS / A-ESR (docs/methods/finextract.md): for each training image, its best similarity to any
+extracted image; AS is the mean of those, A-ESR_τ the share at or above τ. Every measure takes
+the similarity space (`SPACES["zoo"]`, the default, or `SPACES["art"]`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dmsec.errors import ConfigError
+from dmsec.plugins import LazyTable
 
 EMBED_SIZE = 16
-# Quantile of real digits' nearest-other-digit similarity used as the copy threshold.
-COPY_QUANTILE = 0.99
 
 
 def _as_tensor(images: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -102,7 +101,7 @@ def similarity_matrix(
     a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, space: Similarity | None = None
 ) -> np.ndarray:
     """Pairwise similarity between image sets `a` (N images) and `b` (M images): (N, M)."""
-    embed = (space or DIGITS).embed
+    embed = (space or SPACES["zoo"]).embed
     return embed(a) @ embed(b).T
 
 
@@ -136,7 +135,7 @@ def extraction_success_rate(
 
     τ defaults to the space's calibrated copy threshold.
     """
-    tau = (space or DIGITS).threshold() if threshold is None else threshold
+    tau = (space or SPACES["zoo"]).threshold() if threshold is None else threshold
     return float((best_similarity(train, extracted, space) >= tau).mean())
 
 
@@ -149,67 +148,18 @@ def copied_share(
     return extraction_success_rate(train, samples, None, space)
 
 
-@functools.cache
-def copy_threshold(quantile: float = COPY_QUANTILE) -> float:
-    """The copy threshold calibrated on scikit-learn's digits (see the module docstring)."""
-    from dmsec.zoo.data import load_digit_images
-
-    images, _ = load_digit_images()
-    emb = torch.from_numpy(zoo_embedding(images))
-    sim = emb @ emb.T
-    sim.fill_diagonal_(-1.0)
-    nearest_other = sim.max(dim=1).values
-    return round(float(torch.quantile(nearest_other, quantile)), 4)
+#: similarity spaces by name; the zoos register theirs ("zoo": 16x16 grey digits, "art": 16x16
+#: RGB emoji art) with thresholds calibrated on their own data (`dmsec.zoo.presets`)
+SPACES: LazyTable[Similarity] = LazyTable(
+    "similarity space", {"zoo": "dmsec.zoo.presets", "art": "dmsec.zoo.presets"}
+)
+_LEGACY = {"DIGITS": "zoo", "ART": "art", "copy_threshold": "zoo", "art_copy_threshold": "art"}
 
 
-# Quantile of the art images' nearest-other similarity used as the art copy threshold.
-ART_COPY_QUANTILE = 0.95
-DUPLICATE_SIMILARITY = 0.999  # at or above: the same drawing (an emoji reused under two names)
-
-
-@functools.cache
-def art_copy_threshold(
-    quantile: float = ART_COPY_QUANTILE, artists: tuple[str, ...] | None = None
-) -> float:
-    """The copy threshold calibrated on the art zoo's data set (all four artists, or only
-    `artists`, e.g. a benchmark's tuning split), as for the digits, with two documented
-    differences:
-
-    - neighbours are taken from *other emoji sub-categories*, and identical drawings
-      (similarity >= 0.999) count once: a sub-category holds variants of one design (24 clock
-      faces, keycaps 0-9, arrows in eight directions, hearts in nine colours) that differ in a few
-      pixels, so the nearest image of the same sub-category is a variant, not another picture;
-    - the quantile is the 95th, not the 99th: the emoji's upper tail (flat shapes on white) is so
-      close to 1 that the 99th percentile (0.985 at 16x16) sits above what a 32x32 image survives
-      through any VAE — a copy reproduced by a latent model could never count.
-    """
-    from dmsec.zoo.art_data import ARTISTS, load_art_dataset
-
-    chosen = ARTISTS if artists is None else tuple(artists)
-    if not chosen or set(chosen) - set(ARTISTS):
-        raise ConfigError(f"`artists` must be a non-empty subset of {ARTISTS}; got {artists!r}")
-    data = load_art_dataset()
-    n = len(data.concepts)
-    emb = torch.from_numpy(
-        np.concatenate([art_embedding(data.tensor(a, list(range(n)), 32)) for a in chosen])
-    )
-    groups = [c.subcategory for c in data.concepts] * len(chosen)
-    ids = {g: i for i, g in enumerate(sorted(set(groups)))}
-    group = torch.tensor([ids[g] for g in groups])
-    sim = emb @ emb.T
-    # identical drawings count once: keep the first of each set of duplicates
-    keep = torch.ones(len(emb), dtype=torch.bool)
-    for i in range(len(emb)):
-        if keep[i]:
-            dup = sim[i] >= DUPLICATE_SIMILARITY
-            dup[: i + 1] = False
-            keep &= ~dup
-    sim, group = sim[keep][:, keep], group[keep]
-    sim.masked_fill_(group[:, None] == group[None, :], -1.0)
-    nearest_other = sim.max(dim=1).values
-    return round(float(torch.quantile(nearest_other, quantile)), 4)
-
-
-DIGITS = Similarity("zoo", zoo_embedding, copy_threshold)
-ART = Similarity("art", art_embedding, art_copy_threshold)
-SPACES = {s.name: s for s in (DIGITS, ART)}
+def __getattr__(name: str) -> Any:
+    """`DIGITS`, `ART` (the zoos' spaces) and their calibrated `copy_threshold`,
+    `art_copy_threshold`, looked up in `SPACES`, so this module imports no zoo."""
+    if name not in _LEGACY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    space = SPACES[_LEGACY[name]]
+    return space if name.isupper() else space.threshold

@@ -18,7 +18,7 @@ raise the registry's error naming the known ones.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Generic, TypeVar
 
 from dmsec.errors import ConfigError, DmsecError
@@ -72,3 +72,35 @@ class Registry(Generic[T]):
     def classes(self) -> list[type[T]]:
         """The registered classes (built-ins only once imported)."""
         return list(self._classes.values())
+
+
+class LazyTable(Mapping[str, T]):
+    """Named objects (not classes: presets, similarity spaces) registered by the package that
+    owns their data; `providers` maps a name to the module that registers it, imported on first
+    lookup, so a lower floor can name a higher floor's entries without importing it."""
+
+    def __init__(self, kind: str, providers: Mapping[str, str] | None = None) -> None:
+        """`kind` names the table in messages; `providers`: name -> module registering it."""
+        self.kind = kind
+        self.providers = dict(providers or {})
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str, item: T) -> T:
+        """Make `item` known as `name` (re-registering the same object is allowed)."""
+        if name in self._items and self._items[name] is not item:
+            raise ConfigError(f"the {self.kind} name {name!r} is already registered")
+        self._items[name] = item
+        return item
+
+    def __getitem__(self, name: str) -> T:
+        if name not in self._items and name in self.providers:
+            importlib.import_module(self.providers[name])  # registers it
+        if name not in self._items:
+            raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(self)}")
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(set(self.providers) | set(self._items)))
+
+    def __len__(self) -> int:
+        return len(set(self.providers) | set(self._items))

@@ -1,7 +1,7 @@
 """CGI-DM: copyright evidence for a (pretrained, fine-tuned) pair and a suspected training image.
 
 Paper: "CGI-DM: Digital Copyright Authentication for Diffusion Models via Contrasting Gradient
-Inversion" (Wu et al., CVPR 2024, arXiv 2403.11162); spec: docs/papers/cgi-dm.md.
+Inversion" (Wu et al., CVPR 2024, arXiv 2403.11162); the method in our words: docs/methods/cgi-dm.md.
 
 API the scan calls per match (checkpoint pair x protected artwork)::
 

@@ -1,4 +1,4 @@
-"""SPOT: causal discovery with latent confounders (papers/spot.md).
+"""SPOT: causal discovery with latent confounders (docs/methods/spot.md).
 
 Modules, one idea each: `graphs` (mixed-graph encoding and queries), `simulate` (linear SEM data
 from Erdos-Renyi / scale-free DAGs with hidden variables, true MAG/PAG, varsortability),

@@ -37,10 +37,11 @@ DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 )
 @click.option(
     "--guidance",
-    type=click.Choice(["paper", "zoo"]),
+    metavar="PRESET",
     default="paper",
     show_default=True,
-    help="Default (w, k) per kind: the paper's (Stable Diffusion) or the zoo's (16x16 models).",
+    help="Default (w, k) per kind, a guidance preset: the paper's (Stable Diffusion), the digit "
+    "zoo's (16x16 models) or the art zoo's (chosen on its tuning split): paper, zoo, art.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
@@ -53,18 +54,16 @@ def extract(checkpoint: str, base: str | None, out: str, method: str, n_samples:
     import torch
 
     from dmsec.errors import DmsecError
-    from dmsec.extract.finextract import PAPER_DEFAULTS, ExtractConfig
-    from dmsec.extract.finextract import extract as run_extract
+    from dmsec.extract.base import ExtractConfig, guidance_preset
+    from dmsec.extract.base import extract as run_extract
     from dmsec.images import png_bytes
     from dmsec.models.loading import load_pair
-    from dmsec.zoo.config import ZOO_GUIDANCE
 
-    table = ZOO_GUIDANCE if guidance == "zoo" else PAPER_DEFAULTS
     try:
         pair = load_pair(checkpoint, base, device=device, dtype=getattr(torch, dtype))
         config = ExtractConfig(
             w=w, k=k, steps=steps, n_samples=n_samples, n_groups=n_groups, seed=seed,
-            defaults=tuple((kind, gw, gk) for kind, (gw, gk) in table.items()),
+            defaults=guidance_preset(guidance),
         )  # fmt: skip
         result = run_extract(pair, config, method=method, progress=True)
     except DmsecError as exc:

@@ -2,7 +2,7 @@
 
 Paper: Lan et al., "Exploring Diffusion Models' Corruption Stage in Few-Shot Fine-tuning and
 Mitigating with Bayesian Neural Networks" (arXiv 2405.19931); official code
-github.com/Nicholas0228/BNN-Finetuning-DMs. Spec: docs/papers/bayesian-finetune.md.
+github.com/Nicholas0228/BNN-Finetuning-DMs. The method in our words: docs/methods/bayesian-finetune.md.
 
 A subset of weights becomes a factorised Gaussian q(θ) = Π N(μ_i, σ_i²) with prior
 p(θ) = N(θ_pre, σ_p²) centred on the pretrained weights (prior mean 0 for LoRA up-matrices), and

@@ -13,8 +13,8 @@ Backends are imported on first use, so listing S3 does not import huggingface_hu
 
 from dmsec.hub.cache import CheckpointCache, default_cache_root
 from dmsec.hub.ledger import Ledger, LedgerEntry, scan_config_hash
-from dmsec.hub.policy import PullPolicy
 from dmsec.hub.pull import PullCheckpoint, PulledFile, Puller, PullResult, pull
+from dmsec.hub.pull_policy import PullPolicy
 from dmsec.hub.ref import KINDS, CheckpointFile, CheckpointRef, Kind
 from dmsec.hub.retry import RateLimitedError, RetryPolicy
 from dmsec.hub.source import (

@@ -24,8 +24,8 @@ import click
 
 from dmsec.errors import ConfigError, DmsecError
 from dmsec.hub.ledger import Ledger
-from dmsec.hub.policy import PullPolicy
 from dmsec.hub.pull import Puller
+from dmsec.hub.pull_policy import PullPolicy
 from dmsec.hub.ref import KINDS, CheckpointRef
 from dmsec.hub.source import HubSource, ListFilter, source_from_uri, source_names
 

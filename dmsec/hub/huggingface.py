@@ -3,11 +3,12 @@
 URI: `hf://[author][?search=TEXT&tag=TAG...]`. Listing asks `/api/models` for repos tagged
 `diffusers` (plus any `tag`s; a single wanted base model is sent as the Hub's `base_model:<id>`
 tag), newest first, so a `since` filter stops paging at the first older repo. Each candidate is
-classified from its file names and tags (LoRA weights or a `lora` / `base_model:adapter:` tag ->
-LoRA; `model_index.json`, `unet/config.json`, `dreambooth` or `base_model:finetune:` -> full)
-before one `model_info(files_metadata=True, securityStatus=True)` call fetches sizes, LFS
-sha256s and the Hub's own security scan of the repo (kept on the ref, reported as `security`
-rows). The ref's `family` is read from the card's `base_model` (or `base_model:` tag): an SD 1.x, SD 2.x, SDXL,
+classified from its file names (the file names each row of `dmsec.models.formats` is
+conventionally saved as: LoRA weights -> LoRA, `model_index.json` / `unet/config.json` -> full)
+and tags (`lora` / `base_model:adapter:` -> LoRA, `dreambooth` / `base_model:finetune:` -> full)
+before one `model_info(files_metadata=True, securityStatus=True)` call fetches sizes, LFS sha256s
+and the Hub's own security scan of the repo (kept on the ref, reported as `security` rows). The
+ref's `family` is read from the card's `base_model` (or `base_model:` tag): an SD 1.x, SD 2.x, SDXL,
 SD 3 or FLUX.1 repo id maps to sd1, sd2, sdxl, sd3, flux (`dmsec.models.family`).
 
 Rate limits: `list_models` pages go through huggingface_hub's own backoff, which honours 429 +
@@ -40,11 +41,11 @@ from dmsec.hub.retry import RETRY_STATUSES, RetryPolicy, call_with_retry, parse_
 from dmsec.hub.security import HUB_SECURITY_KEY
 from dmsec.hub.source import HubError, HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.models.family import family_from_hub
+from dmsec.models.formats import ref_kind_of_files
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-LORA_WEIGHT_NAMES = ("pytorch_lora_weights.safetensors", "adapter_model.safetensors")
 _BASE_TAG = re.compile(r"^base_model:(?:(adapter|finetune|merge|quantized):)?(.+)$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
@@ -85,11 +86,9 @@ def hf_retry_classify(exc: BaseException) -> tuple[bool, float | None]:
 def classify_repo(tags: Sequence[str], filenames: Sequence[str]) -> Kind | None:
     """LoRA, full fine-tune, or None (not a diffusion checkpoint we can scan)."""
     lowered = [t.lower() for t in tags]
-    names = set(filenames)
-    if any(n.rsplit("/", 1)[-1] in LORA_WEIGHT_NAMES for n in names):
-        return "lora"
-    if "model_index.json" in names or "unet/config.json" in names:
-        return "full"
+    by_files = ref_kind_of_files(filenames)  # the formats table's conventional file names
+    if by_files is not None:
+        return by_files
     if "lora" in lowered or any(t.startswith("base_model:adapter:") for t in lowered):
         return "lora"
     if "dreambooth" in lowered or any(t.startswith("base_model:finetune:") for t in lowered):

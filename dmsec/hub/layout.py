@@ -6,10 +6,11 @@ Rules, in order:
 2. a diffusers folder (`model_index.json`, or `unet/config.json` one level down) is a full model;
 3. a PEFT adapter folder (`adapter_config.json`) is a LoRA, base from `base_model_name_or_path`;
 4. a `.safetensors` file outside those folders is a single-file checkpoint, its kind told by
-   its header's tensor names (`dmsec.models.detect`): a LoRA in any layout (PEFT, diffusers,
-   kohya, LyCORIS) -> LoRA; the original SD layout (`model.diffusion_model.*`) or a diffusers
-   UNet's weights -> full; anything else (valid header, unrelated tensors) is listed too, with a
-   `skip_reason`, so the scan shows it looked at it;
+   its header's format (`dmsec.models.formats.detect_header`, told once): an adapter in any
+   layout (PEFT, diffusers, kohya, LyCORIS, even an unsupported variant) -> LoRA; the original
+   SD layout (`model.diffusion_model.*`) or a diffusers UNet's weights -> full; anything else
+   (valid header, unrelated tensors) is listed too, with a `skip_reason`, so the scan shows it
+   looked at it;
 5. a pickle-format file (.ckpt, .pt, ...) outside those folders is listed as a single-file
    checkpoint with its kind guessed from the name, so the pull step can refuse it visibly.
 A folder inside an earlier-found checkpoint folder is part of it, not another checkpoint. When a
@@ -33,8 +34,8 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from dmsec.hub.ref import Kind
-from dmsec.models.detect import Detected, tensor_names, weights_format
-from dmsec.models.family import family_from_hub, family_of_header, family_of_unet_config
+from dmsec.models.family import family_from_hub, family_of_unet_config
+from dmsec.models.formats import Detected, detect_header
 from dmsec.models.safe_load import PICKLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -148,8 +149,8 @@ class _Weights:
     skip_reason: str | None = None
 
 
-def _family_name(header: dict, detected: Detected) -> str | None:
-    family = family_of_header(header, detected.format)
+def _family_name(detected: Detected) -> str | None:
+    family = detected.family()
     return family.name if family.known else None
 
 
@@ -165,12 +166,11 @@ def _weights_of(reader: TreeReader, entry: FileEntry) -> _Weights | None:
     if header is None:
         # Unreadable header: list it anyway (kind from the name); the pull step reports why.
         return _Weights(guess)
-    detected = weights_format(tensor_names(header))
-    if detected.is_lora:
-        return _Weights("lora", base_model_from_metadata(header), _family_name(header, detected))
-    if detected.format in ("ldm-checkpoint", "diffusers-unet"):
-        return _Weights("full", base_model_from_metadata(header), _family_name(header, detected))
-    return _Weights(guess, skip_reason=detected.reason)
+    detected = detect_header(header)
+    kind = detected.ref_kind
+    if kind is None:
+        return _Weights(guess, skip_reason=detected.reason)
+    return _Weights(kind, base_model_from_metadata(header), _family_name(detected))
 
 
 def _folder_roots(entries: dict[str, FileEntry], reader: TreeReader) -> dict[str, tuple]:

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from dmsec.errors import CheckpointError
 from dmsec.hub.cache import CheckpointCache
-from dmsec.hub.policy import CONFIG_SUFFIXES, WEIGHT_SUFFIX, PullPolicy
+from dmsec.hub.pull_policy import CONFIG_SUFFIXES, WEIGHT_SUFFIX, PullPolicy
 from dmsec.hub.ref import CheckpointFile, CheckpointRef
 from dmsec.hub.security import SecurityVerdict, UnsafePickleError, judge_pickle
 from dmsec.hub.source import HubSource, source_from_uri

@@ -40,7 +40,7 @@ from dmsec.match.embedder import (
     register_embedder,
 )
 from dmsec.match.errors import EmbedderError, MatchError, RegistryError
-from dmsec.match.policy import IndexPolicy
+from dmsec.match.index_policy import IndexPolicy
 from dmsec.match.records import AddReport, Hit, RegistryStats, hits_to_table
 from dmsec.match.registry import ProtectedArtworkIndex
 

@@ -18,7 +18,7 @@ import click
 from dmsec.errors import DmsecError
 from dmsec.images import decode_untrusted_images
 from dmsec.match.embedder import create_embedder
-from dmsec.match.policy import IndexPolicy
+from dmsec.match.index_policy import IndexPolicy
 from dmsec.match.records import AddReport, hits_to_table
 from dmsec.match.registry import DEFAULT_EMBEDDERS, ProtectedArtworkIndex
 from dmsec.progress import progress as progress_bar

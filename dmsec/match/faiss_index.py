@@ -32,8 +32,8 @@ from dmsec.errors import ConfigError
 from dmsec.match.embedder import Metric
 from dmsec.match.errors import RegistryError
 from dmsec.match.gpu import GpuFlatSearcher, gpu_faiss_available, range_via_knn
+from dmsec.match.index_policy import IndexKind, IndexPolicy
 from dmsec.match.multihash import CHUNK_BITS, MultiIndexHash
-from dmsec.match.policy import IndexKind, IndexPolicy
 from dmsec.match.ranges import RangeResult, filter_ranges, merge_ranges, pad_knn, replace_rows
 
 # Multi-index hashing beats FAISS's flat scan up to nflip = 3 (threshold 63 for 256-bit codes).

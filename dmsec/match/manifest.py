@@ -16,7 +16,7 @@ from typing import Any
 
 from dmsec.match.embedder import Embedder, create_embedder
 from dmsec.match.errors import RegistryError
-from dmsec.match.policy import IndexPolicy
+from dmsec.match.index_policy import IndexPolicy
 from dmsec.provenance import package_versions
 
 FORMAT = "dmsec-protected-artwork-registry"

@@ -69,12 +69,6 @@ class MultiIndexHash:
             for w in range(LEAD_WORDS):
                 self.lead[w][j * n : (j + 1) * n] = self.columns[w][order]
 
-    @property
-    def nbytes_used(self) -> int:
-        """Memory held by the tables (the codes' own columns included)."""
-        arrays = [self.rows, self.offsets, *self.lead, *self.columns]
-        return int(sum(a.nbytes for a in arrays))
-
     def range_search(
         self, queries: np.ndarray, threshold: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ from dmsec.match.codes import codes_from_arrow
 from dmsec.match.embedder import Embedder, create_embedder
 from dmsec.match.errors import RegistryError
 from dmsec.match.faiss_index import VectorIndex
+from dmsec.match.index_policy import IndexPolicy
 from dmsec.match.ingest import (
     Alias,
     artwork_rows,
@@ -40,7 +41,6 @@ from dmsec.match.ingest import (
     split_identical,
 )
 from dmsec.match.manifest import Manifest
-from dmsec.match.policy import IndexPolicy
 from dmsec.match.records import (
     METADATA_FIELDS,
     AddedArtwork,

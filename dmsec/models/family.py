@@ -155,15 +155,9 @@ def family_of_checkpoint(header: Mapping[str, Any]) -> Family:
     return Family(name, width, f"diffusers infers {model_type!r}")
 
 
-def family_of_header(header: Mapping[str, Any], format: str) -> Family:
-    """The family of a weights file of a `detect.weights_format` format, from its header."""
-    if format in ("kohya-lora", "peft-lora", "unsupported"):
-        return family_of_adapter(header)
-    if format == "ldm-checkpoint":
-        return family_of_checkpoint(header)
-    if format == "diffusers-unet":
-        return _from_width(*_cross_attention_width(shapes_of(header)))
-    return Family()
+def family_of_unet_weights(header: Mapping[str, Any]) -> Family:
+    """The family of one diffusers UNet's weights, from its cross-attention width."""
+    return _from_width(*_cross_attention_width(shapes_of(header)))
 
 
 def family_of_unet_config(config: Mapping[str, Any], class_name: str) -> Family:

@@ -4,10 +4,10 @@ File format: one `pytorch_lora_weights.safetensors` holding peft's state dict (k
 `down_blocks.0.resnets.0.conv1.lora_A.weight`, as diffusers' `save_lora_adapter` writes them
 without a prefix) and, in the safetensors `__metadata__`, `lora_config` (the peft LoraConfig as
 JSON) and `base_model`. Files without the metadata get rank and targets inferred from the keys.
-`load_lora` also reads the layouts hubs carry: diffusers' `save_lora_weights` (`unet.` /
-`text_encoder.` prefixes) and kohya's (`lora_unet_*` / `lora_te_*`, converted by
-`dmsec.models.kohya`); a text-encoder part is injected into the text encoder, and peft's
-`disable_adapters` then switches both parts off together (see `pair.LoraPair`).
+`inject_lora_state` injects a state dict in the PEFT / diffusers layout (diffusers'
+`save_lora_weights` prefixes `unet.` / `text_encoder.` included; other layouts are converted to
+it by their format module, `dmsec.models.formats`); a text-encoder part is injected into the text
+encoder, and peft's `disable_adapters` then switches both parts off together (`pair.LoraPair`).
 
 `mixed_adapter_batch` runs one forward where some samples see the adapter and others do not
 (peft's per-sample `adapter_names`, with "__base__" meaning no adapter) — how a LoRA pair
@@ -35,9 +35,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from dmsec.errors import CheckpointError, ConfigError
-from dmsec.models.safe_load import load_state_dict, safetensors_metadata
+from dmsec.models.weights import LORA_WEIGHTS_NAME
 
-LORA_WEIGHTS_NAME = "pytorch_lora_weights.safetensors"
 BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2", "time_emb_proj")
@@ -75,11 +74,6 @@ def add_lora(
     return network
 
 
-def lora_parameters(network: nn.Module) -> list[nn.Parameter]:
-    """The adapter's trainable parameters (lora_A / lora_B of every wrapped layer)."""
-    return [p for n, p in network.named_parameters() if "lora_" in n]
-
-
 def save_lora(network: nn.Module, path: str | Path, base_model: str, name: str = "default") -> Path:
     """Write the adapter as one safetensors file with its config and base model in the metadata."""
     path = Path(path)
@@ -109,55 +103,31 @@ def _adapter_config(network: nn.Module, name: str) -> LoraConfig:
     raise ConfigError(f"network has no LoRA adapter named {name!r}")
 
 
-def is_lora_file(path: str | Path) -> bool:
-    """True when a safetensors file holds adapter weights of any layout (by its tensor names)."""
-    from dmsec.models.detect import detect_file
-
-    return detect_file(path).is_lora
-
-
-def load_lora(
-    network: nn.Module,
-    path: str | Path,
+def inject_lora_state(
+    handle: Any,
+    state: dict[str, torch.Tensor],
+    path: Path,
+    config: LoraConfig | None = None,
     name: str = "default",
-    text_encoder: nn.Module | None = None,
-) -> nn.Module:
-    """Inject the adapter stored at `path` into `network` (in place) and load its weights.
+) -> Any:
+    """Inject a LoRA state dict in the PEFT / diffusers layout into `handle` (in place).
 
-    Layouts: dmsec's / PEFT's (unprefixed UNet keys, config in the metadata), diffusers'
-    `save_lora_weights` (`unet.` / `text_encoder.` prefixes) and kohya's (`lora_unet_*`,
-    `lora_te_*`, see `dmsec.models.kohya`). A text-encoder part goes into `text_encoder`.
+    Unprefixed and `unet.` keys go into `handle.network` (with `config`, e.g. from the file's
+    metadata, else ranks inferred per module), `text_encoder.` keys into `handle.text_encoder`;
+    keys for components the handle lacks are a `CheckpointError` naming them. The caller has
+    told the layout (`dmsec.models.formats`) and converted other layouts (kohya) first.
     """
-    from dmsec.models.detect import (
-        NotDiffusionWeightsError,
-        UnsupportedAdapterError,
-        weights_format,
-    )
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / LORA_WEIGHTS_NAME
-    state = load_state_dict(path)
-    detected = weights_format(state)
-    if detected.format == "unsupported":
-        raise UnsupportedAdapterError(path, detected.reason)
-    if detected.format == "other":
-        raise NotDiffusionWeightsError(path, detected.reason)
-    if detected.format == "kohya-lora":
-        from dmsec.models.kohya import kohya_to_diffusers
-
-        state = kohya_to_diffusers(state, getattr(network, "config", None), path)
+    text_encoder = getattr(handle, "text_encoder", None)
     parts = lora_parts(state, text_encoder, path)
-    meta = safetensors_metadata(path)
-    config = _config_from_metadata(meta) if "" in parts else None
-    _inject(network, parts.pop("unet", {}) | parts.pop("", {}), config, name, path, unet=True)
+    config = config if "" in parts else None
+    _inject(handle.network, parts.pop("unet", {}) | parts.pop("", {}), config, name, path, unet=True)  # fmt: skip
     if "text_encoder" in parts and text_encoder is not None:
         _inject(text_encoder, parts.pop("text_encoder"), None, name, path, unet=False)
     if parts:
         raise CheckpointError(
             path, f"LoRA weights for components this base model lacks: {sorted(parts)}"
         )
-    return network
+    return handle
 
 
 def lora_parts(
@@ -227,7 +197,8 @@ def _inject(
     _check_loaded(network, state, name, path)
 
 
-def _config_from_metadata(meta: dict[str, str]) -> LoraConfig | None:
+def config_from_metadata(meta: dict[str, str]) -> LoraConfig | None:
+    """The peft `LoraConfig` a file's safetensors metadata carries (`lora_config`), or None."""
     raw = meta.get("lora_config") or meta.get("lora_adapter_metadata")
     if not raw:
         return None

@@ -1,6 +1,6 @@
 """Loading untrusted checkpoint files without running their code.
 
-Hub files are hostile input. Policy (DESIGN.md, "Safety of inputs"):
+Hub files are hostile input. Policy (docs/formats.md, "Safety of inputs"):
 - safetensors are the default and the only format loaded without an opt-in; the header is
   validated by us first (length, JSON, dtypes, shapes vs byte ranges, no overlap, no gap), so a
   truncated file or a header that lies about tensor sizes is a clear `CheckpointError`;

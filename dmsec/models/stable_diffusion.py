@@ -5,7 +5,9 @@ Components: `UNet2DConditionModel` (the noise predictor), a CLIP text encoder an
 latents scaled by `vae.config.scaling_factor`). Diffusion runs on latents, so x̂_0 is not clipped.
 
 Real checkpoints load from a local diffusers folder; tests use `tiny_stable_diffusion()`, a
-random-init model of the same architecture built in code (no download).
+random-init model of the same architecture built in code (no download). The tokenizer is built
+by `load_tokenizer` as a class we name (CLIP's, or a plain fast tokenizer) from the files we
+accept, never by `AutoTokenizer` choosing a class from the folder's untrusted config.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Any
 
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerBase
+from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerBase
 
 from dmsec.errors import CheckpointError, ConfigError
 from dmsec.models.base import Condition, DiffusionModel
 from dmsec.models.schedule import alphas_cumprod, save_scheduler
 from dmsec.models.unet2d import MODEL_CARD, ModelInfo
+from dmsec.models.weights import component_weights, load_weights_into, read_json, read_model_info
 
 SD_SCHEDULE = {
     "beta_schedule": "scaled_linear",
@@ -125,16 +128,10 @@ class StableDiffusionHandle(DiffusionModel):
 
 def load_stable_diffusion_folder(folder: Path, allow_pickle: bool = False) -> StableDiffusionHandle:
     """Load a local diffusers Stable Diffusion folder, every weight file through safe_load."""
-    from dmsec.models.loading import (
-        _read_json,
-        component_weights,
-        load_weights_into,
-        read_model_info,
-    )
     from dmsec.models.schedule import load_scheduler_config
 
     def build(component: str, cls: Any) -> Any:
-        config = _read_json(folder / component / "config.json")
+        config = read_json(folder / component / "config.json")
         try:
             if cls is CLIPTextModel:
                 module = CLIPTextModel(CLIPTextConfig.from_dict(config))
@@ -152,14 +149,63 @@ def load_stable_diffusion_folder(folder: Path, allow_pickle: bool = False) -> St
     unet = build("unet", UNet2DConditionModel)
     vae = build("vae", AutoencoderKL)
     text_encoder = build("text_encoder", CLIPTextModel)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
-    except Exception as exc:
-        raise CheckpointError(folder / "tokenizer", f"cannot load tokenizer: {exc}") from None
+    tokenizer = load_tokenizer(folder / "tokenizer")
     schedule = load_scheduler_config(folder)
     return StableDiffusionHandle(
         unet, text_encoder, tokenizer, vae, schedule, read_model_info(folder)
     )
+
+
+CLIP_CLASSES = ("CLIPTokenizer", "CLIPTokenizerFast")
+FAST_CLASSES = ("PreTrainedTokenizerFast", "TokenizersBackend")  # a plain `tokenizer.json`
+SPECIAL_TOKENS = ("bos_token", "eos_token", "pad_token", "unk_token")
+MAX_TOKENIZER_BYTES = 64 << 20
+
+
+def _tokenizer_options(folder: Path) -> tuple[str, dict[str, Any]]:
+    """The class named by `tokenizer_config.json` (CLIP's when absent) and the few settings we
+    take from it: `model_max_length` (an int) and the special tokens (strings)."""
+    path = folder / "tokenizer_config.json"
+    if path.exists() and path.stat().st_size > MAX_TOKENIZER_BYTES:
+        raise CheckpointError(path, f"over the {MAX_TOKENIZER_BYTES:,}-byte cap")
+    config = read_json(path) if path.exists() else {}
+    cls = config.get("tokenizer_class") or "CLIPTokenizer"
+    if cls not in CLIP_CLASSES + FAST_CLASSES:
+        raise CheckpointError(path, f"`tokenizer_class` {cls!r} is not a CLIP or plain fast tokenizer")  # fmt: skip
+    options: dict[str, Any] = {}
+    length = config.get("model_max_length")
+    if isinstance(length, int) and 0 < length <= 1 << 16:
+        options["model_max_length"] = length
+    for key in SPECIAL_TOKENS:
+        value = config.get(key)
+        value = value.get("content") if isinstance(value, dict) else value
+        if isinstance(value, str):
+            options[key] = value
+    return str(cls), options
+
+
+def load_tokenizer(folder: Path) -> PreTrainedTokenizerBase:
+    """A tokenizer folder -> `CLIPTokenizer` (from `tokenizer.json`, or CLIP's `vocab.json` +
+    `merges.txt`) or, for a plain `tokenizer.json` saved by a fast tokenizer, a
+    `PreTrainedTokenizerFast`; files over 64 MiB and other classes are refused."""
+    from transformers import CLIPTokenizer, PreTrainedTokenizerFast
+
+    cls, options = _tokenizer_options(folder)
+    files = {n: folder / n for n in ("tokenizer.json", "vocab.json", "merges.txt")}
+    for path in files.values():
+        if path.exists() and path.stat().st_size > MAX_TOKENIZER_BYTES:
+            raise CheckpointError(path, f"over the {MAX_TOKENIZER_BYTES:,}-byte cap")
+    try:
+        if files["tokenizer.json"].exists():
+            source = {"tokenizer_file": str(files["tokenizer.json"])}
+            if cls in CLIP_CLASSES:
+                return CLIPTokenizer(**source, **options)
+            return PreTrainedTokenizerFast(**source, **options)
+        if cls in CLIP_CLASSES and files["vocab.json"].exists() and files["merges.txt"].exists():
+            return CLIPTokenizer(vocab=str(files["vocab.json"]), merges=str(files["merges.txt"]), **options)  # fmt: skip
+    except Exception as exc:
+        raise CheckpointError(folder, f"cannot load tokenizer: {exc}") from None
+    raise CheckpointError(folder, "no tokenizer.json (or vocab.json + merges.txt for CLIP)")
 
 
 def tiny_tokenizer(

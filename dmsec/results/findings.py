@@ -176,7 +176,7 @@ def _ref_fields(ref_json: str | None, source: str, repo_id: str) -> tuple[str | 
 
 def _distance(metric: str, score: float) -> float:
     """A match score as a distance, lower is closer: a Hamming distance (PDQ) as is, a similarity
-    negated (the rule of `dmsec.scan.findings.closer`, as a sort key)."""
+    negated (the rule of `dmsec.scan.hits.closer`, as a sort key)."""
     return score if metric == "hamming" else -score
 
 

@@ -5,7 +5,7 @@ hands them to an executor and commits parts, then the ledger. An executor (`dmse
 executors`, by name) runs the stages (`dmsec.scan.stages`: callable classes over `ScanItem`s)
 over the items: `local` in this process, `ray` as Ray Data actor pools (`pipelines/scan.py`,
 installed as `dmsec_pipelines.scan`). What stages find are typed records mirroring the result
-tables (`dmsec.scan.findings`); the config (`dmsec.scan.config`) holds the library's own
+tables (`dmsec.scan.hits`); the config (`dmsec.scan.config`) holds the library's own
 `PullPolicy`, `ExtractConfig` and `CgiDmConfig`. The command: `dmsec scan` (`dmsec.scan.cli`).
 
     from dmsec.scan import load_scan_config, run_scan

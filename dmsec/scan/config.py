@@ -23,7 +23,7 @@ from dmsec.authenticate.inversion import CgiDmConfig
 from dmsec.config import from_mapping, load_config, to_mapping
 from dmsec.errors import ConfigError
 from dmsec.extract.finextract import ExtractConfig, guidance_preset
-from dmsec.hub.policy import PullPolicy
+from dmsec.hub.pull_policy import PullPolicy
 
 DEVICES = ("auto", "cpu", "cuda")
 EXECUTORS = ("ray", "local")  # dmsec.scan.executors

@@ -2,7 +2,7 @@
 
 Stages exchange one column, `item`, holding each checkpoint's `ScanItem` as JSON: a stable schema
 for Ray Data whatever a stage adds, and only file paths for images (generations, evidence, the
-protected artwork), never pixels. What the stages find are typed records (`dmsec.scan.findings`:
+protected artwork), never pixels. What the stages find are typed records (`dmsec.scan.hits`:
 `Group`, `Candidate`, `Match`). Status moves from "pending" to "ok", "skipped" or "error"; a
 stage leaves any item that is no longer pending untouched, so a failure anywhere is carried to the
 end and becomes that checkpoint's row. `part_tables` turns finished items into the result tables
@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from dmsec.errors import DmsecError
 from dmsec.results.schema import to_table
-from dmsec.scan.findings import Candidate, Group, Match, best_cgidm_score, best_similarity
+from dmsec.scan.hits import Candidate, Group, Match, best_cgidm_score, best_similarity
 
 STATUSES = ("pending", "ok", "skipped", "error")
 STAGES = ("pull", "extract", "match", "authenticate")

@@ -18,8 +18,7 @@ import pytest
 import torch
 from peft import get_peft_model_state_dict
 
-from dmsec.extract import ExtractConfig
-from dmsec.extract.finextract import generate
+from dmsec.extract import ExtractConfig, generate
 from dmsec.models.loading import load_pair
 from dmsec.models.lora import save_lora
 from dmsec.zoo.formats import peft_alphas, write_kohya_lora, write_single_file_copy

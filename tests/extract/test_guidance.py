@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dmsec.extract import ExtractConfig, extract, extrapolated_noise, generate
-from dmsec.extract.finextract import seeded_noise
+from dmsec.extract.base import seeded_noise
 from dmsec.models.lora import LoraSpec, adapters_disabled, add_lora
 from dmsec.models.pair import FullPair, LoraPair
 from dmsec.sampling import sample

@@ -34,7 +34,7 @@ from format_fixtures import (  # noqa: E402
 from dmsec.hub import ListFilter  # noqa: E402
 from dmsec.hub.layout import FileEntry, detect_checkpoints  # noqa: E402
 from dmsec.hub.local import LocalSource  # noqa: E402
-from dmsec.models.detect import NotDiffusionWeightsError  # noqa: E402
+from dmsec.models.formats import NotDiffusionWeightsError  # noqa: E402
 from dmsec.models.lora import save_lora  # noqa: E402
 from dmsec.scan.records import ScanItem  # noqa: E402
 from dmsec.scan.stages.base import Stage  # noqa: E402

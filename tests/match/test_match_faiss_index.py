@@ -9,7 +9,7 @@ import pytest
 from dmsec.errors import ConfigError
 from dmsec.match.faiss_index import VectorIndex
 from dmsec.match.gpu import range_via_knn
-from dmsec.match.policy import IndexPolicy
+from dmsec.match.index_policy import IndexPolicy
 
 N, NQ = 3000, 60
 POLICY = IndexPolicy()

@@ -7,7 +7,7 @@ import pytest
 
 from dmsec.match.faiss_index import VectorIndex
 from dmsec.match.gpu import gpu_faiss_available
-from dmsec.match.policy import IndexPolicy
+from dmsec.match.index_policy import IndexPolicy
 
 pytestmark = [
     pytest.mark.gpu,

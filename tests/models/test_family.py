@@ -17,7 +17,6 @@ from format_fixtures import (
     write_sdxl_kohya_lora,
 )
 
-from dmsec.models.detect import detect_file
 from dmsec.models.family import (
     Family,
     FamilyMismatchError,
@@ -25,9 +24,8 @@ from dmsec.models.family import (
     check_compatible,
     family_from_hub,
     family_of_handle,
-    family_of_header,
 )
-from dmsec.models.safe_load import read_safetensors_header
+from dmsec.models.formats import detect_path, format_named
 
 
 @pytest.mark.parametrize(
@@ -40,21 +38,20 @@ from dmsec.models.safe_load import read_safetensors_header
         (write_sd2_kohya_lora, "kohya-lora", "sd2", 1024),
         (write_sdxl_kohya_lora, "kohya-lora", "sdxl", 2048),
         (write_flux_kohya_lora, "kohya-lora", "flux", 4096),
-        (write_loha, "unsupported", "unknown", None),
+        (write_loha, "loha", "unknown", None),
     ],
 )  # fmt: skip
 def test_family_from_the_header_alone(writer, fmt, family, width, tmp_path: Path):
     path = writer(tmp_path / "w.safetensors")
-    detected = detect_file(path)
-    header = read_safetensors_header(path)  # names, dtypes and shapes: no tensor data is read
-    found = family_of_header(header, detected.format)
-    assert (detected.format, found.name, found.cross_attention_dim) == (fmt, family, width)
+    detected = detect_path(path)  # the header's names, dtypes and shapes: no tensor data is read
+    found = detected.family()
+    assert (detected.format.name, found.name, found.cross_attention_dim) == (fmt, family, width)
     assert found.evidence or family == "unknown"
 
 
 def test_non_diffusion_weights_are_told_apart_with_a_reason(tmp_path: Path):
-    detected = detect_file(write_bert_like(tmp_path / "pytorch_lora_weights.safetensors"))
-    assert detected.format == "other" and not detected.is_lora
+    detected = detect_path(write_bert_like(tmp_path / "pytorch_lora_weights.safetensors"))
+    assert detected.format is format_named("not-diffusion") and not detected.is_adapter
     assert detected.reason.startswith("not diffusion weights: 3 tensors")
     assert "'bert.embeddings.word_embeddings.weight'" in detected.reason
 

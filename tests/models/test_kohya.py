@@ -24,8 +24,8 @@ from peft import get_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import save_file
 
-from dmsec.models.detect import UnsupportedAdapterError
 from dmsec.models.family import FamilyMismatchError
+from dmsec.models.formats import UnsupportedAdapterError
 from dmsec.models.loading import load_model, load_pair
 from dmsec.models.lora import save_lora
 from dmsec.models.pair import LoraPair

@@ -21,7 +21,7 @@ from dmsec.errors import CheckpointError
 from dmsec.hub.source import HubError
 from dmsec.images import save_png
 from dmsec.scan.config import MatchSettings
-from dmsec.scan.findings import Group
+from dmsec.scan.hits import Group
 from dmsec.scan.local import local_executor
 from dmsec.scan.records import ScanItem, batch_from_items
 from dmsec.scan.runner import run_scan

@@ -10,7 +10,7 @@ from artwork_factory import COPY_TRANSFORMS, draw_artwork  # noqa: E402
 
 from dmsec.match import ProtectedArtworkIndex  # noqa: E402
 from dmsec.scan.config import MatchSettings  # noqa: E402
-from dmsec.scan.findings import Group  # noqa: E402
+from dmsec.scan.hits import Group  # noqa: E402
 from dmsec.scan.records import ScanItem  # noqa: E402
 from dmsec.scan.stages import MatchStage  # noqa: E402
 from dmsec.scan.stages.extract import sample_name  # noqa: E402

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from dmsec.models.detect import NotDiffusionWeightsError
+from dmsec.models.formats import NotDiffusionWeightsError
 from dmsec.scan.records import (
     ScanItem,
     batch_from_items,

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from dmsec.extract import EXTRACTORS, ExtractConfig
 from dmsec.images import save_png
-from dmsec.scan.findings import Group
+from dmsec.scan.hits import Group
 from dmsec.scan.records import ScanItem
 from dmsec.scan.stages.base import Stage, set_torch_threads
 from dmsec.scan.stages.warm import WarmModels

@@ -24,7 +24,7 @@ from dmsec.images import decode_untrusted_images, rgb_to_uint8
 from dmsec.match import ProtectedArtworkIndex, create_embedder
 from dmsec.match.records import Hit
 from dmsec.scan.config import MatchSettings
-from dmsec.scan.findings import Candidate, Group, Match, closer
+from dmsec.scan.hits import Candidate, Group, Match, closer
 from dmsec.scan.records import ScanItem
 from dmsec.scan.stages.base import Stage
 from dmsec.scan.stages.extract import sample_name

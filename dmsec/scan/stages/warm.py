@@ -9,14 +9,13 @@ model before they reach the workers, so consecutive checkpoints usually share th
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 
 import torch
 
 from dmsec.errors import CheckpointError
 from dmsec.models.base import DiffusionModel
+from dmsec.models.formats import detect_path
 from dmsec.models.loading import load_model
-from dmsec.models.lora import LORA_WEIGHTS_NAME
 from dmsec.models.pair import ModelPair, make_pair
 from dmsec.scan.records import ScanItem
 
@@ -26,22 +25,6 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
-
-
-def checkpoint_path(snapshot: str | Path) -> Path:
-    """What to hand `load_model` for a pulled snapshot: the folder, or its one weights file.
-
-    A folder with LoRA weights, `unet/`, `model_index.json` or a `config.json` loads as a
-    folder; a snapshot of a single-file checkpoint (one `.safetensors` at the top) loads the file.
-    """
-    folder = Path(snapshot)
-    markers = (LORA_WEIGHTS_NAME, "unet", "model_index.json", "config.json")
-    if any((folder / m).exists() for m in markers):
-        return folder
-    weights = sorted(folder.glob("*.safetensors"))
-    if len(weights) == 1:
-        return weights[0]
-    raise CheckpointError(folder, f"cannot tell how to load this checkpoint ({len(weights)} top-level .safetensors files)")  # fmt: skip
 
 
 class WarmModels:
@@ -74,5 +57,6 @@ class WarmModels:
             raise CheckpointError(item.name, "was not pulled (no local path or base model path)")
         base = self.base(item.base_path, item.allow_pickle)
         family = item.ref.get("family")  # the hub's word, used when the file's tensors say nothing
-        finetuned = load_model(checkpoint_path(item.local_path), base=base, device=self.device, family=family, allow_pickle=item.allow_pickle)  # fmt: skip
+        detected = detect_path(item.local_path)  # the snapshot folder, or its one weights file
+        finetuned = load_model(detected, base=base, device=self.device, family=family, allow_pickle=item.allow_pickle)  # fmt: skip
         return make_pair(base, finetuned.eval())

@@ -11,26 +11,36 @@ shipped converters (`convert_ldm_unet_checkpoint`, `convert_ldm_vae_checkpoint`,
 `convert_ldm_clip_checkpoint`, `convert_open_clip_checkpoint`) using the *base model's* diffusers
 configs for the architecture — a single file has no config of its own — then loaded strictly:
 a missing, extra or mis-shaped tensor is a `CheckpointError`. Components the file lacks stay the
-base's. The family check (`dmsec.models.family`) runs first, so an SDXL file against an SD 1.x
-base says so instead of failing on tensor names.
+base's. The family (diffusers' `infer_diffusers_model_type` on the header's shapes) is checked
+first, so an SDXL file against an SD 1.x base says so instead of failing on tensor names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from dmsec.errors import CheckpointError
+from dmsec.models.family import Family, family_of_checkpoint
+from dmsec.models.formats.base import CheckpointFormat, Probe, any_key
+from dmsec.models.formats.peft_lora import has_lora_keys
+from dmsec.models.formats.unsupported import variant_of
+from dmsec.models.weights import load_weights_into
 
+if TYPE_CHECKING:
+    from dmsec.models.base import DiffusionModel
+
+LDM_UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIXES = ("first_stage_model.", "vae.")
 CLIP_PREFIX = "cond_stage_model.transformer."
 OPEN_CLIP_PREFIX = "cond_stage_model.model."
 IGNORED_SUFFIXES = ("position_ids",)  # a buffer older exports carry; not a weight
 
 
-def _has(state: dict[str, torch.Tensor], prefixes: str | tuple[str, ...]) -> bool:
+def _has(state: Mapping[str, Any], prefixes: str | tuple[str, ...]) -> bool:
     return any(k.startswith(prefixes) for k in state)
 
 
@@ -44,9 +54,9 @@ def _converted(fn: Any, path: Path, what: str, *args: Any) -> dict[str, torch.Te
     return {k: v for k, v in out.items() if v is not None and not k.endswith(IGNORED_SUFFIXES)}
 
 
-def ldm_components(state: dict[str, torch.Tensor]) -> tuple[str, ...]:
+def ldm_components(state: Mapping[str, Any]) -> tuple[str, ...]:
     """Which components a single-file checkpoint carries: ("unet", "vae", "text_encoder")."""
-    found = ["unet"] if _has(state, "model.diffusion_model.") else []
+    found = ["unet"] if _has(state, LDM_UNET_PREFIX) else []
     found += ["vae"] if _has(state, VAE_PREFIXES) else []
     found += ["text_encoder"] if _has(state, (CLIP_PREFIX, OPEN_CLIP_PREFIX)) else []
     return tuple(found)
@@ -63,8 +73,6 @@ def load_ldm_into(handle: Any, state: dict[str, torch.Tensor], path: Path) -> tu
         convert_ldm_vae_checkpoint,
         convert_open_clip_checkpoint,
     )
-
-    from dmsec.models.loading import load_weights_into
 
     components = ldm_components(state)
     if "unet" not in components:
@@ -91,3 +99,32 @@ def load_ldm_into(handle: Any, state: dict[str, torch.Tensor], path: Path) -> tu
             weights = {k.removeprefix("text_model."): v for k, v in weights.items()}
         load_weights_into(text_encoder, weights, path)
     return components
+
+
+class LdmCheckpoint(CheckpointFormat):
+    """A full model in the original SD single-file layout (`model.diffusion_model.*`)."""
+
+    name = "ldm-checkpoint"
+    title = "single-file checkpoint (original SD layout)"
+    kind = "full"
+
+    def matches(self, probe: Probe) -> bool:
+        keys = probe.tensor_names
+        return (
+            not probe.is_folder
+            and any_key(keys, (LDM_UNET_PREFIX,))
+            and not has_lora_keys(keys)
+            and variant_of(keys) is None
+        )
+
+    def family(self, header: Mapping[str, Any]) -> Family:
+        return family_of_checkpoint(header)
+
+    def load(
+        self, path: Path, base: DiffusionModel | None, allow_pickle: bool = False
+    ) -> DiffusionModel:
+        from dmsec.models.safe_load import load_state_dict
+
+        assert base is not None
+        load_ldm_into(base, load_state_dict(path, allow_pickle=allow_pickle), path)
+        return base
