@@ -159,6 +159,16 @@ def test_any_checkpoint_finetune_text_encoder_refused_with_lora(sd_base, tmp_pat
     args = ["finetune", "--images", str(images), "--base", str(base), "--out", str(tmp_path / "x")]
     result = CliRunner().invoke(main, [*args, "--lora", "--train-text-encoder", "--steps", "1"])
     assert result.exit_code != 0 and "train_text_encoder" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_any_checkpoint_finetune_text_encoder_refused_without_one(tiny_unet, tmp_path):
+    base = tiny_unet.save(tmp_path / "base")
+    images = tmp_path / "images"
+    save_png(torch.rand(1, 8, 8), images / "train_0.png")
+    args = ["finetune", "--images", str(images), "--base", str(base), "--out", str(tmp_path / "x")]
+    result = CliRunner().invoke(main, [*args, "--train-text-encoder", "--steps", "1"])
+    assert result.exit_code != 0 and "needs a text-conditional model" in result.output
 
 
 def test_any_checkpoint_finetune_defaults_are_the_zoo_recipes():
