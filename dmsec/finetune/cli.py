@@ -123,6 +123,8 @@ def finetune(images: str, base: str, out: str, lora: bool, lora_rank: int,
     from dmsec.finetune.vanilla import TrainConfig
     from dmsec.models.loading import load_model
 
+    if lora_targets is not None and not lora:
+        raise click.UsageError("--lora-targets chooses what a LoRA adapts: give it with --lora")
     try:
         bayes = None
         if bayesian:

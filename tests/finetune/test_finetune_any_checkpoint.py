@@ -101,6 +101,14 @@ def test_any_checkpoint_lora_layout_all_adds_resnets(sd_base, tmp_path):
     assert {n.rsplit(".", 1)[-1] for n in extra} == {"conv1", "conv2", "time_emb_proj"}
 
 
+def test_any_checkpoint_lora_layout_targets_need_lora(sd_base, tmp_path):
+    base, images = sd_base
+    args = ["finetune", "--images", str(images), "--base", str(base), "--out", str(tmp_path / "x")]
+    result = CliRunner().invoke(main, [*args, "--lora-targets", "all", "--steps", "1"])
+    assert result.exit_code != 0 and "--lora-targets" in result.output and "--lora" in result.output
+    assert not (tmp_path / "x").exists()
+
+
 def test_any_checkpoint_lora_layout_all_is_the_digit_zoo_recipe(tiny_unet):
     # on a class-conditional UNet, "all" adapts exactly what the digit zoo's LoraSpec() does
     digit_zoo = add_lora(copy.deepcopy(tiny_unet.network), LoraSpec(rank=2))
