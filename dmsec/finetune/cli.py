@@ -87,7 +87,8 @@ def _condition(value: str | None) -> int | str | None:
 @click.option(
     "--condition",
     default=None,
-    help="Class id or prompt the images are bound to (default: the base's instance).",
+    help="Class id or prompt the images are bound to, recorded in the output card "
+    "(default: the base card's).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
