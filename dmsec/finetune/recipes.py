@@ -11,7 +11,8 @@ user's fine-tune of a zoo base is trained like the zoo's own:
   full fine-tunes at lr 1e-4, constant lr.
 
 Target presets are `dmsec.models.lora.LORA_TARGET_PRESETS`; the schedules are
-`dmsec.finetune.vanilla.TrainConfig.cosine_decay` (cosine) or a constant lr.
+`dmsec.finetune.vanilla.TrainConfig.cosine_decay` (cosine) or a constant lr. User guide:
+docs/finetune.md.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@
   digits): ``zoo``, grey pixels compared at 16x16.
 
 A set that mixes small and artwork-size images, or has no readable image, has no one embedder
-that fits: `EmbedderChoiceError` says why and names the embedders to choose from.
+that fits: `EmbedderChoiceError` says why and names the embedders to choose from. User guide:
+docs/registry.md.
 """
 
 from __future__ import annotations
