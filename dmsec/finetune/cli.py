@@ -153,7 +153,7 @@ def finetune(images: str, base: str, out: str, lora: bool, lora_rank: int,
             train_text_encoder=train_text_encoder,
         )
         chosen = [f"lr {config.lr:g} {schedule}"] + ([f"LoRA targets {targets}"] if lora else [])
-        click.echo(f"finetune: {', '.join(chosen)} (unset options follow the {recipe.zoo} zoo's recipe)", err=True)  # fmt: skip
+        click.echo(f"settings: {', '.join(chosen)} (options left out follow the {recipe.zoo} zoo's recipe)", err=True)  # fmt: skip
         data = load_training_images(images, model)
         cond = instance_condition(model, _condition(condition))
         if workers is None:

@@ -74,7 +74,8 @@ def test_any_checkpoint_lora_layout_attn_is_the_art_zoo_recipe(sd_base, tiny_sd,
     base, images = sd_base
     # the default for a Stable Diffusion base, and the explicit preset, adapt the same modules
     default, result = _finetune(base, images, tmp_path / "default", "--lora", "--lora-rank", "2")
-    assert "LoRA targets attn" in result.stderr and "art zoo" in result.stderr
+    said = [line for line in result.stderr.splitlines() if line.startswith("settings: ")]
+    assert len(said) == 1 and "LoRA targets attn" in said[0] and "art zoo" in said[0]
     attn, _ = _finetune(base, images, tmp_path / "attn", "--lora", "--lora-rank", "2",
                         "--lora-targets", "attn")  # fmt: skip
     # the zoo's own fine-tune code, one step of its LoRA recipe on the same base
