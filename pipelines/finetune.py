@@ -158,6 +158,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                         Path(tmp) / MODEL_DIR,
                         base_model=base_reference(job.base, job.out),
                         extra={"finetune": job.record(), "workers": world},
+                        condition=job.condition,
                     )
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         if at_end:

@@ -1,7 +1,9 @@
 """`dmsec finetune --images DIR --base MODEL --out DIR [--lora] [--bayesian] [--workers N]`.
 
 Without `--workers` the run is in process (no Ray); with it, the Ray job `pipelines/finetune.py` runs the same
-trainer data-parallel on Ray Train, with checkpoints and resume. Both write the zoo's formats.
+trainer data-parallel on Ray Train, with checkpoints and resume. Both write the zoo's formats, with
+the condition trained on recorded in the output's card (`instance_prompt` / `instance_class`).
+Settings left out follow the zoo recipe for the base (`dmsec.finetune.recipes`), printed once.
 """
 
 from __future__ import annotations
@@ -12,9 +14,6 @@ from types import ModuleType
 from typing import Any
 
 import click
-
-# The zoo's recipes (dmsec.zoo.config): full lr 1e-4, LoRA lr 1e-3, batch 10, 800 steps "heavy".
-DEFAULT_LR = {"full": 1e-4, "lora": 1e-3}
 
 
 def load_pipeline() -> ModuleType:
@@ -46,6 +45,26 @@ def _condition(value: str | None) -> int | str | None:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--lora", is_flag=True, help="Train a LoRA adapter instead of every weight.")
 @click.option("--lora-rank", type=int, default=8, show_default=True)
+@click.option(
+    "--lora-targets",
+    type=click.Choice(["attn", "all"]),
+    default=None,
+    help="Modules the LoRA adapts: attn = the transformer blocks' Linears (kohya's SD default), "
+    "all = those plus resnet convolutions and time-embedding projections. Default: the zoo "
+    "recipe for the base (attn for Stable Diffusion, all for class-conditional UNets).",
+)
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(["constant", "cosine"]),
+    default=None,
+    help="Learning rate: constant, or cosine decay to 0. Default: the zoo recipe for the base "
+    "(cosine for Stable Diffusion, constant for class-conditional UNets).",
+)
+@click.option(
+    "--train-text-encoder",
+    is_flag=True,
+    help="Also train the text encoder (full fine-tunes of text-conditional bases, as DreamBooth).",
+)
 @click.option("--bayesian", is_flag=True, help="Bayesian fine-tuning (arXiv 2405.19931).")
 @click.option(
     "--preset",
@@ -59,11 +78,17 @@ def _condition(value: str | None) -> int | str | None:
 @click.option("--kl-weight", type=float, default=None, help="Override the preset's λ.")
 @click.option("--steps", type=int, default=800, show_default=True)
 @click.option("--batch-size", type=int, default=10, show_default=True)
-@click.option("--lr", type=float, default=None, help="Default: 1e-4 full, 1e-3 LoRA.")
+@click.option(
+    "--lr",
+    type=float,
+    default=None,
+    help="Default: the zoo recipe for the base (full 1e-4; LoRA 3e-3 Stable Diffusion, 1e-3 UNets).",
+)
 @click.option(
     "--condition",
     default=None,
-    help="Class id or prompt the images are bound to (default: the base's instance).",
+    help="Class id or prompt the images are bound to, recorded in the output card "
+    "(default: the base card's).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -81,8 +106,9 @@ def _condition(value: str | None) -> int | str | None:
 )
 @click.option("--run-name", default=None, help="Ray run name (default: the output's name).")
 @click.option("--gpu", is_flag=True, help="Train on CUDA (one GPU per Ray worker).")
-def finetune(images: str, base: str, out: str, lora: bool, lora_rank: int, bayesian: bool,
-             preset: str, sigma_init: float | None, sigma_prior: float | None,
+def finetune(images: str, base: str, out: str, lora: bool, lora_rank: int,
+             lora_targets: str | None, lr_schedule: str | None, train_text_encoder: bool,
+             bayesian: bool, preset: str, sigma_init: float | None, sigma_prior: float | None,
              kl_weight: float | None, steps: int, batch_size: int, lr: float | None,
              condition: str | None, seed: int, workers: int | None, checkpoint_every: int,
              storage: str | None, run_name: str | None, gpu: bool) -> None:  # fmt: skip
@@ -94,10 +120,12 @@ def finetune(images: str, base: str, out: str, lora: bool, lora_rank: int, bayes
         instance_condition,
         load_training_images,
     )
+    from dmsec.finetune.recipes import defaults_for, lora_spec
     from dmsec.finetune.vanilla import TrainConfig
     from dmsec.models.loading import load_model
-    from dmsec.models.lora import LoraSpec
 
+    if lora_targets is not None and not lora:
+        raise click.UsageError("--lora-targets chooses what a LoRA adapts: give it with --lora")
     try:
         bayes = None
         if bayesian:
@@ -109,17 +137,23 @@ def finetune(images: str, base: str, out: str, lora: bool, lora_rank: int, bayes
             bayes = replace(
                 BayesConfig.preset(preset), **{k: v for k, v in overrides.items() if v is not None}
             )
-        spec = LoraSpec(rank=lora_rank, alpha=float(lora_rank)) if lora else None
+        check_output_folder(out)
+        model = load_model(base)
+        recipe = defaults_for(model)
+        targets = lora_targets or recipe.lora_targets
+        schedule = lr_schedule or recipe.lr_schedule
         config = TrainConfig(
             steps=steps,
             batch_size=batch_size,
-            lr=lr if lr is not None else DEFAULT_LR["lora" if lora else "full"],
-            lora=spec,
+            lr=lr if lr is not None else recipe.lr(lora),
+            lora=lora_spec(lora_rank, targets) if lora else None,
             seed=seed,
             bayes=bayes,
+            cosine_decay=schedule == "cosine",
+            train_text_encoder=train_text_encoder,
         )
-        check_output_folder(out)
-        model = load_model(base)
+        chosen = [f"lr {config.lr:g} {schedule}"] + ([f"LoRA targets {targets}"] if lora else [])
+        click.echo(f"settings: {', '.join(chosen)} (options left out follow the {recipe.zoo} zoo's recipe)", err=True)  # fmt: skip
         data = load_training_images(images, model)
         cond = instance_condition(model, _condition(condition))
         if workers is None:
@@ -143,7 +177,9 @@ def _run_in_process(model: Any, data: Any, cond: Any, config: Any, base: str, ou
         model.to("cuda")
     train(model, data, [cond] * len(data), config, progress="finetune")
     record = {"train": asdict(config), "base": base, "n_images": len(data), "workers": 0}
-    return save_finetune(model, out, base_reference(base, out), extra={"finetune": record})
+    return save_finetune(
+        model, out, base_reference(base, out), extra={"finetune": record}, condition=cond
+    )
 
 
 def _run_on_ray(base: str, data: Any, cond: Any, config: Any, out: str, workers: int,

@@ -5,6 +5,9 @@
 - LoRA: `pytorch_lora_weights.safetensors` (`save_lora`, base model in its metadata) beside
   `dmsec_model.json` (`kind="lora"`).
 
+The card records the condition the images were trained on (`instance_prompt` for a prompt,
+`instance_class` for a class id), so the output is scanned with it as the zoo's fine-tunes are.
+
 Bayesian runs are saved as their mean network (σ = 0, arXiv 2405.19931): the checkpoint is an
 ordinary model that `dmsec.models.loading.load_model` reads like any other.
 """
@@ -97,8 +100,12 @@ def save_finetune(
     folder: str | Path,
     base_model: str,
     extra: dict[str, Any] | None = None,
+    condition: Condition = None,
 ) -> Path:
-    """Write `model` (a trained fine-tune) in the zoo's format; Bayesian layers become μ."""
+    """Write `model` (a trained fine-tune) in the zoo's format; Bayesian layers become μ.
+
+    `condition` (the prompt or class id the images were bound to) goes into the card; None keeps
+    the base card's."""
     folder = Path(folder)
     if is_bayesian(model.network):
         handle = copy.deepcopy(model)
@@ -108,6 +115,10 @@ def save_finetune(
     base_info = getattr(handle, "info", None) or ModelInfo()
     kind = "lora" if has_lora(handle.network) else "full"
     info = replace(base_info, kind=kind, base_model=base_model, extra=extra)
+    if isinstance(condition, str):
+        info = replace(info, instance_prompt=condition, instance_class=None)
+    elif isinstance(condition, int):
+        info = replace(info, instance_class=condition, instance_prompt=None)
     if kind == "lora":
         save_lora(handle.network, folder, base_model=base_model)
         (folder / MODEL_CARD).write_text(info.to_json())

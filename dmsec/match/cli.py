@@ -2,7 +2,8 @@
 
 The registry location comes from ``--registry`` or ``DMSEC_REGISTRY`` (default ``./registry``),
 a local folder or ``s3://bucket/prefix`` (S3-compatible servers via ``--endpoint-url`` or
-``DMSEC_S3_ENDPOINT_URL``). ``add`` creates the registry on first use.
+``DMSEC_S3_ENDPOINT_URL``). ``add`` creates the registry on first use, with the embedders named
+by ``--embedder`` or else the one that fits the images (`dmsec.match.choice`), said once.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any, TypeVar
 import click
 
 from dmsec.errors import DmsecError
-from dmsec.images import decode_untrusted_images
+from dmsec.images import DecodeLimits, decode_untrusted_image, decode_untrusted_images
+from dmsec.match.choice import EmbedderChoiceError, choose_embedders
 from dmsec.match.embedder import create_embedder
 from dmsec.match.index_policy import IndexPolicy
 from dmsec.match.records import AddReport, hits_to_table
-from dmsec.match.registry import DEFAULT_EMBEDDERS, ProtectedArtworkIndex
+from dmsec.match.registry import ProtectedArtworkIndex
 from dmsec.progress import progress as progress_bar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,6 +80,7 @@ def _open_or_create(
     model_paths: Sequence[str],
     embedders: Sequence[str],
     approximate_above: int | None,
+    files: Sequence[Path] = (),
 ) -> ProtectedArtworkIndex:
     paths_by_name = _parse_model_paths(model_paths)
     if ProtectedArtworkIndex.exists(registry, endpoint_url=endpoint_url):
@@ -92,7 +95,7 @@ def _open_or_create(
         return idx
     chosen = [
         create_embedder(n, {"model_path": paths_by_name[n]} if n in paths_by_name else {})
-        for n in (embedders or DEFAULT_EMBEDDERS)
+        for n in (embedders or _fitting_embedders(files))
     ]
     return ProtectedArtworkIndex.create(
         registry,
@@ -100,6 +103,34 @@ def _open_or_create(
         policy=IndexPolicy(approximate_above=approximate_above),
         endpoint_url=endpoint_url,
     )
+
+
+def _fitting_embedders(files: Sequence[Path]) -> tuple[str, ...]:
+    """The embedder that fits the readable images among `files`, said once on stderr; a
+    `ClickException` naming which `--embedder` to pass when none fits."""
+    limits = DecodeLimits()
+
+    def readable() -> Iterable[Any]:
+        for i, path in enumerate(files):
+            try:
+                yield decode_untrusted_image(path, i, limits).pixels
+            except DmsecError:
+                continue  # reported as an error row when the file is added
+
+    try:
+        choice = choose_embedders(readable())
+    except EmbedderChoiceError as exc:
+        flags = " or ".join(f"--embedder {c}" for c in exc.candidates)
+        raise click.ClickException(
+            f"cannot choose an embedder for the new registry: {exc}; pass {flags} "
+            "(--embedder may be given several times)"
+        ) from None
+    click.echo(
+        f"new registry: embedder {', '.join(choice.names)} for {choice.reason} "
+        "(--embedder overrides)",
+        err=True,
+    )
+    return choice.names
 
 
 def _expand(paths: Iterable[Path]) -> list[Path]:
@@ -127,7 +158,8 @@ def index() -> None:
     "--embedder",
     "embedders",
     multiple=True,
-    help=f"Embedders of a new registry (default: {', '.join(DEFAULT_EMBEDDERS)}).",
+    help="Embedders of a new registry (default: the one that fits the images: pdq for "
+    "artwork-size images, art for small colour ones, zoo for small grey ones).",
 )
 @click.option(
     "--approximate-above", type=int, default=None, help="New registry: HNSW/IVF above this size."
@@ -147,11 +179,11 @@ def add(
     endpoint_url: str | None,
 ) -> None:
     """Add image files (or folders of them) to the registry, creating it if needed."""
+    files = _expand(paths)
     try:
-        idx = _open_or_create(registry, endpoint_url, model_paths, embedders, approximate_above)
+        idx = _open_or_create(registry, endpoint_url, model_paths, embedders, approximate_above, files)  # fmt: skip
     except DmsecError as exc:
         raise click.ClickException(str(exc)) from None
-    files = _expand(paths)
     report = AddReport()
     # a bar on a terminal; in a log, a line per chunk added (and, without --json, the chunk's
     # files at once, not all of them at the end)

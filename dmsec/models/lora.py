@@ -41,6 +41,17 @@ BASE_ADAPTER = "__base__"  # peft's name for "no adapter" in a mixed batch
 
 DEFAULT_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2", "time_emb_proj")
 
+# Named target sets (`dmsec finetune --lora-targets`). "attn": every Linear of the transformer
+# blocks (attention projections, feed-forward, proj_in/proj_out), kohya's SD 1.x default and the
+# art zoo's; "all": those plus the resnets' convolutions and time-embedding projections.
+ATTN_TARGETS = (
+    "to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out",
+)  # fmt: skip
+LORA_TARGET_PRESETS: dict[str, tuple[str, ...]] = {
+    "attn": ATTN_TARGETS,
+    "all": (*ATTN_TARGETS, "conv1", "conv2", "time_emb_proj"),
+}
+
 
 @dataclass(frozen=True)
 class LoraSpec:

@@ -32,7 +32,7 @@ from dmsec.errors import ConfigError
 from dmsec.finetune.prior import class_images
 from dmsec.finetune.vanilla import TrainConfig, train
 from dmsec.images import load_pngs, save_png
-from dmsec.models.lora import LoraSpec, save_lora
+from dmsec.models.lora import LORA_TARGET_PRESETS, LoraSpec, save_lora
 from dmsec.models.stable_diffusion import StableDiffusionHandle, load_stable_diffusion_folder
 from dmsec.models.unet2d import MODEL_CARD, ModelInfo
 from dmsec.progress import on_terminal
@@ -43,13 +43,12 @@ from dmsec.zoo.art_data import ArtDataset, data_manifest, load_art_dataset
 from dmsec.zoo.art_model import build_art_model, build_tokenizer, build_vae
 from dmsec.zoo.build import MANIFEST, Zoo, ZooEntry, default_cache_dir
 
-# kohya's default for SD 1.x LoRAs: every Linear of the transformer (cross-attention) blocks —
-# the attention projections, the feed-forward and the blocks' in/out projections
 logger = logging.getLogger(__name__)
 
-LORA_TARGETS = (
-    "to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "proj_in", "proj_out",
-)  # fmt: skip
+# kohya's default for SD 1.x LoRAs: every Linear of the transformer (cross-attention) blocks —
+# the attention projections, the feed-forward and the blocks' in/out projections; the same
+# preset `dmsec finetune --lora-targets attn` uses
+LORA_TARGETS = LORA_TARGET_PRESETS["attn"]
 
 
 def art_zoo_dir(config: ArtZooConfig, cache_dir: str | Path | None = None) -> Path:

@@ -23,7 +23,9 @@ def test_index_commands_end_to_end(tmp_path: Path, artworks) -> None:
     (art / "notes.txt").write_text("not an image")
     reg = str(tmp_path / "reg")
 
-    result = run("add", str(art), "--owner", "Studio CLI", "--registry", reg)
+    # both embedders named: the test searches with each (alone, 256x256 colour art gets pdq)
+    embedders = ["--embedder", "pdq", "--embedder", "zoo"]
+    result = run("add", str(art), "--owner", "Studio CLI", "--registry", reg, *embedders)
     assert result.exit_code == 1  # notes.txt failed; the rest were added
     assert result.output.count("added ") == 4
     assert "notes.txt" in result.output and "allowed format" in result.output
