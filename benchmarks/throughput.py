@@ -52,8 +52,7 @@ import torch
 from diffusers.utils import logging as diffusers_logging
 from sd15_pair import ATTENTION_PROJECTIONS, QUICK, SD15, build_pairs, check_agreement
 
-from dmsec.extract import ExtractConfig, generate
-from dmsec.extract.finextract import cluster_generations, default_batch_size
+from dmsec.extract import ExtractConfig, cluster_generations, default_batch_size, generate
 from dmsec.models.pair import ModelPair, instance_condition
 from dmsec.models.stable_diffusion import StableDiffusionHandle
 

@@ -9,40 +9,13 @@ preset). The algorithm, its defaults and limits: docs/methods/finextract.md.
 
 from __future__ import annotations
 
-from dmsec.extract.base import (  # the shared steps, importable from here as before
-    EXTRACTORS,
-    PAPER_DEFAULTS,
-    ExtractConfig,
-    ExtractionResult,
-    Extractor,
-    cluster_generations,
-    default_batch_size,
-    extract,
-    generate,
-    generation_seed,
-    guidance_preset,
-    seeded_noise,
-)
+from dmsec.extract.base import EXTRACTORS, ExtractConfig, Extractor
 from dmsec.extract.guidance import finextract_eps
 from dmsec.models.base import Condition
 from dmsec.models.pair import ModelPair
 from dmsec.sampling import EpsFn
 
-__all__ = [
-    "EXTRACTORS",
-    "PAPER_DEFAULTS",
-    "ExtractConfig",
-    "ExtractionResult",
-    "Extractor",
-    "FineXtract",
-    "cluster_generations",
-    "default_batch_size",
-    "extract",
-    "generate",
-    "generation_seed",
-    "guidance_preset",
-    "seeded_noise",
-]
+__all__ = ["FineXtract"]
 
 
 @EXTRACTORS.register

@@ -41,8 +41,8 @@ from dmsec.match.embedder import (
 )
 from dmsec.match.errors import EmbedderError, MatchError, RegistryError
 from dmsec.match.index_policy import IndexPolicy
-from dmsec.match.records import AddReport, Hit, RegistryStats, hits_to_table
 from dmsec.match.registry import ProtectedArtworkIndex
+from dmsec.match.registry_records import AddReport, Hit, RegistryStats, hits_to_table
 
 __all__ = [
     "AddReport",

@@ -21,8 +21,8 @@ from dmsec.images import DecodeLimits, decode_untrusted_image, decode_untrusted_
 from dmsec.match.choice import EmbedderChoiceError, choose_embedders
 from dmsec.match.embedder import create_embedder
 from dmsec.match.index_policy import IndexPolicy
-from dmsec.match.records import AddReport, hits_to_table
 from dmsec.match.registry import ProtectedArtworkIndex
+from dmsec.match.registry_records import AddReport, hits_to_table
 from dmsec.progress import progress as progress_bar
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -27,7 +27,7 @@ from dmsec.match.codes import codes_from_arrow, codes_to_arrow
 from dmsec.match.embedder import Embedder
 from dmsec.match.errors import RegistryError
 from dmsec.match.faiss_index import VectorIndex
-from dmsec.match.records import AddReport, Duplicate, DuplicateReason
+from dmsec.match.registry_records import AddReport, Duplicate, DuplicateReason
 
 
 @dataclass(frozen=True)

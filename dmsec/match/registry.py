@@ -4,7 +4,7 @@ A registry is a folder (local path or ``s3://bucket/prefix``) holding
 
 - ``registry.json``: embedders (name + config), index policy, id counter (`dmsec.match.manifest`);
 - ``artworks.parquet``: one row per artwork, metadata plus every embedder's code
-  (schema in `dmsec.match.records`); the source of truth `rebuild` works from;
+  (schema in `dmsec.match.registry_records`); the source of truth `rebuild` works from;
 - ``<embedder>.faiss``: one FAISS index per embedder (`dmsec.match.faiss_index`), in FAISS's
   own serialisation.
 
@@ -41,7 +41,7 @@ from dmsec.match.ingest import (
     split_identical,
 )
 from dmsec.match.manifest import Manifest
-from dmsec.match.records import (
+from dmsec.match.registry_records import (
     METADATA_FIELDS,
     AddedArtwork,
     AddReport,
@@ -203,7 +203,7 @@ class ProtectedArtworkIndex:
         return f"ProtectedArtworkIndex({self.location!r}, artworks={len(self)}, embedders={self.embedder_names})"
 
     def artworks(self, include_codes: bool = False) -> pa.Table:
-        """The artworks table (see `dmsec.match.records`); codes only if asked for."""
+        """The artworks table (see `dmsec.match.registry_records`); codes only if asked for."""
         if include_codes:
             return self._table
         return self._table.drop_columns(self.embedder_names)

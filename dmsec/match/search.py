@@ -12,7 +12,7 @@ import numpy as np
 
 from dmsec.match.embedder import Embedder
 from dmsec.match.faiss_index import VectorIndex
-from dmsec.match.records import Hit
+from dmsec.match.registry_records import Hit
 
 
 def collect_hits(

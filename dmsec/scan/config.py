@@ -22,7 +22,7 @@ from typing import Any
 from dmsec.authenticate.inversion import CgiDmConfig
 from dmsec.config import from_mapping, load_config, to_mapping
 from dmsec.errors import ConfigError
-from dmsec.extract.finextract import ExtractConfig, guidance_preset
+from dmsec.extract import ExtractConfig, guidance_preset
 from dmsec.hub.pull_policy import PullPolicy
 
 DEVICES = ("auto", "cpu", "cuda")

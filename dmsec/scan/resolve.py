@@ -114,7 +114,7 @@ def fit_to_zoo(config: ScanConfig, zoo_root: str | None) -> ScanConfig:
     """On the art zoo, the digit-zoo defaults the config left untouched become the art zoo's:
     embedder and clustering space `art` (colour; the `zoo` space is grey) and FineXtract's (w, k)
     chosen on the art zoo's tuning split. Anything set explicitly is kept."""
-    from dmsec.extract.finextract import guidance_preset
+    from dmsec.extract import guidance_preset
 
     if zoo_root is None or zoo_embedder(zoo_root) != "art":
         return config

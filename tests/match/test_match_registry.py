@@ -20,7 +20,7 @@ from dmsec.match import (
     hits_to_table,
 )
 from dmsec.match.faiss_index import VectorIndex
-from dmsec.match.records import artworks_schema
+from dmsec.match.registry_records import artworks_schema
 
 
 @pytest.fixture

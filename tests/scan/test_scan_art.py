@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from scan_helpers import make_hub, scan_config
 
-from dmsec.extract.finextract import guidance_preset
+from dmsec.extract import guidance_preset
 from dmsec.scan import load_scan_config
 from dmsec.scan.resolve import fit_to_zoo
 

@@ -22,7 +22,7 @@ from PIL import Image
 from dmsec.extract import generation_seed
 from dmsec.images import decode_untrusted_images, rgb_to_uint8
 from dmsec.match import ProtectedArtworkIndex, create_embedder
-from dmsec.match.records import Hit
+from dmsec.match.registry_records import Hit
 from dmsec.scan.config import MatchSettings
 from dmsec.scan.hits import Candidate, Group, Match, closer
 from dmsec.scan.records import ScanItem
