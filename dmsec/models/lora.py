@@ -147,8 +147,10 @@ def lora_parts(
     """Split a LoRA state dict by component, each in PEFT layout (`*.lora_A.weight`).
 
     Keys prefixed `unet.`, `text_encoder.`, `text_encoder_2.` go to those components; unprefixed
-    keys (dmsec's own files) are the UNet's, under "". Older diffusers spellings are converted with
-    diffusers' `convert_unet_state_dict_to_peft` / `convert_state_dict_to_peft`.
+    keys (dmsec's own files) are the UNet's, under "". Other spellings — diffusers' training
+    scripts' (`*.lora.down.weight`, CLIP's `*.lora_linear_layer.*`, mixed with `lora_A/B`) and
+    older diffusers' — are converted with diffusers' `convert_unet_state_dict_to_peft` /
+    `convert_state_dict_to_peft`.
     """
     from diffusers.utils.state_dict_utils import (
         StateDictType,
@@ -164,7 +166,9 @@ def lora_parts(
         component = head if head in prefixes and rest else ""
         parts.setdefault(component, {})[rest if component else key] = value
     for component, part in parts.items():
-        peft = any(".lora_A." in k or ".lora_B." in k for k in part)
+        # diffusers' training scripts save a mix (`to_q.lora.down` beside `proj_in.lora_A`), so a
+        # part is in peft's spelling only if every key is; diffusers' converters leave those keys
+        peft = all(".lora_A." in k or ".lora_B." in k for k in part)
         if component.startswith("text_encoder") and not peft:
             # the types are given: diffusers' guess from one key misses files without out_proj
             part = convert_state_dict_to_diffusers(part, StateDictType.DIFFUSERS_OLD)

@@ -3,8 +3,9 @@
 Keys `*.lora_A.weight` / `*.lora_B.weight`: unprefixed for the UNet in dmsec's `save_lora` and
 peft's `save_lora_adapter` (`pytorch_lora_weights.safetensors`, `adapter_model.safetensors`, the
 peft config as JSON in the safetensors metadata `lora_config`), prefixed `unet.` /
-`text_encoder.` / `text_encoder_2.` by diffusers' `save_lora_weights`; diffusers' older
-`*_lora.down.weight` spelling too. Any tensor name containing "lora" (outside kohya's names and
+`text_encoder.` / `text_encoder_2.` by diffusers' `save_lora_weights`; the spelling diffusers'
+training scripts save (`*.lora.down.weight`, `*.lora_linear_layer.up.weight`, mixed with
+`lora_A/B`) and diffusers' older `*_lora.down.weight` spelling too. Any tensor name containing "lora" (outside kohya's names and
 the unsupported variants) counts, so a damaged adapter is still reported as one. Loading: each
 part is injected into its component through peft (`dmsec.models.lora`), ranks per module.
 """
