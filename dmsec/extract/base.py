@@ -66,6 +66,25 @@ def guidance_preset(name: str) -> tuple[tuple[str, float, float], ...]:
     return tuple((kind, float(w), float(k)) for kind, (w, k) in sorted(table.items()))
 
 
+def image_settings(model: Any) -> tuple[str, str, str]:
+    """(similarity space, guidance preset, why) that fit the images `model` makes, told from the
+    model itself, never from where it came from: grey images (one channel, no VAE) are the digit
+    zoo's kind ("zoo" space and preset); colour images get the "art" space, with the art zoo's
+    preset when they are as small as its (<= 64 px, where that preset was chosen on its tuning
+    split) and the paper's otherwise (Stable Diffusion sizes)."""
+    vae = getattr(model, "vae", None)
+    side = int(model.sample_shape[-1])
+    if vae is None:
+        channels = int(model.sample_shape[0])
+    else:
+        channels = int(vae.config.out_channels)
+        side *= 2 ** (len(vae.config.block_out_channels) - 1)
+    if channels == 1:
+        return "zoo", "zoo", f"grey {side}x{side} images"
+    preset = "art" if side <= 64 else "paper"
+    return "art", preset, f"colour {side}x{side} images"
+
+
 @dataclass(frozen=True)
 class ExtractConfig:
     """FineXtract's knobs; `w`/`k` None means the default for the pair's kind (`defaults`, which

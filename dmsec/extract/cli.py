@@ -36,34 +36,56 @@ DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
     help="N0, the number of images to recover (default: estimated).",
 )
 @click.option(
+    "--preset",
     "--guidance",
+    "guidance",
     metavar="PRESET",
-    default="paper",
-    show_default=True,
-    help="Default (w, k) per kind, a guidance preset: the paper's (Stable Diffusion), the digit "
-    "zoo's (16x16 models) or the art zoo's (chosen on its tuning split): paper, zoo, art.",
+    default=None,
+    help="Default (w, k) per kind, a guidance preset: paper (the paper's, Stable Diffusion sizes), "
+    "zoo (the digit zoo's 16x16 grey models) or art (chosen on the art zoo's tuning split). "
+    "Default: from the model's images (grey: zoo; colour <= 64 px: art; larger: paper).",
+)
+@click.option(
+    "--space",
+    type=click.Choice(["zoo", "art"]),
+    default=None,
+    help="Similarity space the generations are clustered in: zoo (grey 16x16) or art (colour). "
+    "Default: from the model's images.",
+)
+@click.option(
+    "--prompt",
+    default=None,
+    help="Prompt to condition the fine-tune on (default: the checkpoint card's instance prompt).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 @click.option("--dtype", type=click.Choice(sorted(DTYPES)), default="float32", show_default=True)
 def extract(checkpoint: str, base: str | None, out: str, method: str, n_samples: int, w: float | None,
-            k: float | None, steps: int, n_groups: int | None, guidance: str, seed: int, device: str, dtype: str) -> None:  # fmt: skip
+            k: float | None, steps: int, n_groups: int | None, guidance: str | None, space: str | None,
+            prompt: str | None, seed: int, device: str, dtype: str) -> None:  # fmt: skip
     """Recover likely training images of a fine-tuned CHECKPOINT."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     import torch
 
     from dmsec.errors import DmsecError
-    from dmsec.extract.base import ExtractConfig, guidance_preset
+    from dmsec.extract.base import ExtractConfig, guidance_preset, image_settings
     from dmsec.extract.base import extract as run_extract
     from dmsec.images import png_bytes
     from dmsec.models.loading import load_pair
 
     try:
         pair = load_pair(checkpoint, base, device=device, dtype=getattr(torch, dtype))
+        if prompt is not None and getattr(pair.pretrained, "text_encoder", None) is None:
+            raise click.UsageError("--prompt needs a text-conditional model; this one is conditioned on a class")  # fmt: skip
+        model_space, model_preset, images = image_settings(pair.pretrained)
+        if space is None or guidance is None:
+            click.echo(f"settings from the model ({images}): space {space or model_space}, "
+                       f"guidance preset {guidance or model_preset}", err=True)  # fmt: skip
         config = ExtractConfig(
             w=w, k=k, steps=steps, n_samples=n_samples, n_groups=n_groups, seed=seed,
-            defaults=guidance_preset(guidance),
+            defaults=guidance_preset(guidance or model_preset), similarity=space or model_space,
+            condition=prompt,
         )  # fmt: skip
         result = run_extract(pair, config, method=method, progress=True)
     except DmsecError as exc:
