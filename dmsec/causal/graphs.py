@@ -258,3 +258,13 @@ def edge_list(E: np.ndarray, names: list[str] | None = None) -> list[str]:
     """All edges of a mixed graph as strings, each pair once (a < b)."""
     d = E.shape[0]
     return [edge_string(E, a, b, names) for a in range(d) for b in range(a + 1, d) if E[a, b]]
+
+
+def symmetric_adjacency(mask: np.ndarray, d: int, name: str = "adjacency") -> np.ndarray:
+    """`mask` as a symmetric ``(d, d)`` boolean matrix with a false diagonal (`name` in errors)."""
+    adj = np.asarray(mask, dtype=bool)
+    if adj.shape != (d, d):
+        raise ValueError(f"`{name}` must have shape ({d}, {d}); got {adj.shape}")
+    adj = adj | adj.T
+    np.fill_diagonal(adj, False)
+    return adj

@@ -38,6 +38,7 @@ from dmsec.causal.graphs import (
     graph_from_coefficients,
     has_directed_cycle,
     make_maximal,
+    symmetric_adjacency,
 )
 from dmsec.causal.objective import (
     SplitParameters,
@@ -343,7 +344,7 @@ def coefficients_to_mag(
     No step removes a kept pair, so the skeleton contains `keep` whatever the coefficients are.
     """
     d = W1.shape[0]
-    kept = np.zeros((d, d), dtype=bool) if keep is None else _symmetric_mask(keep, d)
+    kept = np.zeros((d, d), dtype=bool) if keep is None else symmetric_adjacency(keep, d, "keep")
     A1 = np.abs(W1) * ((np.abs(W1) > threshold) | kept)
     A2 = np.abs(W2) * ((np.abs(W2) > threshold) | kept)
     np.fill_diagonal(A1, 0.0)
@@ -365,13 +366,3 @@ def coefficients_to_mag(
     directed |= promote
     bidirected &= ~(promote | promote.T)
     return make_maximal(graph_from_coefficients(directed, bidirected))
-
-
-def _symmetric_mask(mask: np.ndarray, d: int) -> np.ndarray:
-    """`mask` as a symmetric ``(d, d)`` boolean matrix with a false diagonal."""
-    M = np.asarray(mask, dtype=bool)
-    if M.shape != (d, d):
-        raise ValueError(f"`keep` must have shape ({d}, {d}); got {M.shape}")
-    M = M | M.T
-    np.fill_diagonal(M, False)
-    return M

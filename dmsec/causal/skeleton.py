@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dmsec.causal.graphs import CIRCLE, NONE, check_endpoint_matrix
+from dmsec.causal.graphs import CIRCLE, NONE, check_endpoint_matrix, symmetric_adjacency
 
 
 def posterior_adjacency(S: np.ndarray, cut: float) -> np.ndarray:
@@ -43,7 +43,7 @@ def skeleton_pag(adjacency: np.ndarray) -> np.ndarray:
 def with_posterior_skeleton(pag: np.ndarray, adjacency: np.ndarray) -> np.ndarray:
     """The skeleton of `adjacency` with `pag`'s marks where `pag` has the edge, circles elsewhere."""
     P = check_endpoint_matrix(pag, "pag")
-    adj = _check_adjacency(adjacency, P.shape[0])
+    adj = symmetric_adjacency(adjacency, P.shape[0])
     out = np.where(adj, CIRCLE, NONE).astype(np.int8)
     both = adj & (P != NONE)
     out[both] = P[both]
@@ -53,15 +53,6 @@ def with_posterior_skeleton(pag: np.ndarray, adjacency: np.ndarray) -> np.ndarra
 def union_with_posterior(pag: np.ndarray, adjacency: np.ndarray) -> np.ndarray:
     """`pag` plus ``a o-o b`` on the pairs of `adjacency` it lacks."""
     P = check_endpoint_matrix(pag, "pag").copy()
-    adj = _check_adjacency(adjacency, P.shape[0])
+    adj = symmetric_adjacency(adjacency, P.shape[0])
     P[adj & (P == NONE)] = CIRCLE
     return P
-
-
-def _check_adjacency(adjacency: np.ndarray, d: int) -> np.ndarray:
-    adj = np.asarray(adjacency, dtype=bool)
-    if adj.shape != (d, d):
-        raise ValueError(f"`adjacency` must have shape ({d}, {d}); got {adj.shape}")
-    adj = adj | adj.T
-    np.fill_diagonal(adj, False)
-    return adj
