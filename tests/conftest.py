@@ -44,6 +44,22 @@ def tiny_unet():
 
 
 @pytest.fixture()
+def training_images(tmp_path):
+    """A factory: `n` seeded random images (`channels` x `side` x `side`) saved as PNGs in
+    `<tmp>/images`, the folder a fine-tune command reads; returns the folder."""
+    from dmsec.images import save_png
+
+    def write(channels: int, side: int, n: int = 3, seed: int = 0) -> Path:
+        folder = tmp_path / "images"
+        g = torch.Generator().manual_seed(seed)
+        for i in range(n):
+            save_png(torch.rand(channels, side, side, generator=g), folder / f"train_{i}.png")
+        return folder
+
+    return write
+
+
+@pytest.fixture()
 def tiny_sd():
     """A random-init Stable-Diffusion-architecture handle (mechanics only)."""
     from dmsec.models.stable_diffusion import tiny_stable_diffusion

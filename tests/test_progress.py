@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import torch
 from click.testing import CliRunner
 
 import dmsec.progress as progress_mod
 from dmsec.cli import main
-from dmsec.images import save_png
 from dmsec.progress import LineProgress, progress
 
 
@@ -48,12 +46,8 @@ def _no_bars(text: str) -> None:
     assert "\r" not in text and "it/s" not in text, text[-500:]
 
 
-def test_finetune_log_has_a_line_per_tenth_of_the_steps(tiny_unet, tmp_path):
-    base = tiny_unet.save(tmp_path / "base")
-    images = tmp_path / "images"
-    g = torch.Generator().manual_seed(0)
-    for i in range(3):
-        save_png(torch.rand(1, 8, 8, generator=g), images / f"train_{i}.png")
+def test_finetune_log_has_a_line_per_tenth_of_the_steps(tiny_unet, tmp_path, training_images):
+    base, images = tiny_unet.save(tmp_path / "base"), training_images(1, 8)
     args = ["finetune", "--images", str(images), "--base", str(base), "--out", str(tmp_path / "ft"),
             "--steps", "20", "--batch-size", "4"]  # fmt: skip
     result = CliRunner().invoke(main, args)

@@ -26,14 +26,9 @@ PROMPT = "a drawing of zqx tower"
 
 
 @pytest.fixture()
-def sd_base(tiny_sd, tmp_path):
+def sd_base(tiny_sd, tmp_path, training_images):
     """The tiny SD base saved as a diffusers folder, and three 32x32 colour training images."""
-    base = tiny_sd.save(tmp_path / "base")
-    images = tmp_path / "images"
-    g = torch.Generator().manual_seed(0)
-    for i in range(3):
-        save_png(torch.rand(3, 32, 32, generator=g), images / f"train_{i}.png")
-    return base, images
+    return tiny_sd.save(tmp_path / "base"), training_images(3, 32)
 
 
 def _finetune(base, images, out, *extra, steps=2):

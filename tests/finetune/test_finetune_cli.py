@@ -9,20 +9,14 @@ import torch
 from click.testing import CliRunner
 
 from dmsec.cli import main
-from dmsec.images import save_png
 from dmsec.models.loading import load_model
 from dmsec.models.lora import LORA_WEIGHTS_NAME, adapters_disabled, has_lora
 from dmsec.models.unet2d import MODEL_CARD
 
 
 @pytest.fixture()
-def base_and_images(tiny_unet, tmp_path):
-    base = tiny_unet.save(tmp_path / "base")
-    images = tmp_path / "images"
-    g = torch.Generator().manual_seed(0)
-    for i in range(3):
-        save_png(torch.rand(1, 8, 8, generator=g), images / f"train_{i}.png")
-    return base, images
+def base_and_images(tiny_unet, tmp_path, training_images):
+    return tiny_unet.save(tmp_path / "base"), training_images(1, 8)
 
 
 def _finetune(base, images, out, *extra):
