@@ -5,8 +5,10 @@
 1. resolve the config (source, registry, hash); lock the results folder; delete orphan parts
    (results on S3: lock the bucket prefix, recover it, refill the local mirror from it);
 2. re-mark the ledger from committed checkpoint rows (a crash after data, before ledger);
-3. list refs, keep those the ledger has not seen with this config hash, order them by base model;
-4. hand them to the executor (the stages: pull -> extract -> match -> authenticate), which yields
+3. plan (`dmsec.scan.plan`): list the source page by page (or get the one `source.target`), drop
+   what the ledger holds before any per-repo hub call, complete the rest, settle unchanged
+   weights as skipped; a failed listing page makes the listing *partial*, not the scan failed;
+4. commit the settled items, hand the pending ones to the executor (the stages: pull -> extract -> match -> authenticate), which yields
    finished items in any order; every `flush_every` items are committed as one part (data files,
    then the ledger marks), with a progress line per checkpoint;
 5. write the scan record (resolved config, versions, seeds, counts), which revisions were listed
@@ -30,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dmsec.config import config_to_yaml
-from dmsec.hub import CheckpointRef, Ledger, ListFilter, source_from_uri
-from dmsec.hub.ref import parse_timestamp
+from dmsec.hub import CheckpointRef, Ledger
 from dmsec.provenance import package_versions
 from dmsec.results.findings import FINDINGS_FILE, write_findings, write_listed
 from dmsec.results.remote import S3Results
@@ -39,6 +40,7 @@ from dmsec.results.store import ResultsStore, atomic_write_bytes
 from dmsec.scan.config import ScanConfig
 from dmsec.scan.executors import Executor, executor_named
 from dmsec.scan.logs import scan_log
+from dmsec.scan.plan import plan_scan, where_listed
 from dmsec.scan.records import ScanItem, part_tables, utc_now
 from dmsec.scan.resolve import ResolvedScan, resolve_scan
 from dmsec.scan.summary import ScanSummary
@@ -62,18 +64,6 @@ def ledger_status(item: ScanItem) -> str:
     return "failed" if item.status == "error" and item.retryable else item.status
 
 
-def list_refs(resolved: ResolvedScan) -> list[CheckpointRef]:
-    """Every ref the source lists under the config's filter."""
-    s = resolved.config.source
-    flt = ListFilter(
-        kinds=frozenset(s.kinds),
-        base_models=frozenset(s.base_models) if s.base_models else None,
-        since=parse_timestamp(s.since) if s.since else None,
-        limit=s.limit,
-    )
-    return list(source_from_uri(resolved.source_uri).list(flt))
-
-
 def repair_ledger(store: ResultsStore, ledger: Ledger, config_hash: str) -> int:
     """Mark in the ledger every committed checkpoint it lacks (data is committed first)."""
     committed = store.committed_statuses(config_hash)
@@ -83,12 +73,6 @@ def repair_ledger(store: ResultsStore, ledger: Ledger, config_hash: str) -> int:
         return 0
     refs = [(CheckpointRef(source=k[0], repo_id=k[1], revision=k[2], kind="full"), s) for k, s in missing]  # fmt: skip
     return ledger.mark_many(refs, config_hash)
-
-
-def plan_items(refs: list[CheckpointRef], ledger: Ledger, scan_id: str, config_hash: str) -> list[ScanItem]:  # fmt: skip
-    """Pending refs as items, ordered by base model (so warm bases serve runs of fine-tunes)."""
-    pending = sorted(ledger.pending(refs, config_hash), key=lambda r: (r.base_model or "", r.repo_id, r.revision))  # fmt: skip
-    return [ScanItem(ref=r.to_dict(), scan_id=scan_id, config_hash=config_hash, order=i) for i, r in enumerate(pending)]  # fmt: skip
 
 
 class _PartWriter:
@@ -166,31 +150,43 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
         repaired = repair_ledger(store, ledger, resolved.config_hash)
         if repaired:
             echo(f"ledger: re-marked {repaired} checkpoints committed by an interrupted scan")
-        refs = list_refs(resolved)
-        items = plan_items(refs, ledger, scan_id, resolved.config_hash)
-        summary.listed, summary.already_scanned = len(refs), len(refs) - len(items)
-        echo(f"scan {scan_id}: {len(refs)} checkpoints listed from {resolved.source_uri}, "
-             f"{len(items)} to scan ({summary.already_scanned} already in the ledger)")  # fmt: skip
+        plan = plan_scan(resolved, ledger, scan_id)
+        items = plan.items
+        summary.listed, summary.already_scanned = len(plan.listed), len(plan.already)
+        summary.listing_error = plan.listing_error
+        echo(f"scan {scan_id}: {len(plan.listed)} checkpoints listed from {where_listed(resolved)}, "
+             f"{len(items)} to scan ({summary.already_scanned} already in the ledger, "
+             f"{len(plan.settled)} settled without scanning)")  # fmt: skip
+        if plan.partial:
+            echo(f"listing PARTIAL: a page failed ({plan.listing_error}); what was listed is scanned, the rest is listed again next scan")  # fmt: skip
         record: dict[str, Any] = {"scan_id": scan_id, "scan_date": scan_date, "started_at": now.isoformat(),
                   "status": "running", "config_hash": resolved.config_hash,
                   "versions": package_versions(), "seeds": resolved.seeds(),
-                  "source": resolved.source_uri, "registry": resolved.registry_location}  # fmt: skip
+                  "source": resolved.source_uri, "target": config.source.target,
+                  "registry": resolved.registry_location}  # fmt: skip
         folder = store.write_scan_record(scan_id, record, config_to_yaml(resolved.resolved_dict()))
-        listed = write_listed(store, scan_id, (r.key[:3] for r in refs))
+        listed = write_listed(store, scan_id, plan.listed)
         publish([folder / "config.yaml", folder / "run.json", listed])
         writer = _PartWriter(store, ledger, resolved, scan_id, scan_date, publish)
         staging = store.staging_dir(scan_id)
         if resolved.config.results.staging:
             staging = Path(resolved.config.results.staging).expanduser() / scan_id
+        total = len(plan.settled) + len(items)
+        for done, item in enumerate(plan.settled, start=1):  # ended before any stage
+            item.finished_at = utc_now()
+            summary.add(item)
+            log.checkpoint(done, total, item)
+            writer.add(item)
         if items:
-            for done, item in enumerate(executor(items, resolved, staging), start=1):
+            finished = executor(items, resolved, staging)
+            for done, item in enumerate(finished, start=len(plan.settled) + 1):
                 if item.pending:
                     item.status = "ok"
                 item.finished_at = utc_now()
                 summary.add(item)
-                log.checkpoint(done, len(items), item)
+                log.checkpoint(done, total, item)
                 writer.add(item)
-            writer.flush()
+        writer.flush()
         if not resolved.config.results.keep_staging:
             shutil.rmtree(staging, ignore_errors=True)
         summary.rows = dict(writer.rows)

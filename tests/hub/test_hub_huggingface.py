@@ -62,14 +62,20 @@ def hf(fake_hub: FakeHub, tmp_path: Path) -> FakeHub:
                 "unet/diffusion_pytorch_model.safetensors": unet,
                 "unet/diffusion_pytorch_model.bin": evil,
             },
-            ["diffusers", "dreambooth", "license:mit"],
+            ["diffusers", "text-to-image", "dreambooth", "license:mit"],
             _stamp(8),
             card_data={"base_model": "CompVis/stable-diffusion-v1-4"},
         ),
         HfRepo(
             "bob/evil-lora",
             {"pytorch_lora_weights.bin": evil},
-            ["diffusers", "lora", f"base_model:{SD15}", f"base_model:adapter:{SD15}"],
+            [
+                "diffusers",
+                "text-to-image",
+                "lora",
+                f"base_model:{SD15}",
+                f"base_model:adapter:{SD15}",
+            ],
             _stamp(7),
         ),
         HfRepo(
@@ -79,7 +85,7 @@ def hf(fake_hub: FakeHub, tmp_path: Path) -> FakeHub:
                     b / "t.safetensors"
                 ).read_bytes()
             },
-            ["diffusers", "lora"],
+            ["diffusers", "text-to-image", "lora"],
             _stamp(6),
         ),
         HfRepo(
@@ -89,7 +95,7 @@ def hf(fake_hub: FakeHub, tmp_path: Path) -> FakeHub:
                     b / "x.safetensors"
                 ).read_bytes()
             },
-            ["diffusers", "lora"],
+            ["diffusers", "text-to-image", "lora"],
             _stamp(5),
         ),
         HfRepo(
@@ -100,10 +106,10 @@ def hf(fake_hub: FakeHub, tmp_path: Path) -> FakeHub:
                     b / "h.safetensors", numel=4000
                 ).read_bytes(),
             },
-            ["diffusers"],
+            ["diffusers", "text-to-image"],
             _stamp(4),
         ),
-        HfRepo("dave/tokenizer", {"config.json": b"{}"}, ["diffusers"], _stamp(3)),
+        HfRepo("dave/tokenizer", {"config.json": b"{}"}, ["diffusers", "text-to-image"], _stamp(3)),
     ]
     return fake_hub
 
@@ -128,7 +134,9 @@ def test_listing_follows_link_pagination_and_classifies(hf: FakeHub) -> None:
     pages = hf.requests_to("GET", "/api/models")
     pages = [p for p in pages if p.path == "/api/models"]
     assert len(pages) == 4 and [p.query.get("cursor") for p in pages[1:]] == [["2"], ["4"], ["6"]]
-    assert pages[0].query["filter"] == ["diffusers"] and pages[0].query["sort"] == ["lastModified"]
+    assert pages[0].query["filter"] == ["text-to-image"] and pages[0].query["sort"] == [
+        "lastModified"
+    ]
     assert set(refs) == {
         "alice/pets-lora",
         "alice/dreambooth-dog",
@@ -172,7 +180,7 @@ def test_kind_and_base_model_filters(hf: FakeHub) -> None:
     hf.requests.clear()
     based = list(_source(hf).list(ListFilter(base_models=frozenset({SD15}))))
     assert [r.repo_id for r in based] == ["alice/pets-lora", "bob/evil-lora"]
-    assert hf.requests[0].query["filter"] == ["diffusers", f"base_model:{SD15}"]
+    assert hf.requests[0].query["filter"] == ["text-to-image", f"base_model:{SD15}"]
 
 
 def test_429_with_retry_after_on_a_listing_page_is_honoured(hf: FakeHub) -> None:
