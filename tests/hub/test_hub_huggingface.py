@@ -332,3 +332,31 @@ def test_retry_classify_treats_transport_errors_and_cache_misses_as_retryable() 
     for module in transports:
         assert hf_retry_classify(module.ConnectError("refused")) == (True, None), module.__name__
     assert hf_retry_classify(ValueError("a bug")) == (False, None)
+
+
+def test_kohya_uploads_without_the_diffusers_tag_are_listed(fake_hub: FakeHub, tmp_path: Path) -> None:  # fmt: skip
+    """kohya LoRAs are uploaded tagged lora / stable-diffusion / text-to-image, with no diffusers
+    tag; the listing finds them and classifies them by file and tags as LoRAs."""
+    lora = write_lora(tmp_path / "k.safetensors", SD15).read_bytes()
+    kohya_tags = ["lora", "stable-diffusion", "text-to-image", f"base_model:adapter:{SD15}"]
+    fake_hub.hf_repos = [
+        HfRepo("erin/kohya-style", {"erin_style.safetensors": lora}, kohya_tags, _stamp(2)),
+        HfRepo(
+            "erin/llm", {"model.safetensors": lora}, ["transformers", "text-generation"], _stamp(1)
+        ),  # fmt: skip
+    ]
+    (ref,) = _source(fake_hub).list()
+    assert (ref.repo_id, ref.kind, ref.base_model) == ("erin/kohya-style", "lora", SD15)
+    assert "diffusers" not in fake_hub.requests[0].query["filter"]
+    assert _source(fake_hub, tags=("diffusers",)).uri == "hf://?tag=diffusers"
+    assert HuggingFaceSource.from_uri("hf://erin?tag=lora", endpoint=fake_hub.url).tags == ("lora",)
+
+
+def test_listing_makes_no_per_repo_call_and_details_makes_one(hf: FakeHub) -> None:
+    source = _source(hf)
+    listed = list(source.listing(ALL))
+    assert len(listed) == 6 and all(f.size is None and f.sha256 is None for r in listed for f in r.files)  # fmt: skip
+    assert {r.path for r in hf.requests} == {"/api/models"}  # pages only
+    full = source.details(listed[0])
+    assert full is not None and full.key == listed[0].key and full.files[0].size is not None
+    assert len([r for r in hf.requests if r.path.startswith("/api/models/")]) == 1
