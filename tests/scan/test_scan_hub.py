@@ -189,3 +189,13 @@ def test_a_failed_listing_page_is_a_partial_listing_not_a_failed_scan(
         2,
         {"skipped": 1},
     )
+
+
+def test_a_local_checkpoint_folder_is_a_target(small_zoo, zoo_registry: Path, tmp_path: Path) -> None:  # fmt: skip
+    """The folder's parent is the source, so the zoo LoRA's `../base` is found beside it."""
+    out = tmp_path / "out"
+    code, output = _scan(str(small_zoo.root / LORA), "--dry-run", "--registry", str(zoo_registry), "--out", str(out))  # fmt: skip
+    assert code == 0, output
+    assert f"one target: {LORA}@newest" in output and f"scan     {LORA}@" in output
+    assert "lora, base base " in output and "1 listed, 1 would be pulled and scanned" in output
+    assert not out.exists()
