@@ -70,7 +70,8 @@ def _summary(path: Path) -> dict:
 
 
 def _downloads(hub: FakeHub) -> list[str]:
-    return [r.path for r in hub.requests if "/resolve/" in r.path or r.path.startswith("/cdn/")]
+    download = ("/cdn/", "/api/download/")  # the CDN, Civitai's download redirects
+    return [r.path for r in hub.requests if "/resolve/" in r.path or r.path.startswith(download)]
 
 
 def test_one_hf_target_is_scanned_alone_and_a_readme_commit_is_not_rescanned(
@@ -199,3 +200,30 @@ def test_a_local_checkpoint_folder_is_a_target(small_zoo, zoo_registry: Path, tm
     assert f"one target: {LORA}@newest" in output and f"scan     {LORA}@" in output
     assert "lora, base base " in output and "1 listed, 1 would be pulled and scanned" in output
     assert not out.exists()
+
+
+def test_a_missing_target_exits_1_naming_it(hub: FakeHub, small_zoo, zoo_registry: Path, tmp_path: Path) -> None:  # fmt: skip
+    _publish_zoo(hub, small_zoo.root)
+    code, output = _scan("hf://zoo/no-such-lora", "--dry-run", "--registry", str(zoo_registry), "--out", str(tmp_path / "o"))  # fmt: skip
+    assert code == 1 and "no scannable checkpoint 'zoo/no-such-lora'" in output
+
+
+def test_a_civitai_version_is_a_target(
+    hub: FakeHub, zoo_registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fake_hub import CivitaiFile, CivitaiModel, CivitaiVersion
+
+    monkeypatch.setenv("DMSEC_CIVITAI_ENDPOINT", hub.url)
+    weights = [write_lora(tmp_path / f"{v}.safetensors", "sd", v).read_bytes() for v in (1, 2)]
+    versions = [CivitaiVersion(v, "SD 1.5", f"2025-0{v}-01T00:00:00.000Z", [CivitaiFile(f"cat_v{v}.safetensors", w)])
+                for v, w in zip((2, 1), weights, strict=True)]  # fmt: skip
+    hub.civitai_models = [CivitaiModel(7, "Cat", "LORA", ["cat"], versions)]
+    args = ["--dry-run", "--registry", str(zoo_registry), "--out", str(tmp_path / "o"),
+            "--set", 'source.bases=["SD 1.5=zoo/base"]']  # fmt: skip
+    code, output = _scan("civitai://models/7@1", *args)
+    assert code == 0, output
+    assert "scan     7@1  lora, base zoo/base (family sd1); pull 1 files" in output
+    assert "cat_v1.safetensors" in output and "cat_v2" not in output
+    code, output = _scan("civitai://models/7", *args)  # no version: the newest
+    assert code == 0 and "scan     7@2  " in output, output
+    assert _downloads(hub) == []
