@@ -227,3 +227,13 @@ def test_a_civitai_version_is_a_target(
     code, output = _scan("civitai://models/7", *args)  # no version: the newest
     assert code == 0 and "scan     7@2  " in output, output
     assert _downloads(hub) == []
+
+
+def test_a_repo_the_hub_stops_serving_after_listing_is_an_error_row_retried(hub: FakeHub, tmp_path: Path) -> None:  # fmt: skip
+    _loras(hub, tmp_path, 2)
+    hub.add_fault("GET", "/api/models/kohya/style-0", 404, {"X-Error-Code": "RepoNotFound"})
+    plan = plan_scan(_resolved("hf://"), Ledger(tmp_path / "ledger.parquet"), "scan-1")
+    (gone,) = plan.settled
+    assert (gone.name, gone.status, gone.retryable) == ("kohya/style-0", "error", True)
+    assert "no longer serves it" in (gone.error or "")
+    assert [it.name for it in plan.items] == ["kohya/style-1"]
