@@ -10,7 +10,7 @@ prints a line per checkpoint, the summary table (new findings first) and where t
 `--log-format json` prints one JSON object per line instead (`dmsec.scan.logs`). TARGET scans one
 checkpoint alone instead of listing a hub: `hf://org/repo[@rev]`, `civitai://models/<id>[@<version>]`,
 `s3://bucket/key` or a local file or folder (`dmsec.hub.target`). `--dry-run` prints what would be
-listed, pulled and scanned (base model, files) and stops there: nothing pulled, nothing written.
+listed, pulled and scanned (base model, files) and stops there: nothing pulled, no results written.
 
 Exit status, for schedulers (CronJobs): 0 when the scan ran; 1 when it could not run (config,
 source, results location: the message says what to fix); 2 for a usage error; and, only when
@@ -47,7 +47,7 @@ from dmsec.scan.summary import FAIL_ON
               help="Exit 3 on new findings not dismissed, 4 on checkpoint errors (5: both); repeatable.")  # fmt: skip
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="stdout as lines for people, or one JSON object per line (scan id, checkpoint, stage, status, seconds) for log shippers.")  # fmt: skip
-@click.option("--dry-run", is_flag=True, help="Print what would be listed, pulled and scanned; pull, extract and write nothing.")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Print what would be listed, pulled and scanned; pull, extract and record nothing.")  # fmt: skip
 def scan(target: str | None, config_path: str | None, source: str | None, registry: str | None,
          out: str | None, overrides: tuple[str, ...], local: bool, summary_json: str | None,
          fail_on: tuple[str, ...], log_format: str, dry_run: bool) -> None:  # fmt: skip

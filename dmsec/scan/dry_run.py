@@ -5,9 +5,9 @@
 It plans exactly as a scan does (`dmsec.scan.plan`: the same listing or target, the same ledger,
 the same per-repo hub calls for what is not in the ledger) and then, for each checkpoint the scan
 would run, prints what the pull policy would download (or why it refuses) and which base model it
-would be paired with (the hub's name, through `source.bases`). Nothing is written to the results
-location, and no checkpoint file is downloaded. The registry is resolved as for a scan (a zoo
-source builds its registry from the zoo's images if it has none yet).
+would be paired with (the hub's name, through `source.bases`). No checkpoint file is downloaded,
+no result row or ledger mark is written. The registry is resolved as for a scan (a zoo source
+builds its default registry from the zoo's images if it has none yet).
 """
 
 from __future__ import annotations
