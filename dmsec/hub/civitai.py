@@ -1,7 +1,7 @@
 """Civitai as a source, through its public REST API (`/api/v1/models`) and `requests`.
 
-URI: `civitai://[?query=TEXT&username=NAME&tag=TAG&sort=Newest&nsfw=true|false]`. Each model *version* is one
-checkpoint: `repo_id` is the model id, `revision` the version id. Types `LORA`, `LoCon` and
+URI: `civitai://[?query=TEXT&username=NAME&tag=TAG&sort=Newest&nsfw=true|false]`. Each model
+*version* is one checkpoint: `repo_id` is the model id, `revision` the version id. Types `LORA`, `LoCon` and
 `DoRA` are LoRAs, `Checkpoint` is a full model; wanted kinds and base models (Civitai's names,
 e.g. "SD 1.5", "SDXL 1.0") are sent as `types` / `baseModels`. Pages are followed through
 `metadata.nextPage` (only when it stays on the configured endpoint) or `metadata.nextCursor`.

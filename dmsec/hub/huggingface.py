@@ -11,9 +11,9 @@ row of `dmsec.models.formats` is conventionally saved as: LoRA weights -> LoRA,
 LoRA, `dreambooth` / `base_model:finetune:` -> full). `details` then makes the one per-repo call,
 `model_info(files_metadata=True, securityStatus=True)`, for sizes, LFS sha256s and the Hub's own
 security scan of the repo (kept on the ref, reported as `security` rows); a scan makes it only for
-the repos its ledger does not hold at that revision. The
-ref's `family` is read from the card's `base_model` (or `base_model:` tag): an SD 1.x, SD 2.x, SDXL,
-SD 3 or FLUX.1 repo id maps to sd1, sd2, sdxl, sd3, flux (`dmsec.models.family`).
+the repos its ledger does not hold at that revision. The ref's `family` is read from the card's
+`base_model` (or `base_model:` tag): an SD 1.x, SD 2.x, SDXL, SD 3 or FLUX.1 repo id maps to sd1,
+sd2, sdxl, sd3, flux (`dmsec.models.family`).
 
 Rate limits: `list_models` pages go through huggingface_hub's own backoff, which honours 429 +
 Retry-After; `model_info` and `snapshot_download` are wrapped in `call_with_retry`, which
@@ -216,7 +216,7 @@ class HuggingFaceSource(HubSource):
                 kind=kind,
                 base_model=base_model,
                 family=family_from_hub(base_model),
-                files=tuple(CheckpointFile(path=name) for name in names),
+                files=tuple(_listed_files(info.id, names)),
                 tags=tuple(tags),
                 license=_license_of(tags, info.card_data),
                 last_modified=info.last_modified,
@@ -322,6 +322,15 @@ class HuggingFaceSource(HubSource):
                     )
                 shutil.move(blob, target)
                 moved[blob] = target
+
+
+def _listed_files(repo_id: str, names: Sequence[str]) -> Iterator[CheckpointFile]:
+    """The files a listing names (no sizes or hashes yet); an unsafe path is skipped, logged."""
+    for name in names:
+        try:
+            yield CheckpointFile(path=name)
+        except ValueError as exc:
+            logger.warning("hf: %s: file skipped: %s", repo_id, exc)
 
 
 def _security_extra(info: Any) -> dict[str, str]:

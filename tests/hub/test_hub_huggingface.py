@@ -360,3 +360,20 @@ def test_listing_makes_no_per_repo_call_and_details_makes_one(hf: FakeHub) -> No
     full = source.details(listed[0])
     assert full is not None and full.key == listed[0].key and full.files[0].size is not None
     assert len([r for r in hf.requests if r.path.startswith("/api/models/")]) == 1
+
+
+def test_a_hostile_file_name_in_a_listing_is_dropped_not_the_listing(fake_hub: FakeHub, tmp_path: Path) -> None:  # fmt: skip
+    lora = write_lora(tmp_path / "l.safetensors", SD15).read_bytes()
+    tags = ["lora", "text-to-image"]
+    fake_hub.hf_repos = [
+        HfRepo(
+            "eve/lora",
+            {"pytorch_lora_weights.safetensors": lora, "../../etc/x.json": b"{}"},
+            tags,
+            _stamp(2),
+        ),  # fmt: skip
+        HfRepo("ok/lora", {"pytorch_lora_weights.safetensors": lora}, tags, _stamp(1)),
+    ]
+    listed = {r.repo_id: r for r in _source(fake_hub).listing()}
+    assert set(listed) == {"eve/lora", "ok/lora"}
+    assert [f.path for f in listed["eve/lora"].files] == ["pytorch_lora_weights.safetensors"]
