@@ -50,7 +50,9 @@ def results_ledger(out: str) -> Ledger:
     return Ledger(f"{out[len('s3://') :].rstrip('/')}/ledger.parquet", filesystem=S3Results(out).fs)
 
 
-def _short(ref: dict | CheckpointRef) -> str:
+def _short(ref: dict | CheckpointRef | tuple[str, str, str]) -> str:
+    if isinstance(ref, tuple):
+        return f"{ref[1]}@{ref[2][:12]}"
     row = ref.to_dict() if isinstance(ref, CheckpointRef) else ref
     return f"{row['repo_id']}@{str(row['revision'])[:12]}"
 

@@ -1,6 +1,9 @@
 """Planning a scan: list the source, drop what the ledger holds, complete the rest.
 
-    plan = plan_scan(resolved, ledger, scan_id)
+    plan = ScanPlan()
+    for window in plan_windows(resolved, ledger, scan_id, plan):   # as the listing is consumed
+        ...                                                       # window.settled, window.items
+    plan = plan_scan(resolved, ledger, scan_id)                   # all at once (dry run)
 
 1. one target (`source.target`): the source's `get` for that repo id and revision; else the
    source's `listing` under the config's filter, page by page as it is consumed;
@@ -9,14 +12,14 @@
 3. the rest get their `details` (HF: one `model_info` call each); a ref whose weights and config
    files hash the same as a revision the ledger already holds (`Ledger.unchanged`: a README-only
    commit) becomes a `skipped` item, committed without pulling anything;
-4. pending items are ordered by base model, so warm bases serve runs of fine-tunes.
+4. every `WINDOW` pending checkpoints are handed on as a window, ordered by base model so warm
+   bases serve runs of fine-tunes; the listing resumes when the window has been scanned.
 A listing page that fails (after the source's retries) ends the listing there: the plan is
 *partial* (`listing_error` says why), what was listed is scanned, the scan still exits 0, and the
 next run lists again (nothing unlisted reached the ledger). A per-repo call that fails after its
 retries becomes that checkpoint's error item, retried next run.
-Known limit: the pending items are collected before the executor starts (Ray Data's `from_items`
-takes a list, and ordering by base model needs them all); what is no longer collected is the
-part of the listing the ledger already holds, and its per-repo calls.
+Known limit: streaming is by window, not by checkpoint (Ray Data's `from_items` takes a list, and
+ordering by base model needs a batch), and a window's progress total is known only per window.
 """
 
 from __future__ import annotations
@@ -33,6 +36,19 @@ from dmsec.scan.records import ScanItem, describe, is_retryable
 from dmsec.scan.resolve import ResolvedScan
 
 logger = logging.getLogger(__name__)
+#: checkpoints handed to the executor at once: the listing goes on after each window is scanned,
+#: so extraction starts after one window's per-repo calls and only the listed keys accumulate; large enough
+#: that ordering by base model inside a window keeps bases warm, and that restarting the
+#: executor's workers per window (Ray: actor pools, warm bases) costs little next to the window
+WINDOW = 256
+
+
+@dataclass
+class ScanWindow:
+    """Up to `WINDOW` checkpoints to run through the stages, and those settled on the way."""
+
+    settled: list[ScanItem] = field(default_factory=list)
+    items: list[ScanItem] = field(default_factory=list)
 
 
 @dataclass
@@ -40,10 +56,11 @@ class ScanPlan:
     """What a scan will do with what its source listed."""
 
     listed: list[tuple[str, str, str]] = field(default_factory=list)  # (source, repo, revision)
-    already: list[CheckpointRef] = field(default_factory=list)  # in the ledger: no hub call made
+    already: list[tuple[str, str, str]] = field(default_factory=list)  # in the ledger: not asked
     settled: list[ScanItem] = field(default_factory=list)  # ended before any stage
     items: list[ScanItem] = field(default_factory=list)  # to run through the stages
     listing_error: str | None = None  # why the listing stopped early (a partial listing)
+    seen: set[tuple[str, str, str]] = field(default_factory=set, repr=False)
 
     @property
     def partial(self) -> bool:
@@ -83,38 +100,72 @@ def _listed(source: HubSource, resolved: ResolvedScan, plan: ScanPlan) -> Iterat
         logger.warning("listing of %s stopped early: %s", resolved.source_uri, plan.listing_error)
 
 
-def plan_scan(resolved: ResolvedScan, ledger: Ledger, scan_id: str) -> ScanPlan:
-    """Plan the scan of `resolved` against `ledger` (see the module docstring)."""
+def _item(ref: CheckpointRef, scan_id: str, config_hash: str, order: int = 0) -> ScanItem:
+    return ScanItem(ref=ref.to_dict(), scan_id=scan_id, config_hash=config_hash, order=order)
+
+
+def plan_windows(
+    resolved: ResolvedScan,
+    ledger: Ledger,
+    scan_id: str,
+    plan: ScanPlan,
+    window: int | None = WINDOW,
+) -> Iterator[ScanWindow]:
+    """Plan the scan of `resolved` against `ledger` window by window as the listing is consumed
+    (see the module docstring); `plan` gathers what was listed, what the ledger held and whether
+    the listing is partial. `window` None: one window, after the whole listing."""
     source = source_from_uri(resolved.source_uri)
     config_hash = resolved.config_hash
-    plan = ScanPlan()
-    entries = ledger.entries()  # read once; the scan marks it only after planning
+    entries = ledger.entries()  # read once: this scan's own marks never make a ref known here
     known = ledger.scanned(config_hash)
+    current, order = ScanWindow(), 0
     pending: list[CheckpointRef] = []
     for listed in _listed(source, resolved, plan):
+        if listed.key in plan.seen:  # a repo updated while the listing was paged shows twice
+            continue
+        plan.seen.add(listed.key)
         plan.listed.append(listed.key)
         if listed.key in known:
-            plan.already.append(listed)
+            plan.already.append(listed.key)
             continue
-        item = ScanItem(ref=listed.to_dict(), scan_id=scan_id, config_hash=config_hash)
         try:
             ref = source.details(listed)
         except Exception as exc:  # one repo's failure is its row, never the scan's
+            item = _item(listed, scan_id, config_hash)
             item.fail("pull", f"hub details: {describe(exc)}", retryable=is_retryable(exc))
-            plan.settled.append(item)
+            current.settled.append(item)
             continue
         if ref is None:  # gone, gated, private, or a token that expired: retried next run
+            item = _item(listed, scan_id, config_hash)
             item.fail("pull", "hub details: the hub no longer serves it as a checkpoint (gone, gated or private)", retryable=True)  # fmt: skip
-            plan.settled.append(item)
+            current.settled.append(item)
             continue
         same = unchanged_entry(entries, ref, config_hash)
         if same is not None:
-            item = ScanItem(ref=ref.to_dict(), scan_id=scan_id, config_hash=config_hash)
+            item = _item(ref, scan_id, config_hash)
             item.skip("pull", f"unchanged: weights and configs hash as at revision {same.revision} (scanned {same.scanned_at:%Y-%m-%d}, {same.status}); not scanned again")  # fmt: skip
-            plan.settled.append(item)
+            current.settled.append(item)
             continue
         pending.append(ref)
-    pending.sort(key=lambda r: (r.base_model or "", r.repo_id, r.revision))
-    plan.items = [ScanItem(ref=r.to_dict(), scan_id=scan_id, config_hash=config_hash, order=i)
-                  for i, r in enumerate(pending)]  # fmt: skip
+        if window is not None and len(pending) >= window:
+            current.items, order = _ordered(pending, scan_id, config_hash, order), order + len(pending)  # fmt: skip
+            yield current
+            current, pending = ScanWindow(), []
+    current.items = _ordered(pending, scan_id, config_hash, order)
+    if current.settled or current.items:
+        yield current
+
+
+def _ordered(refs: list[CheckpointRef], scan_id: str, config_hash: str, start: int) -> list[ScanItem]:  # fmt: skip
+    """Items ordered by base model (so warm bases serve runs of fine-tunes), numbered on."""
+    refs = sorted(refs, key=lambda r: (r.base_model or "", r.repo_id, r.revision))
+    return [_item(r, scan_id, config_hash, start + i) for i, r in enumerate(refs)]
+
+
+def plan_scan(resolved: ResolvedScan, ledger: Ledger, scan_id: str) -> ScanPlan:
+    """The whole plan at once (`--dry-run`, tests): every window's items in one."""
+    plan = ScanPlan()
+    for window in plan_windows(resolved, ledger, scan_id, plan, window=None):
+        plan.settled += window.settled
+        plan.items += window.items
     return plan

@@ -23,11 +23,12 @@ is published to the bucket in the same order (data files, then the ledger) befor
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,8 @@ from dmsec.results.remote import S3Results
 from dmsec.results.store import ResultsStore, atomic_write_bytes
 from dmsec.scan.config import ScanConfig
 from dmsec.scan.executors import Executor, executor_named
-from dmsec.scan.logs import scan_log
-from dmsec.scan.plan import plan_scan, where_listed
+from dmsec.scan.logs import ScanLog, scan_log
+from dmsec.scan.plan import ScanPlan, ScanWindow, plan_windows, where_listed
 from dmsec.scan.records import ScanItem, part_tables, utc_now
 from dmsec.scan.resolve import ResolvedScan, resolve_scan
 from dmsec.scan.summary import ScanSummary
@@ -113,6 +114,27 @@ class _PartWriter:
         self.buffer = []
 
 
+def _run_windows(windows: Iterable[ScanWindow], executor: Executor, resolved: ResolvedScan, staging: Path,
+                 writer: _PartWriter, summary: ScanSummary, log: ScanLog) -> bool:  # fmt: skip
+    """Commit each window's settled items and run its items through `executor`, one window at a
+    time (the listing goes on between windows); True when any item went through the stages."""
+    done = planned = 0
+    ran = False
+    for window in windows:
+        planned += len(window.settled) + len(window.items)
+        finished = executor(window.items, resolved, staging) if window.items else ()
+        for item in itertools.chain(window.settled, finished):
+            if item.pending:
+                item.status = "ok"
+            item.finished_at = utc_now()
+            done += 1
+            summary.add(item)
+            log.checkpoint(done, planned, item)
+            writer.add(item)
+        ran = ran or bool(window.items)
+    return ran
+
+
 @contextlib.contextmanager
 def open_results(out: str, echo: Echo) -> Iterator[tuple[ResultsStore, Publish, str]]:
     """Lock the results location; yield (local store, publish, display name). For S3 the store is
@@ -151,49 +173,35 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
         repaired = repair_ledger(store, ledger, resolved.config_hash)
         if repaired:
             echo(f"ledger: re-marked {repaired} checkpoints committed by an interrupted scan")
-        plan = plan_scan(resolved, ledger, scan_id)
-        items = plan.items
-        summary.listed, summary.already_scanned = len(plan.listed), len(plan.already)
-        summary.listing_error = plan.listing_error
-        echo(f"scan {scan_id}: {len(plan.listed)} checkpoints listed from {where_listed(resolved)}, "
-             f"{len(items)} to scan ({summary.already_scanned} already in the ledger, "
-             f"{len(plan.settled)} settled without scanning)")  # fmt: skip
-        if plan.partial:
-            echo(f"listing PARTIAL: a page failed ({plan.listing_error}); what was listed is scanned, the rest is listed again next scan")  # fmt: skip
+        echo(f"scan {scan_id}: listing {where_listed(resolved)}")
         record: dict[str, Any] = {"scan_id": scan_id, "scan_date": scan_date, "started_at": now.isoformat(),
                   "status": "running", "config_hash": resolved.config_hash,
                   "versions": package_versions(), "seeds": resolved.seeds(),
                   "source": resolved.source_uri, "target": config.source.target and f"{config.source.target}@{config.source.revision or 'newest'}",
                   "registry": resolved.registry_location}  # fmt: skip
         folder = store.write_scan_record(scan_id, record, config_to_yaml(resolved.resolved_dict()))
-        listed = write_listed(store, scan_id, plan.listed)
-        publish([folder / "config.yaml", folder / "run.json", listed])
+        publish([folder / "config.yaml", folder / "run.json"])
         writer = _PartWriter(store, ledger, resolved, scan_id, scan_date, publish)
         staging = store.staging_dir(scan_id)
         if resolved.config.results.staging:
             staging = Path(resolved.config.results.staging).expanduser() / scan_id
-        total = len(plan.settled) + len(items)
-        for done, item in enumerate(plan.settled, start=1):  # ended before any stage
-            item.finished_at = utc_now()
-            summary.add(item)
-            log.checkpoint(done, total, item)
-            writer.add(item)
-        if items:
-            finished = executor(items, resolved, staging)
-            for done, item in enumerate(finished, start=len(plan.settled) + 1):
-                if item.pending:
-                    item.status = "ok"
-                item.finished_at = utc_now()
-                summary.add(item)
-                log.checkpoint(done, total, item)
-                writer.add(item)
+        plan = ScanPlan()
+        windows = plan_windows(resolved, ledger, scan_id, plan)
+        scanned = _run_windows(windows, executor, resolved, staging, writer, summary, log)
         writer.flush()
+        summary.listed, summary.already_scanned = len(plan.listed), len(plan.already)
+        summary.listing_error = plan.listing_error
+        echo(f"scan {scan_id}: {len(plan.listed)} checkpoints listed from {where_listed(resolved)}: "
+             f"{summary.already_scanned} already in the ledger, {len(summary.checkpoints)} scanned or settled")  # fmt: skip
+        if plan.partial:
+            echo(f"listing PARTIAL: a page failed ({plan.listing_error}); what was listed is scanned, the rest is listed again next scan")  # fmt: skip
+        publish([write_listed(store, scan_id, plan.listed)])
         if not resolved.config.results.keep_staging:
             shutil.rmtree(staging, ignore_errors=True)
         summary.rows = dict(writer.rows)
         record.update(status="finished", finished_at=utc_now(), counts=summary.counts(), rows=summary.rows)  # fmt: skip
         store.write_scan_record(scan_id, record)  # finished: the newest scan, for `new`
-        _findings_and_report(config, store, scan_id, bool(items), summary, publish)
+        _findings_and_report(config, store, scan_id, scanned, summary, publish)
         summary.wall_s = time.perf_counter() - started
         record.update(wall_s=round(summary.wall_s, 2), report=summary.report)
         folder = store.write_scan_record(scan_id, record)

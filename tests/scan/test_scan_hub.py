@@ -23,7 +23,7 @@ from hub_builders import write_lora, write_malicious_pickle  # noqa: E402
 from dmsec.cli import main  # noqa: E402
 from dmsec.hub import CheckpointRef, Ledger  # noqa: E402
 from dmsec.scan.config import config_from_dict  # noqa: E402
-from dmsec.scan.plan import plan_scan  # noqa: E402
+from dmsec.scan.plan import ScanPlan, plan_scan, plan_windows  # noqa: E402
 from dmsec.scan.resolve import ResolvedScan  # noqa: E402
 
 LORA = "lora-9a-light"
@@ -150,7 +150,7 @@ def test_listing_asks_nothing_per_repo_about_what_the_ledger_holds(hub: FakeHub,
 
     hub.requests.clear()
     second = plan_scan(resolved, ledger, "scan-2")
-    assert {r.key for r in second.already} == {r.key for r in done}
+    assert set(second.already) == {r.key for r in done}
     new = {it.name for it in second.items}
     assert new == {f"kohya/style-{i}" for i in range(5)} - {r.repo_id for r in done}
     per_repo = {r.path.split("/revision/")[0] for r in hub.requests if r.path.startswith("/api/models/")}  # fmt: skip
@@ -237,3 +237,16 @@ def test_a_repo_the_hub_stops_serving_after_listing_is_an_error_row_retried(hub:
     assert (gone.name, gone.status, gone.retryable) == ("kohya/style-0", "error", True)
     assert "no longer serves it" in (gone.error or "")
     assert [it.name for it in plan.items] == ["kohya/style-1"]
+
+
+def test_windows_are_handed_on_while_the_listing_is_still_being_paged(hub: FakeHub, tmp_path: Path) -> None:  # fmt: skip
+    """The executor gets the first window before the last listing page has been asked for."""
+    _loras(hub, tmp_path, 5)
+    plan = ScanPlan()
+    windows = plan_windows(_resolved("hf://"), Ledger(tmp_path / "ledger.parquet"), "scan-1", plan, window=2)  # fmt: skip
+    first = next(windows)
+    assert len(first.items) == 2 and [it.order for it in first.items] == [0, 1]
+    assert len([r for r in hub.requests if r.path == "/api/models"]) == 1  # of 3 pages
+    rest = list(windows)
+    assert [len(w.items) for w in rest] == [2, 1] and [it.order for it in rest[1].items] == [4]
+    assert len(plan.listed) == 5 and len([r for r in hub.requests if r.path == "/api/models"]) == 3
