@@ -8,10 +8,10 @@
 3. plan (`dmsec.scan.plan`): list the source page by page (or get the one `source.target`), drop
    what the ledger holds before any per-repo hub call, complete the rest, settle unchanged
    weights as skipped; a failed listing page makes the listing *partial*, not the scan failed;
-4. commit the settled items; hand the pending ones to the executor (the stages: pull -> extract
-   -> match -> authenticate), which yields finished items in any order; every `flush_every`
-   items are committed as one part (data files, then the ledger marks), with a progress line
-   per checkpoint;
+4. window by window as the listing goes on: commit the settled items; hand the pending ones to
+   the executor (the stages: pull -> extract -> match -> authenticate), which yields finished
+   items in any order; every `flush_every` items are committed as one part (data files, then the
+   ledger marks), with a progress line per checkpoint;
 5. write the scan record (resolved config, versions, seeds, counts), which revisions were listed
    (`scans/<id>/listed.parquet`), the findings of the location (`findings/findings.parquet`,
    new first), the report and `scans/<id>/summary.json`.
