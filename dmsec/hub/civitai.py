@@ -1,10 +1,13 @@
 """Civitai as a source, through its public REST API (`/api/v1/models`) and `requests`.
 
-URI: `civitai://[?query=TEXT&username=NAME&tag=TAG&sort=Newest]`. Each model *version* is one
-checkpoint: `repo_id` is the model id, `revision` the version id. Types `LORA`, `LoCon` and
+URI: `civitai://[?query=TEXT&username=NAME&tag=TAG&sort=Newest&nsfw=true|false]`. Each model
+*version* is one checkpoint: `repo_id` is the model id, `revision` the version id. Types `LORA`, `LoCon` and
 `DoRA` are LoRAs, `Checkpoint` is a full model; wanted kinds and base models (Civitai's names,
 e.g. "SD 1.5", "SDXL 1.0") are sent as `types` / `baseModels`. Pages are followed through
 `metadata.nextPage` (only when it stays on the configured endpoint) or `metadata.nextCursor`.
+`nsfw` is sent as asked (unset: Civitai's default, which hides NSFW models). With a `since`
+filter and the "Newest" sort, paging stops after the first page none of whose versions is that
+recent (the pages are newest first).
 
 Each ref's `family` is read from the version's `baseModel` ("SD 1.5" -> sd1, "SDXL 1.0" and
 "Pony" -> sdxl, "Flux.1 D" -> flux; `dmsec.models.family.family_from_hub`).
@@ -95,10 +98,14 @@ class CivitaiSource(HubSource):
         if parts.scheme != "civitai" or parts.netloc or parts.path not in ("", "/"):
             raise ConfigError(f"`uri` must look like civitai://[?query=..]; got {uri!r}")
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        unknown = set(query) - {"query", "username", "tag", "sort"}
+        unknown = set(query) - {"query", "username", "tag", "sort", "nsfw"}
         if unknown:
             raise ConfigError(f"`uri` {uri!r}: unknown query keys {sorted(unknown)}")
+        nsfw = query.get("nsfw")
+        if nsfw is not None and nsfw not in ("true", "false"):
+            raise ConfigError(f"`uri` {uri!r}: `nsfw` must be true or false; got {nsfw!r}")
         return cls(
+            nsfw=None if nsfw is None else nsfw == "true",
             query=query.get("query"),
             username=query.get("username"),
             tag=query.get("tag"),
@@ -112,6 +119,8 @@ class CivitaiSource(HubSource):
         kept = {k: v for k, v in query.items() if v}
         if self.sort != "Newest":
             kept["sort"] = self.sort
+        if self.nsfw is not None:
+            kept["nsfw"] = str(self.nsfw).lower()
         return "civitai://" + (f"?{urlencode(kept)}" if kept else "")
 
     def _headers(self, url: str) -> dict[str, str]:
@@ -158,8 +167,15 @@ class CivitaiSource(HubSource):
         seen_cursors: set[str] = set()
         while True:
             data = self._get_json(url, page_params, "civitai list models")
+            if not isinstance(data, dict):
+                raise HubError("civitai list models: the page is not a JSON object")
+            recent = False
             for item in data.get("items") or []:
-                yield from self._refs_of(item)
+                for ref in self._refs_of(item):
+                    recent = recent or flt.modified_matches(ref.last_modified)
+                    yield ref
+            if flt.since is not None and self.sort == "Newest" and not recent:
+                return  # newest first: the pages after this one are older still
             meta = data.get("metadata") or {}
             cursor, next_page = meta.get("nextCursor"), meta.get("nextPage")
             if cursor is None and not next_page:
@@ -178,13 +194,15 @@ class CivitaiSource(HubSource):
                 return
 
     def _refs_of(self, item: dict) -> Iterator[CheckpointRef]:
+        if not isinstance(item, dict):
+            return
         kind = TYPE_KINDS.get(str(item.get("type")))
         if kind is None or "id" not in item:
             return
         for version in item.get("modelVersions") or []:
             try:
                 yield self._version_ref(item, version, kind)
-            except (KeyError, TypeError, ValueError) as exc:
+            except (AttributeError, KeyError, TypeError, ValueError) as exc:
                 logger.warning("civitai: model %s version skipped: %s", item.get("id"), exc)
 
     def _version_ref(self, item: dict, version: dict, kind: Kind) -> CheckpointRef:

@@ -1,15 +1,19 @@
 """Hugging Face Hub as a source, through `huggingface_hub.HfApi` and `snapshot_download`.
 
 URI: `hf://[author][?search=TEXT&tag=TAG...]`. Listing asks `/api/models` for repos tagged
-`diffusers` (plus any `tag`s; a single wanted base model is sent as the Hub's `base_model:<id>`
-tag), newest first, so a `since` filter stops paging at the first older repo. Each candidate is
-classified from its file names (the file names each row of `dmsec.models.formats` is
-conventionally saved as: LoRA weights -> LoRA, `model_index.json` / `unet/config.json` -> full)
-and tags (`lora` / `base_model:adapter:` -> LoRA, `dreambooth` / `base_model:finetune:` -> full)
-before one `model_info(files_metadata=True, securityStatus=True)` call fetches sizes, LFS sha256s
-and the Hub's own security scan of the repo (kept on the ref, reported as `security` rows). The
-ref's `family` is read from the card's `base_model` (or `base_model:` tag): an SD 1.x, SD 2.x, SDXL,
-SD 3 or FLUX.1 repo id maps to sd1, sd2, sdxl, sd3, flux (`dmsec.models.family`).
+`text-to-image` (or the URI's `tag`s instead; a single wanted base model is sent as the Hub's
+`base_model:<id>` tag), newest first, so a `since` filter stops paging at the first older repo.
+`text-to-image` rather than `diffusers`: diffusers' training scripts tag their repos with both,
+but kohya LoRAs are mostly uploaded as `lora`, `stable-diffusion`, `text-to-image` only. Each
+repo is classified from the listing alone, with its commit sha: file names (the file names each
+row of `dmsec.models.formats` is conventionally saved as: LoRA weights -> LoRA,
+`model_index.json` / `unet/config.json` -> full) and tags (`lora` / `base_model:adapter:` ->
+LoRA, `dreambooth` / `base_model:finetune:` -> full). `details` then makes the one per-repo call,
+`model_info(files_metadata=True, securityStatus=True)`, for sizes, LFS sha256s and the Hub's own
+security scan of the repo (kept on the ref, reported as `security` rows); a scan makes it only for
+the repos its ledger does not hold at that revision. The ref's `family` is read from the card's
+`base_model` (or `base_model:` tag): an SD 1.x, SD 2.x, SDXL, SD 3 or FLUX.1 repo id maps to sd1,
+sd2, sdxl, sd3, flux (`dmsec.models.family`).
 
 Rate limits: `list_models` pages go through huggingface_hub's own backoff, which honours 429 +
 Retry-After; `model_info` and `snapshot_download` are wrapped in `call_with_retry`, which
@@ -48,6 +52,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _BASE_TAG = re.compile(r"^base_model:(?:(adapter|finetune|merge|quantized):)?(.+)$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+#: the listing's hub-side filter when the URI names no `tag` (see the module docstring)
+DEFAULT_TAGS = ("text-to-image",)
 
 
 def _http_errors() -> tuple[type[BaseException], ...]:
@@ -129,7 +135,7 @@ class HuggingFaceSource(HubSource):
         endpoint: str | None = None,
         author: str | None = None,
         search: str | None = None,
-        tags: Sequence[str] = ("diffusers",),
+        tags: Sequence[str] = DEFAULT_TAGS,
         retry: RetryPolicy | None = None,
         token: str | None = None,
     ) -> None:
@@ -150,19 +156,19 @@ class HuggingFaceSource(HubSource):
         """`hf://[author][?search=...&tag=...]`; options: endpoint, retry, token."""
         parts = urlsplit(uri)
         if parts.scheme != "hf" or parts.path not in ("", "/"):
-            raise ConfigError(f"`uri` must look like hf://[author][?search=..&tag=..]; got {uri!r}")
+            raise ConfigError(f"`uri` must look like hf://[author][?search=..&tag=..] (one repo is a target: `dmsec scan hf://org/repo`); got {uri!r}")  # fmt: skip
         query = parse_qs(parts.query)
         unknown = set(query) - {"search", "tag"}
         if unknown:
             raise ConfigError(f"`uri` {uri!r}: unknown query keys {sorted(unknown)}")
-        tags = ("diffusers", *query.get("tag", []))
+        tags = tuple(query.get("tag", [])) or DEFAULT_TAGS
         search = query.get("search", [None])[0]
         return cls(author=parts.netloc or None, search=search, tags=tags, **options)
 
     @property
     def uri(self) -> str:
         query = [("search", self.search)] if self.search else []
-        query += [("tag", t) for t in self.tags if t != "diffusers"]
+        query += [("tag", t) for t in self.tags] if self.tags != DEFAULT_TAGS else []
         return f"hf://{self.author or ''}" + (f"?{urlencode(query)}" if query else "")
 
     def _retry(self, fn: Any, what: str) -> Any:
@@ -186,17 +192,44 @@ class HuggingFaceSource(HubSource):
                 stamp = info.last_modified
                 if flt.since is not None and stamp is not None and stamp < flt.since:
                     return  # newest first: everything after is older still
-                names = [s.rfilename for s in info.siblings or []]
-                kind = classify_repo(info.tags or [], names)
-                base = base_model_of(info.tags or [], info.card_data)
-                if kind is None or kind not in flt.kinds or not flt.base_model_matches(base):
-                    continue
-                ref = self._info_ref(info.id, info.sha, kind)
-                if ref is not None:
+                ref = self._listed_ref(info)
+                if ref is not None and ref.kind in flt.kinds:
                     yield ref
         except _listing_errors() as exc:
             status = getattr(getattr(exc, "response", None), "status_code", None)
             raise HubError(f"hf: listing models failed: {status or type(exc).__name__}") from None
+
+    def _listed_ref(self, info: Any) -> CheckpointRef | None:
+        """A ref from one `list_models` entry (commit sha, tags, card, file names; no sizes or
+        hashes yet): None when it is no diffusion checkpoint or the entry is malformed."""
+        tags = [str(t) for t in info.tags or []]
+        names = [s.rfilename for s in info.siblings or []]
+        kind = classify_repo(tags, names)
+        if kind is None or not isinstance(info.sha, str) or not _COMMIT.match(info.sha):
+            return None
+        base_model = base_model_of(tags, info.card_data)
+        try:
+            return CheckpointRef(
+                source=self.name,
+                repo_id=info.id,
+                revision=info.sha,
+                kind=kind,
+                base_model=base_model,
+                family=family_from_hub(base_model),
+                files=tuple(_listed_files(info.id, names)),
+                tags=tuple(tags),
+                license=_license_of(tags, info.card_data),
+                last_modified=info.last_modified,
+                url=f"{self.endpoint}/{info.id}",
+            )
+        except ValueError as exc:
+            logger.warning("hf: %s skipped: %s", info.id, exc)
+            return None
+
+    def details(self, ref: CheckpointRef) -> CheckpointRef | None:
+        """The listed revision's file sizes, LFS sha256s and the Hub's security scan: one
+        `model_info` call."""
+        return self._info_ref(ref.repo_id, ref.revision, ref.kind)
 
     def _info_ref(
         self, repo_id: str, revision: str | None, kind: Kind | None
@@ -289,6 +322,15 @@ class HuggingFaceSource(HubSource):
                     )
                 shutil.move(blob, target)
                 moved[blob] = target
+
+
+def _listed_files(repo_id: str, names: Sequence[str]) -> Iterator[CheckpointFile]:
+    """The files a listing names (no sizes or hashes yet); an unsafe path is skipped, logged."""
+    for name in names:
+        try:
+            yield CheckpointFile(path=name)
+        except ValueError as exc:
+            logger.warning("hf: %s: file skipped: %s", repo_id, exc)
 
 
 def _security_extra(info: Any) -> dict[str, str]:

@@ -2,11 +2,14 @@
 
 One row per (source, repo_id, revision, scan_config_hash), the last status wins:
 
-    source, repo_id, revision, scan_config_hash, scanned_at (UTC), status
+    source, repo_id, revision, scan_config_hash, scanned_at (UTC), status, weights_sha256
 
 A rerun asks `pending(refs, config_hash)` and gets only refs the ledger has not seen at that
 revision with that scan config, so a changed checkpoint (new revision) or a changed scan config is
-scanned again, an unchanged one is not. Statuses are free strings (the pull step's "ok",
+scanned again, an unchanged one is not. `weights_sha256` (`weights_digest`: one hash over the
+hashes the hub declares for the weights and config files, null where it declares none) lets a
+new revision that changed only other files (a README edit) be recognised by `unchanged` and spared
+a rescan. Ledgers written before that column read it as null. Statuses are free strings (the pull step's "ok",
 "refused", "failed"; the scan's own); refs whose last status is in `retry_statuses` (default
 "failed": a hub or network failure) are listed again.
 
@@ -37,6 +40,7 @@ import pyarrow.parquet as pq
 
 from dmsec.errors import ConfigError
 from dmsec.hub.ref import CheckpointRef
+from dmsec.models.safe_load import PICKLE_SUFFIXES
 
 LEDGER_SCHEMA = pa.schema(
     [
@@ -46,8 +50,11 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("scan_config_hash", pa.string(), nullable=False),
         pa.field("scanned_at", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("status", pa.string(), nullable=False),
+        pa.field("weights_sha256", pa.string(), nullable=True),
     ]
 )
+#: suffixes of the files whose content a scan depends on (weights, and the configs beside them)
+_CONTENT_SUFFIXES = (".safetensors", ".json", *PICKLE_SUFFIXES)
 _Key = tuple[str, str, str, str]
 
 
@@ -57,6 +64,20 @@ def scan_config_hash(config: Any) -> str:
         config = dataclasses.asdict(config)
     blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def weights_digest(ref: CheckpointRef) -> str | None:
+    """A sha256 over the (path, declared hash) of `ref`'s weights and config files, or None
+    when there are none or the hub declares no hash for one of them (the local source, S3)."""
+    parts = []
+    for f in sorted(ref.files, key=lambda f: f.path):
+        if f.suffix not in _CONTENT_SUFFIXES:
+            continue
+        digest = f.sha256 or f.git_sha1
+        if digest is None:
+            return None
+        parts.append(f"{f.path}\x00{digest}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest() if parts else None
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,7 @@ class LedgerEntry:
     scan_config_hash: str
     scanned_at: datetime
     status: str
+    weights_sha256: str | None = None
 
     @property
     def key(self) -> _Key:
@@ -130,6 +152,29 @@ class Ledger:
             if entry is None or entry.status in retry_statuses:
                 yield ref
 
+    def scanned(
+        self, config_hash: str, *, retry_statuses: Collection[str] = ("failed",)
+    ) -> set[tuple[str, str, str]]:
+        """The (source, repo_id, revision) keys scanned with `config_hash` and not to be retried:
+        what `pending` drops, read once, to check listed refs against before any hub call."""
+        return {
+            e.key[:3]
+            for e in self._read().values()
+            if e.scan_config_hash == config_hash and e.status not in retry_statuses
+        }
+
+    def unchanged(
+        self,
+        ref: CheckpointRef,
+        config_hash: str,
+        *,
+        retry_statuses: Collection[str] = ("failed",),
+    ) -> LedgerEntry | None:
+        """The entry of another revision of `ref` scanned with `config_hash` whose weights and
+        configs hash the same (`weights_digest`), so scanning `ref` would find the same; None
+        when there is none or the hub declares no hashes. Entries to be retried do not count."""
+        return unchanged_entry(self._read().values(), ref, config_hash, retry_statuses)
+
     # -- writing ---------------------------------------------------------------------------
     def mark(
         self, ref: CheckpointRef, config_hash: str, status: str, scanned_at: datetime | None = None
@@ -148,7 +193,8 @@ class Ledger:
             raise ConfigError(f"`config_hash` must be a non-empty string; got {config_hash!r}")
         when = (scanned_at or datetime.now(UTC)).astimezone(UTC)
         new = [
-            LedgerEntry(*ref.key, config_hash, when, _check_status(status)) for ref, status in items
+            LedgerEntry(*ref.key, config_hash, when, _check_status(status), weights_digest(ref))
+            for ref, status in items
         ]
         if not new:
             return 0
@@ -186,6 +232,28 @@ class Ledger:
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def unchanged_entry(
+    entries: Iterable[LedgerEntry],
+    ref: CheckpointRef,
+    config_hash: str,
+    retry_statuses: Collection[str] = ("failed",),
+) -> LedgerEntry | None:
+    """`Ledger.unchanged` over `entries` already read (a scan plan reads the ledger once)."""
+    digest = weights_digest(ref)
+    if digest is None:
+        return None
+    same = [
+        e
+        for e in entries
+        if e.key[:2] == ref.key[:2]
+        and e.scan_config_hash == config_hash
+        and e.weights_sha256 == digest
+        and e.revision != ref.revision
+        and e.status not in retry_statuses
+    ]
+    return max(same, key=lambda e: e.scanned_at, default=None)
 
 
 def _check_status(status: str) -> str:

@@ -1,7 +1,10 @@
 """The hub-source interface, the listing filter and the registry of sources by name.
 
 A `HubSource` lists `CheckpointRef`s lazily (a generator that pages through the hub as it is
-consumed) and downloads a ref's files into a folder. Each backend is a sibling module
+consumed) and downloads a ref's files into a folder. Listing is two steps, so a scan can drop
+what its ledger already holds before the hub is asked anything per repo: `listing` yields refs as
+the pages give them (identity, revision, kind, file names), `details` completes one (sizes,
+hashes) where the pages leave that out; `list` does both. Each backend is a sibling module
 (`local.py`, `huggingface.py`, `civitai.py`, `s3.py`) registered under a unique short `name`,
 which is also the `source` field of its refs and the key the CLI and configs select it by.
 Pulling (caps, hashes, format checks, the cache) is the same for every source: see `pull.py`.
@@ -106,7 +109,8 @@ class HubSource(ABC):
 
     @abstractmethod
     def iter_refs(self, flt: ListFilter) -> Iterator[CheckpointRef]:
-        """Yield refs page by page. May apply parts of `flt` on the hub side; need not apply all."""
+        """Yield refs page by page, with no per-repo call where the hub allows (`details`
+        completes them). May apply parts of `flt` on the hub side; need not apply all."""
 
     @abstractmethod
     def get(self, repo_id: str, revision: str | None = None) -> CheckpointRef:
@@ -123,13 +127,29 @@ class HubSource(ABC):
         and hashes is the caller's job, so `fetch` stays a plain transfer.
         """
 
-    def list(self, flt: ListFilter | None = None) -> Iterator[CheckpointRef]:
-        """Lazily yield the refs that pass `flt` (default: full and LoRA checkpoints)."""
+    def details(self, ref: CheckpointRef) -> CheckpointRef | None:
+        """`ref` as `listing` gave it, with what a listing page leaves out (file sizes and hashes,
+        the hub's own scan) filled in by per-repo calls; None when the hub no longer serves it as
+        a checkpoint (gone, gated). Sources whose listing is already complete return `ref`."""
+        return ref
+
+    def listing(self, flt: ListFilter | None = None) -> Iterator[CheckpointRef]:
+        """Lazily yield the refs that pass `flt` as the listing pages give them, with no per-repo
+        call: identity and revision are final, files may lack sizes and hashes (`details` adds
+        them). A page that fails raises `HubError` after the refs of the pages before it."""
         flt = flt or ListFilter()
         refs: Iterable[CheckpointRef] = (r for r in self.iter_refs(flt) if flt.matches(r))
         if flt.limit is not None:
             refs = itertools.islice(refs, flt.limit)
         yield from refs
+
+    def list(self, flt: ListFilter | None = None) -> Iterator[CheckpointRef]:
+        """Lazily yield the refs that pass `flt` (default: full and LoRA checkpoints), each with
+        its `details`."""
+        for listed in self.listing(flt):
+            ref = self.details(listed)
+            if ref is not None:
+                yield ref
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"

@@ -50,7 +50,9 @@ class SourceSettings:
     `zoo:full` for the tiny zoo (built on first use) as a local hub. `since` is an ISO date or
     timestamp (UTC when no zone is given). `bases`: "name=repo_id" entries naming the base model
     (a repo id in the source) to pull for checkpoints whose hub names the base by family, e.g.
-    Civitai's "SD 1.5" or our "sd1" (`dmsec.models.family.base_for`).
+    Civitai's "SD 1.5" or our "sd1" (`dmsec.models.family.base_for`). `target`: one repo id in
+    `uri`'s source to scan alone instead of a listing, at `revision` (null: its newest);
+    `dmsec scan TARGET` sets both from a target URI (`dmsec.hub.target`).
     """
 
     uri: str = "zoo:small"
@@ -59,10 +61,16 @@ class SourceSettings:
     since: str | None = None
     limit: int | None = None
     bases: tuple[str, ...] = ()
+    target: str | None = None
+    revision: str | None = None
 
     def __post_init__(self) -> None:
         if not self.uri.strip():
             raise ConfigError("`source.uri` must be a non-empty string")
+        if self.target is not None and not self.target.strip():
+            raise ConfigError("`source.target` must be a repo id or null")
+        if self.revision is not None and (self.target is None or not self.revision.strip()):
+            raise ConfigError(f"`source.revision` needs a `source.target` and a non-empty value; got {self.revision!r}")  # fmt: skip
         bad = sorted(set(self.kinds) - {"full", "lora"})
         if not self.kinds or bad:
             raise ConfigError(f"`source.kinds` must be a non-empty subset of [full, lora]; got {list(self.kinds)}")  # fmt: skip

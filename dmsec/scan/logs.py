@@ -67,6 +67,7 @@ class JsonScanLog(ScanLog):
         self._emit(stage="summary", status="finished", seconds=round(summary.wall_s, 3),
                    checkpoints=summary.counts(), listed=summary.listed,
                    already_scanned=summary.already_scanned, rows=summary.rows,
+                   partial_listing=summary.listing_error is not None,
                    findings=counts["total"], new_findings=counts["new"],
                    errors=len(summary.errors()), results=summary.out, report=summary.report)  # fmt: skip
 

@@ -5,10 +5,13 @@
 1. resolve the config (source, registry, hash); lock the results folder; delete orphan parts
    (results on S3: lock the bucket prefix, recover it, refill the local mirror from it);
 2. re-mark the ledger from committed checkpoint rows (a crash after data, before ledger);
-3. list refs, keep those the ledger has not seen with this config hash, order them by base model;
-4. hand them to the executor (the stages: pull -> extract -> match -> authenticate), which yields
-   finished items in any order; every `flush_every` items are committed as one part (data files,
-   then the ledger marks), with a progress line per checkpoint;
+3. plan (`dmsec.scan.plan`): list the source page by page (or get the one `source.target`), drop
+   what the ledger holds before any per-repo hub call, complete the rest, settle unchanged
+   weights as skipped; a failed listing page makes the listing *partial*, not the scan failed;
+4. window by window as the listing goes on: commit the settled items; hand the pending ones to
+   the executor (the stages: pull -> extract -> match -> authenticate), which yields finished
+   items in any order; every `flush_every` items are committed as one part (data files, then the
+   ledger marks), with a progress line per checkpoint;
 5. write the scan record (resolved config, versions, seeds, counts), which revisions were listed
    (`scans/<id>/listed.parquet`), the findings of the location (`findings/findings.parquet`,
    new first), the report and `scans/<id>/summary.json`.
@@ -20,25 +23,26 @@ is published to the bucket in the same order (data files, then the ledger) befor
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dmsec.config import config_to_yaml
-from dmsec.hub import CheckpointRef, Ledger, ListFilter, source_from_uri
-from dmsec.hub.ref import parse_timestamp
+from dmsec.hub import CheckpointRef, Ledger
 from dmsec.provenance import package_versions
 from dmsec.results.findings import FINDINGS_FILE, write_findings, write_listed
 from dmsec.results.remote import S3Results
 from dmsec.results.store import ResultsStore, atomic_write_bytes
 from dmsec.scan.config import ScanConfig
 from dmsec.scan.executors import Executor, executor_named
-from dmsec.scan.logs import scan_log
+from dmsec.scan.logs import ScanLog, scan_log
+from dmsec.scan.plan import ScanPlan, ScanWindow, plan_windows, where_listed
 from dmsec.scan.records import ScanItem, part_tables, utc_now
 from dmsec.scan.resolve import ResolvedScan, resolve_scan
 from dmsec.scan.summary import ScanSummary
@@ -62,18 +66,6 @@ def ledger_status(item: ScanItem) -> str:
     return "failed" if item.status == "error" and item.retryable else item.status
 
 
-def list_refs(resolved: ResolvedScan) -> list[CheckpointRef]:
-    """Every ref the source lists under the config's filter."""
-    s = resolved.config.source
-    flt = ListFilter(
-        kinds=frozenset(s.kinds),
-        base_models=frozenset(s.base_models) if s.base_models else None,
-        since=parse_timestamp(s.since) if s.since else None,
-        limit=s.limit,
-    )
-    return list(source_from_uri(resolved.source_uri).list(flt))
-
-
 def repair_ledger(store: ResultsStore, ledger: Ledger, config_hash: str) -> int:
     """Mark in the ledger every committed checkpoint it lacks (data is committed first)."""
     committed = store.committed_statuses(config_hash)
@@ -83,12 +75,6 @@ def repair_ledger(store: ResultsStore, ledger: Ledger, config_hash: str) -> int:
         return 0
     refs = [(CheckpointRef(source=k[0], repo_id=k[1], revision=k[2], kind="full"), s) for k, s in missing]  # fmt: skip
     return ledger.mark_many(refs, config_hash)
-
-
-def plan_items(refs: list[CheckpointRef], ledger: Ledger, scan_id: str, config_hash: str) -> list[ScanItem]:  # fmt: skip
-    """Pending refs as items, ordered by base model (so warm bases serve runs of fine-tunes)."""
-    pending = sorted(ledger.pending(refs, config_hash), key=lambda r: (r.base_model or "", r.repo_id, r.revision))  # fmt: skip
-    return [ScanItem(ref=r.to_dict(), scan_id=scan_id, config_hash=config_hash, order=i) for i, r in enumerate(pending)]  # fmt: skip
 
 
 class _PartWriter:
@@ -126,6 +112,27 @@ class _PartWriter:
                     shutil.rmtree(it.staging_dir, ignore_errors=True)
         self.part += 1
         self.buffer = []
+
+
+def _run_windows(windows: Iterable[ScanWindow], executor: Executor, resolved: ResolvedScan, staging: Path,
+                 writer: _PartWriter, summary: ScanSummary, log: ScanLog) -> bool:  # fmt: skip
+    """Commit each window's settled items and run its items through `executor`, one window at a
+    time (the listing goes on between windows); True when any item went through the stages."""
+    done = planned = 0
+    ran = False
+    for window in windows:
+        planned += len(window.settled) + len(window.items)
+        finished = executor(window.items, resolved, staging) if window.items else ()
+        for item in itertools.chain(window.settled, finished):
+            if item.pending:
+                item.status = "ok"
+            item.finished_at = utc_now()
+            done += 1
+            summary.add(item)
+            log.checkpoint(done, planned, item)
+            writer.add(item)
+        ran = ran or bool(window.items)
+    return ran
 
 
 @contextlib.contextmanager
@@ -166,37 +173,35 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
         repaired = repair_ledger(store, ledger, resolved.config_hash)
         if repaired:
             echo(f"ledger: re-marked {repaired} checkpoints committed by an interrupted scan")
-        refs = list_refs(resolved)
-        items = plan_items(refs, ledger, scan_id, resolved.config_hash)
-        summary.listed, summary.already_scanned = len(refs), len(refs) - len(items)
-        echo(f"scan {scan_id}: {len(refs)} checkpoints listed from {resolved.source_uri}, "
-             f"{len(items)} to scan ({summary.already_scanned} already in the ledger)")  # fmt: skip
+        echo(f"scan {scan_id}: listing {where_listed(resolved)}")
         record: dict[str, Any] = {"scan_id": scan_id, "scan_date": scan_date, "started_at": now.isoformat(),
                   "status": "running", "config_hash": resolved.config_hash,
                   "versions": package_versions(), "seeds": resolved.seeds(),
-                  "source": resolved.source_uri, "registry": resolved.registry_location}  # fmt: skip
+                  "source": resolved.source_uri, "target": config.source.target and f"{config.source.target}@{config.source.revision or 'newest'}",
+                  "registry": resolved.registry_location}  # fmt: skip
         folder = store.write_scan_record(scan_id, record, config_to_yaml(resolved.resolved_dict()))
-        listed = write_listed(store, scan_id, (r.key[:3] for r in refs))
-        publish([folder / "config.yaml", folder / "run.json", listed])
+        publish([folder / "config.yaml", folder / "run.json"])
         writer = _PartWriter(store, ledger, resolved, scan_id, scan_date, publish)
         staging = store.staging_dir(scan_id)
         if resolved.config.results.staging:
             staging = Path(resolved.config.results.staging).expanduser() / scan_id
-        if items:
-            for done, item in enumerate(executor(items, resolved, staging), start=1):
-                if item.pending:
-                    item.status = "ok"
-                item.finished_at = utc_now()
-                summary.add(item)
-                log.checkpoint(done, len(items), item)
-                writer.add(item)
-            writer.flush()
+        plan = ScanPlan()
+        windows = plan_windows(resolved, ledger, scan_id, plan)
+        scanned = _run_windows(windows, executor, resolved, staging, writer, summary, log)
+        writer.flush()
+        summary.listed, summary.already_scanned = len(plan.listed), len(plan.already)
+        summary.listing_error = plan.listing_error
+        echo(f"scan {scan_id}: {len(plan.listed)} checkpoints listed from {where_listed(resolved)}: "
+             f"{summary.already_scanned} already in the ledger, {len(summary.checkpoints)} scanned or settled")  # fmt: skip
+        if plan.partial:
+            echo(f"listing PARTIAL: a page failed ({plan.listing_error}); what was listed is scanned, the rest is listed again next scan")  # fmt: skip
+        publish([write_listed(store, scan_id, plan.listed)])
         if not resolved.config.results.keep_staging:
             shutil.rmtree(staging, ignore_errors=True)
         summary.rows = dict(writer.rows)
         record.update(status="finished", finished_at=utc_now(), counts=summary.counts(), rows=summary.rows)  # fmt: skip
         store.write_scan_record(scan_id, record)  # finished: the newest scan, for `new`
-        _findings_and_report(config, store, scan_id, bool(items), summary, publish)
+        _findings_and_report(config, store, scan_id, scanned, summary, publish)
         summary.wall_s = time.perf_counter() - started
         record.update(wall_s=round(summary.wall_s, 2), report=summary.report)
         folder = store.write_scan_record(scan_id, record)

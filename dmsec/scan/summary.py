@@ -46,6 +46,7 @@ class ScanSummary:
     out: str
     listed: int = 0
     already_scanned: int = 0
+    listing_error: str | None = None  # a listing page failed: the listing is partial
     wall_s: float = 0.0
     report: str | None = None
     started_at: str | None = None
@@ -104,6 +105,7 @@ class ScanSummary:
             "scan_id": self.scan_id, "results": self.out, "report": self.report,
             "started_at": self.started_at, "wall_s": round(self.wall_s, 2),
             "listed": self.listed, "already_scanned": self.already_scanned,
+            "listing": {"partial": self.listing_error is not None, "error": self.listing_error},
             "checkpoints": self.counts(), "rows": self.rows, "findings": self.findings_counts(),
             "new_findings": [{k: f[k] for k in keep} for f in self.new_findings()],
             "errors": self.errors(),
@@ -145,6 +147,8 @@ class ScanSummary:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items())) or "nothing new"
         lines.append("-" * len(head))
         lines.append(f"scan {self.scan_id}: {counts}; {self.already_scanned} of {self.listed} listed were already scanned; {self.wall_s:.0f} s")  # fmt: skip
+        if self.listing_error is not None:
+            lines.append(f"listing PARTIAL: {self.listing_error[:110]}; the rest is listed again next scan")  # fmt: skip
         rows = ", ".join(f"{n} {t}" for t, n in self.rows.items()) or "no rows"
         lines.append(f"results: {self.out} ({rows} written)")
         lines.extend(self.findings_lines())

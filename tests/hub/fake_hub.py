@@ -9,7 +9,8 @@ with `siblings` (size, blobId, lfs.sha256) when `blobs=true`, the recursive tree
 `/api/download/models/<version>` redirecting to the CDN.
 
 Faults (a 429 with or without Retry-After, a 503) are queued per method and path prefix and
-served before the real answer; every request is recorded with its time and headers.
+served before the real answer (after `skip` matching requests are answered normally: e.g. a
+listing's second page); every request is recorded with its time and headers.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class Fault:
     status: int
     headers: dict[str, str]
     times: int
+    skip: int = 0
 
 
 @dataclass
@@ -148,8 +150,9 @@ class FakeHub:
         status: int,
         headers: dict | None = None,
         times: int = 1,
+        skip: int = 0,
     ) -> None:
-        self.faults.append(Fault(method, path_prefix, status, headers or {}, times))
+        self.faults.append(Fault(method, path_prefix, status, headers or {}, times, skip))
 
     def requests_to(self, method: str, path_prefix: str) -> list[Recorded]:
         with self._lock:
@@ -181,6 +184,9 @@ class FakeHub:
                     and fault.method == method
                     and path.startswith(fault.path_prefix)
                 ):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.times -= 1
                     return fault
         return None

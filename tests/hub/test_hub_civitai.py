@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fake_hub import CivitaiFile, CivitaiModel, CivitaiVersion, FakeHub
 from hub_builders import write_lora, write_malicious_pickle, write_unet_weights
 
+from dmsec.errors import ConfigError
 from dmsec.hub import HubError, ListFilter, Puller, RetryPolicy
 from dmsec.hub.civitai import CivitaiSource
 
@@ -233,3 +235,31 @@ def test_get_and_uri(civitai: FakeHub) -> None:
     assert CivitaiSource.from_uri("civitai://?query=cats&sort=Most+Downloaded").uri == (
         "civitai://?query=cats&sort=Most+Downloaded"
     )
+
+
+def test_nsfw_is_taken_from_the_uri_and_sent(civitai: FakeHub) -> None:
+    source = CivitaiSource.from_uri("civitai://?nsfw=true", endpoint=civitai.url)
+    assert source.nsfw is True and source.uri == "civitai://?nsfw=true"
+    next(iter(source.list()))
+    assert civitai.requests_to("GET", "/api/v1/models")[0].query["nsfw"] == ["true"]
+    assert CivitaiSource.from_uri("civitai://?nsfw=false").uri == "civitai://?nsfw=false"
+    with pytest.raises(ConfigError, match="`nsfw` must be true or false"):
+        CivitaiSource.from_uri("civitai://?nsfw=maybe")
+
+
+def test_since_stops_paging_after_the_first_page_with_nothing_that_recent(civitai: FakeHub) -> None:  # fmt: skip
+    since = datetime(2025, 1, 12, tzinfo=UTC)
+    source = CivitaiSource(endpoint=civitai.url, page_size=1)
+    refs = list(source.list(ListFilter(since=since)))
+    assert {(r.repo_id, r.revision) for r in refs} == {("1", "11"), ("2", "20")}
+    assert len(civitai.requests_to("GET", "/api/v1/models")) == 3  # of 4 pages: model 5 unasked
+
+
+def test_a_failed_page_ends_the_listing_after_the_refs_before_it(civitai: FakeHub) -> None:
+    fast = RetryPolicy(base_delay_s=0.01, max_delay_s=0.02, jitter=0)
+    listing = CivitaiSource(endpoint=civitai.url, retry=fast, page_size=2).listing()
+    first_page = [next(listing) for _ in range(3)]  # models 1 (two versions) and 2
+    civitai.add_fault("GET", "/api/v1/models", 503, times=99)
+    with pytest.raises(HubError, match="503"):
+        next(listing)
+    assert [(r.repo_id, r.revision) for r in first_page] == [("1", "11"), ("1", "10"), ("2", "20")]

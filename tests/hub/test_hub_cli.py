@@ -67,7 +67,7 @@ def test_hf_endpoint_option_and_token_stays_out_of_output(
         HfRepo(
             "a/b",
             {"pytorch_lora_weights.safetensors": lora},
-            ["diffusers", "lora"],
+            ["diffusers", "text-to-image", "lora"],
             "2025-01-01T00:00:00Z",
         )
     ]

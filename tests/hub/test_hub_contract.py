@@ -59,7 +59,7 @@ def _hf(tmp_path: Path, request: pytest.FixtureRequest) -> Case:
                     b / f"{i}.safetensors", "sd", i
                 ).read_bytes()
             },
-            ["diffusers", "lora", "base_model:sd"],
+            ["diffusers", "text-to-image", "lora", "base_model:sd"],
             f"2025-01-0{i + 1}T00:00:00.000Z",
         )
         for i in range(2)
@@ -74,7 +74,7 @@ def _hf(tmp_path: Path, request: pytest.FixtureRequest) -> Case:
                     b / "u.safetensors"
                 ).read_bytes(),
             },
-            ["diffusers", "dreambooth"],
+            ["diffusers", "text-to-image", "dreambooth"],
             "2025-01-05T00:00:00.000Z",
         )
     )
@@ -164,3 +164,12 @@ def test_second_listing_through_the_ledger_is_empty(case: Case, tmp_path: Path) 
     first = list(ledger.pending(case.source.list(), "cfg"))
     ledger.mark_many([(r, "ok") for r in first], "cfg")
     assert len(first) == 3 and list(ledger.pending(case.source.list(), "cfg")) == []
+
+
+def test_listing_names_what_details_completes(case: Case) -> None:
+    """`listing` (no per-repo call) already has each ref's identity and revision, so a ledger can
+    be checked before `details`; `details` turns it into exactly what `list` yields."""
+    listed = list(case.source.listing())
+    full = list(case.source.list())
+    assert [r.key for r in listed] == [r.key for r in full] and len(full) == 3
+    assert [case.source.details(r) for r in listed] == full

@@ -62,14 +62,20 @@ def hf(fake_hub: FakeHub, tmp_path: Path) -> FakeHub:
                 "unet/diffusion_pytorch_model.safetensors": unet,
                 "unet/diffusion_pytorch_model.bin": evil,
             },
-            ["diffusers", "dreambooth", "license:mit"],
+            ["diffusers", "text-to-image", "dreambooth", "license:mit"],
             _stamp(8),
             card_data={"base_model": "CompVis/stable-diffusion-v1-4"},
         ),
         HfRepo(
             "bob/evil-lora",
             {"pytorch_lora_weights.bin": evil},
-            ["diffusers", "lora", f"base_model:{SD15}", f"base_model:adapter:{SD15}"],
+            [
+                "diffusers",
+                "text-to-image",
+                "lora",
+                f"base_model:{SD15}",
+                f"base_model:adapter:{SD15}",
+            ],
             _stamp(7),
         ),
         HfRepo(
@@ -79,7 +85,7 @@ def hf(fake_hub: FakeHub, tmp_path: Path) -> FakeHub:
                     b / "t.safetensors"
                 ).read_bytes()
             },
-            ["diffusers", "lora"],
+            ["diffusers", "text-to-image", "lora"],
             _stamp(6),
         ),
         HfRepo(
@@ -89,7 +95,7 @@ def hf(fake_hub: FakeHub, tmp_path: Path) -> FakeHub:
                     b / "x.safetensors"
                 ).read_bytes()
             },
-            ["diffusers", "lora"],
+            ["diffusers", "text-to-image", "lora"],
             _stamp(5),
         ),
         HfRepo(
@@ -100,10 +106,10 @@ def hf(fake_hub: FakeHub, tmp_path: Path) -> FakeHub:
                     b / "h.safetensors", numel=4000
                 ).read_bytes(),
             },
-            ["diffusers"],
+            ["diffusers", "text-to-image"],
             _stamp(4),
         ),
-        HfRepo("dave/tokenizer", {"config.json": b"{}"}, ["diffusers"], _stamp(3)),
+        HfRepo("dave/tokenizer", {"config.json": b"{}"}, ["diffusers", "text-to-image"], _stamp(3)),
     ]
     return fake_hub
 
@@ -128,7 +134,9 @@ def test_listing_follows_link_pagination_and_classifies(hf: FakeHub) -> None:
     pages = hf.requests_to("GET", "/api/models")
     pages = [p for p in pages if p.path == "/api/models"]
     assert len(pages) == 4 and [p.query.get("cursor") for p in pages[1:]] == [["2"], ["4"], ["6"]]
-    assert pages[0].query["filter"] == ["diffusers"] and pages[0].query["sort"] == ["lastModified"]
+    assert pages[0].query["filter"] == ["text-to-image"] and pages[0].query["sort"] == [
+        "lastModified"
+    ]
     assert set(refs) == {
         "alice/pets-lora",
         "alice/dreambooth-dog",
@@ -172,7 +180,7 @@ def test_kind_and_base_model_filters(hf: FakeHub) -> None:
     hf.requests.clear()
     based = list(_source(hf).list(ListFilter(base_models=frozenset({SD15}))))
     assert [r.repo_id for r in based] == ["alice/pets-lora", "bob/evil-lora"]
-    assert hf.requests[0].query["filter"] == ["diffusers", f"base_model:{SD15}"]
+    assert hf.requests[0].query["filter"] == ["text-to-image", f"base_model:{SD15}"]
 
 
 def test_429_with_retry_after_on_a_listing_page_is_honoured(hf: FakeHub) -> None:
@@ -324,3 +332,48 @@ def test_retry_classify_treats_transport_errors_and_cache_misses_as_retryable() 
     for module in transports:
         assert hf_retry_classify(module.ConnectError("refused")) == (True, None), module.__name__
     assert hf_retry_classify(ValueError("a bug")) == (False, None)
+
+
+def test_kohya_uploads_without_the_diffusers_tag_are_listed(fake_hub: FakeHub, tmp_path: Path) -> None:  # fmt: skip
+    """kohya LoRAs are uploaded tagged lora / stable-diffusion / text-to-image, with no diffusers
+    tag; the listing finds them and classifies them by file and tags as LoRAs."""
+    lora = write_lora(tmp_path / "k.safetensors", SD15).read_bytes()
+    kohya_tags = ["lora", "stable-diffusion", "text-to-image", f"base_model:adapter:{SD15}"]
+    fake_hub.hf_repos = [
+        HfRepo("erin/kohya-style", {"erin_style.safetensors": lora}, kohya_tags, _stamp(2)),
+        HfRepo(
+            "erin/llm", {"model.safetensors": lora}, ["transformers", "text-generation"], _stamp(1)
+        ),  # fmt: skip
+    ]
+    (ref,) = _source(fake_hub).list()
+    assert (ref.repo_id, ref.kind, ref.base_model) == ("erin/kohya-style", "lora", SD15)
+    assert "diffusers" not in fake_hub.requests[0].query["filter"]
+    assert _source(fake_hub, tags=("diffusers",)).uri == "hf://?tag=diffusers"
+    assert HuggingFaceSource.from_uri("hf://erin?tag=lora", endpoint=fake_hub.url).tags == ("lora",)
+
+
+def test_listing_makes_no_per_repo_call_and_details_makes_one(hf: FakeHub) -> None:
+    source = _source(hf)
+    listed = list(source.listing(ALL))
+    assert len(listed) == 6 and all(f.size is None and f.sha256 is None for r in listed for f in r.files)  # fmt: skip
+    assert {r.path for r in hf.requests} == {"/api/models"}  # pages only
+    full = source.details(listed[0])
+    assert full is not None and full.key == listed[0].key and full.files[0].size is not None
+    assert len([r for r in hf.requests if r.path.startswith("/api/models/")]) == 1
+
+
+def test_a_hostile_file_name_in_a_listing_is_dropped_not_the_listing(fake_hub: FakeHub, tmp_path: Path) -> None:  # fmt: skip
+    lora = write_lora(tmp_path / "l.safetensors", SD15).read_bytes()
+    tags = ["lora", "text-to-image"]
+    fake_hub.hf_repos = [
+        HfRepo(
+            "eve/lora",
+            {"pytorch_lora_weights.safetensors": lora, "../../etc/x.json": b"{}"},
+            tags,
+            _stamp(2),
+        ),  # fmt: skip
+        HfRepo("ok/lora", {"pytorch_lora_weights.safetensors": lora}, tags, _stamp(1)),
+    ]
+    listed = {r.repo_id: r for r in _source(fake_hub).listing()}
+    assert set(listed) == {"eve/lora", "ok/lora"}
+    assert [f.path for f in listed["eve/lora"].files] == ["pytorch_lora_weights.safetensors"]

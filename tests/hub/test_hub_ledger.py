@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hub_builders import write_lora, write_lora_folder
 
 from dmsec.errors import ConfigError
 from dmsec.hub import Ledger, Puller, scan_config_hash
-from dmsec.hub.ledger import LEDGER_SCHEMA
+from dmsec.hub.ledger import LEDGER_SCHEMA, weights_digest
 from dmsec.hub.local import LocalSource
+from dmsec.hub.ref import CheckpointFile, CheckpointRef
 
 
 @dataclass(frozen=True)
@@ -124,3 +126,42 @@ def test_ledger_on_s3(zoo: Path, s3_bucket: tuple, moto_endpoint: str) -> None:
     assert len(list(ledger.pending(source.list(), "c"))) == 3
     ledger.mark_many([(r, "ok") for r in source.list()], "c")
     assert list(ledger.pending(source.list(), "c")) == []
+
+
+def _hf_ref(revision: str, readme: str, weights: str = "a" * 64) -> CheckpointRef:
+    files = (
+        CheckpointFile("pytorch_lora_weights.safetensors", 10, sha256=weights),
+        CheckpointFile("README.md", 5, git_sha1=readme),
+    )
+    return CheckpointRef("hf", "org/lora", revision, "lora", files=files)
+
+
+def test_a_new_revision_with_the_same_weights_is_unchanged(tmp_path: Path) -> None:
+    """The ledger keeps the weights' hash: a README-only commit is recognised, a new weights file
+    or another scan config is not, and neither is a source that declares no hashes."""
+    ledger = Ledger(tmp_path / "ledger.parquet")
+    first = _hf_ref("1" * 40, readme="b" * 40)
+    ledger.mark(first, "cfg", "ok")
+    assert weights_digest(first) == weights_digest(_hf_ref("2" * 40, readme="c" * 40))
+    same = ledger.unchanged(_hf_ref("2" * 40, readme="c" * 40), "cfg")
+    assert same is not None and same.revision == first.revision and same.status == "ok"
+    assert ledger.unchanged(_hf_ref("2" * 40, readme="c" * 40, weights="d" * 64), "cfg") is None
+    assert ledger.unchanged(_hf_ref("2" * 40, readme="c" * 40), "other-cfg") is None
+    assert ledger.unchanged(first, "cfg") is None  # the same revision is `pending`'s business
+    no_hash = CheckpointRef("local", "x", "r2", "lora", files=(CheckpointFile("w.safetensors", 3),))  # fmt: skip
+    assert weights_digest(no_hash) is None and ledger.unchanged(no_hash, "cfg") is None
+    ledger.mark(first, "cfg", "failed")  # to be retried: not a reason to skip anything
+    assert ledger.unchanged(_hf_ref("2" * 40, readme="c" * 40), "cfg") is None
+
+
+def test_a_ledger_written_before_the_weights_column_still_reads(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.parquet"
+    old = pa.schema([f for f in LEDGER_SCHEMA if f.name != "weights_sha256"])
+    row = {"source": "hf", "repo_id": "org/lora", "revision": "1" * 40,
+           "scan_config_hash": "cfg", "scanned_at": datetime.now(UTC), "status": "ok"}  # fmt: skip
+    pq.write_table(pa.Table.from_pylist([row], schema=old), path)
+    ledger = Ledger(path)
+    (entry,) = ledger.entries()
+    assert entry.weights_sha256 is None and ledger.scanned("cfg") == {("hf", "org/lora", "1" * 40)}
+    ledger.mark(_hf_ref("2" * 40, "b" * 40), "cfg", "ok")
+    assert len(ledger.entries()) == 2
