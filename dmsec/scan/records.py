@@ -74,6 +74,10 @@ class ScanItem:
     timings: dict[str, float] = field(default_factory=dict)
     extract_method: str | None = None  # the extractor's name
     extract_seed: int | None = None  # generation i started from generation_seed(this, i)
+    similarity: str | None = None  # the space the generations were clustered in
+    # extract settings chosen from the checkpoint's model (`ExtractConfig.fitted`): space,
+    # guidance preset, and "why" (the images it makes); {} when the config set them
+    settings_from_model: dict[str, str] = field(default_factory=dict)
     n_samples: int = 0
     n_groups: int | None = None
     clustering_threshold: float | None = None

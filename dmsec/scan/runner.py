@@ -9,7 +9,8 @@
 4. hand them to the executor (the stages: pull -> extract -> match -> authenticate), which yields
    finished items in any order; every `flush_every` items are committed as one part (data files,
    then the ledger marks), with a progress line per checkpoint;
-5. write the scan record (resolved config, versions, seeds, counts), which revisions were listed
+5. write the scan record (resolved config, versions, seeds, counts, the settings chosen from the
+   registry and from each checkpoint's model, each distinct choice said once), which revisions were listed
    (`scans/<id>/listed.parquet`), the findings of the location (`findings/findings.parquet`,
    new first), the report and `scans/<id>/summary.json`.
 A rerun with nothing new writes no table rows (only its scan record, listing and summary, and the
@@ -20,6 +21,7 @@ is published to the bucket in the same order (data files, then the ledger) befor
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import shutil
 import time
@@ -89,6 +91,22 @@ def plan_items(refs: list[CheckpointRef], ledger: Ledger, scan_id: str, config_h
     """Pending refs as items, ordered by base model (so warm bases serve runs of fine-tunes)."""
     pending = sorted(ledger.pending(refs, config_hash), key=lambda r: (r.base_model or "", r.repo_id, r.revision))  # fmt: skip
     return [ScanItem(ref=r.to_dict(), scan_id=scan_id, config_hash=config_hash, order=i) for i, r in enumerate(pending)]  # fmt: skip
+
+
+def note_chosen(item: ScanItem, chosen: dict[str, dict[str, Any]], echo: Echo) -> None:
+    """Count the extract settings chosen from `item`'s model into `chosen`; say each distinct
+    choice once, when it is first made."""
+    settings = item.settings_from_model
+    if not settings:
+        return
+    key = json.dumps(settings, sort_keys=True)
+    if key not in chosen:
+        named = (("similarity", "space"), ("defaults", "guidance preset"))
+        picked = ", ".join(f"{label} {settings[k]}" for k, label in named if k in settings)
+        echo(f"extract settings from the model ({settings['why']}): {picked} "
+             "(extract.similarity / extract.defaults override)")  # fmt: skip
+        chosen[key] = {**settings, "checkpoints": 0}
+    chosen[key]["checkpoints"] += 1
 
 
 class _PartWriter:
@@ -174,7 +192,8 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
         record: dict[str, Any] = {"scan_id": scan_id, "scan_date": scan_date, "started_at": now.isoformat(),
                   "status": "running", "config_hash": resolved.config_hash,
                   "versions": package_versions(), "seeds": resolved.seeds(),
-                  "source": resolved.source_uri, "registry": resolved.registry_location}  # fmt: skip
+                  "source": resolved.source_uri, "registry": resolved.registry_location,
+                  "registry_embedder": {"name": resolved.embedder, "chosen": resolved.embedder_reason}}  # fmt: skip
         folder = store.write_scan_record(scan_id, record, config_to_yaml(resolved.resolved_dict()))
         listed = write_listed(store, scan_id, (r.key[:3] for r in refs))
         publish([folder / "config.yaml", folder / "run.json", listed])
@@ -182,11 +201,13 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
         staging = store.staging_dir(scan_id)
         if resolved.config.results.staging:
             staging = Path(resolved.config.results.staging).expanduser() / scan_id
+        chosen: dict[str, dict[str, Any]] = {}
         if items:
             for done, item in enumerate(executor(items, resolved, staging), start=1):
                 if item.pending:
                     item.status = "ok"
                 item.finished_at = utc_now()
+                note_chosen(item, chosen, echo)
                 summary.add(item)
                 log.checkpoint(done, len(items), item)
                 writer.add(item)
@@ -194,7 +215,8 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
         if not resolved.config.results.keep_staging:
             shutil.rmtree(staging, ignore_errors=True)
         summary.rows = dict(writer.rows)
-        record.update(status="finished", finished_at=utc_now(), counts=summary.counts(), rows=summary.rows)  # fmt: skip
+        record.update(status="finished", finished_at=utc_now(), counts=summary.counts(), rows=summary.rows,
+                      extract_settings_from_model=list(chosen.values()))  # fmt: skip
         store.write_scan_record(scan_id, record)  # finished: the newest scan, for `new`
         _findings_and_report(config, store, scan_id, bool(items), summary, publish)
         summary.wall_s = time.perf_counter() - started

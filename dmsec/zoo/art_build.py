@@ -160,6 +160,30 @@ def build_art_zoo(
     return Zoo(root)
 
 
+def build_art_base(
+    config: ArtZooConfig | str = "art-small",
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    device: str = "cpu",
+) -> Path:
+    """The folder of `config`'s base model alone (VAE, text encoder and tokenizer, UNet: a
+    diffusers folder), trained first unless cached, for whoever fine-tunes sets of their own.
+
+    Found in the built zoo, else in its build folder, where it is also trained: a later
+    `build_art_zoo` of the same config resumes from it instead of training it again."""
+    config = resolve_art_config(config)
+    root = art_zoo_dir(config, cache_dir)
+    if (root / MANIFEST).exists():
+        return root / "base"
+    work = root.with_name(f"{root.name}.partial")
+    work.mkdir(parents=True, exist_ok=True)
+    done = _Progress(work)
+    if not done.has("base"):
+        _, entry, timings = _train_base_model(config, load_art_dataset(), work, progress, device)
+        done.record("base", [entry], timings)
+    return work / "base"
+
+
 class _Progress:
     """What an unfinished build has already trained: one JSON record per finished model."""
 

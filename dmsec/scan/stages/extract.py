@@ -1,8 +1,9 @@
 """The extract stage: an extractor on each pulled checkpoint, generations written as PNG files.
 
-Per checkpoint: build the pair on a warm base (`WarmModels`), run the extractor the config names
-(`dmsec.extract.EXTRACTORS`: FineXtract, or the direct-sampling baseline) with the scan's
-`ExtractConfig`, write every generation to `<staging>/sample_NNNNN.png`, and record the groups
+Per checkpoint: build the pair on a warm base (`WarmModels`), fit the scan's `ExtractConfig` to
+its model (a null clustering space or guidance preset becomes what fits the images the model
+makes: `ExtractConfig.fitted`, recorded on the item with why), run the extractor the config names
+(`dmsec.extract.EXTRACTORS`: FineXtract, or the direct-sampling baseline) with it, write every generation to `<staging>/sample_NNNNN.png`, and record the groups
 (`Group`: rank, size, score, representative, seed, members, straight from the `ExtractionResult`)
 so the match stage can search whole groups. Items are worked through grouped by base model.
 """
@@ -49,7 +50,8 @@ class ExtractStage(Stage):
         torch_threads: int | None = None,
     ) -> None:
         set_torch_threads(torch_threads)
-        self.extractor = EXTRACTORS.get(extractor)(config)
+        self.config = config
+        self.method = EXTRACTORS.get(extractor)
         self.staging_root = Path(staging_root)
         self.models = WarmModels(device, max_warm_bases)
 
@@ -59,7 +61,9 @@ class ExtractStage(Stage):
 
     def process(self, item: ScanItem) -> None:
         pair = self.models.pair(item)
-        result = self.extractor.extract(pair)
+        config, chosen = self.config.fitted(pair.pretrained)
+        extractor = self.method(config)
+        result = extractor.extract(pair)
         folder = self.staging_root / staging_name(item)
         folder.mkdir(parents=True, exist_ok=True)
         for i, image in enumerate(result.samples):
@@ -75,8 +79,10 @@ class ExtractStage(Stage):
             )  # fmt: skip
             for rank in range(len(result.images))
         ]
-        item.extract_method = self.extractor.name
-        item.extract_seed = self.extractor.config.seed
+        item.extract_method = extractor.name
+        item.extract_seed = config.seed
+        item.similarity = config.similarity
+        item.settings_from_model = chosen
         item.staging_dir = str(folder)
         item.n_samples = len(result.samples)
         item.n_groups = int(result.n_groups)
