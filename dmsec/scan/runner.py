@@ -96,7 +96,7 @@ def plan_items(refs: list[CheckpointRef], ledger: Ledger, scan_id: str, config_h
 def note_chosen(item: ScanItem, chosen: dict[str, dict[str, Any]], echo: Echo) -> None:
     """Count the extract settings chosen from `item`'s model into `chosen`; say each distinct
     choice once, when it is first made."""
-    settings = item.settings_from_model
+    settings = item.extract_settings.get("chosen_from_model")
     if not settings:
         return
     key = json.dumps(settings, sort_keys=True)

@@ -2,7 +2,8 @@
 
 Per checkpoint: build the pair on a warm base (`WarmModels`), fit the scan's `ExtractConfig` to
 its model (a null clustering space or guidance preset becomes what fits the images the model
-makes: `ExtractConfig.fitted`, recorded on the item with why), run the extractor the config names
+makes: `ExtractConfig.fitted`; what ran, the condition read from the card included, is
+recorded on the item as `extract_settings`), run the extractor the config names
 (`dmsec.extract.EXTRACTORS`: FineXtract, or the direct-sampling baseline) with it, write every generation to `<staging>/sample_NNNNN.png`, and record the groups
 (`Group`: rank, size, score, representative, seed, members, straight from the `ExtractionResult`)
 so the match stage can search whole groups. Items are worked through grouped by base model.
@@ -13,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from dmsec.extract import EXTRACTORS, ExtractConfig
 from dmsec.images import save_png
+from dmsec.models.pair import ModelPair, instance_condition
 from dmsec.scan.hits import Group
 from dmsec.scan.records import ScanItem
 from dmsec.scan.stages.base import Stage, set_torch_threads
@@ -33,6 +35,14 @@ def staging_name(item: ScanItem) -> str:
     digest = hashlib.sha256("|".join(item.key).encode()).hexdigest()[:12]
     label = re.sub(r"[^A-Za-z0-9._-]+", "_", item.name)[:40].strip("._") or "checkpoint"
     return f"{label}-{digest}"
+
+
+def extract_settings(config: ExtractConfig, pair: ModelPair, chosen: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    """What an extraction on `pair` ran with (`config` as run), for the checkpoint's record."""
+    condition = config.condition if config.condition is not None else instance_condition(pair)
+    source = "config" if config.condition is not None else "card" if condition is not None else None
+    return {"similarity": config.similarity, "w": config.w, "k": config.k,
+            "condition": condition, "condition_from": source, "chosen_from_model": chosen}  # fmt: skip
 
 
 class ExtractStage(Stage):
@@ -81,8 +91,7 @@ class ExtractStage(Stage):
         ]
         item.extract_method = extractor.name
         item.extract_seed = config.seed
-        item.similarity = config.similarity
-        item.settings_from_model = chosen
+        item.extract_settings = extract_settings(extractor.config_for(pair), pair, chosen)
         item.staging_dir = str(folder)
         item.n_samples = len(result.samples)
         item.n_groups = int(result.n_groups)
