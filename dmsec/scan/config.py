@@ -31,7 +31,7 @@ EXECUTORS = ("ray", "local")  # dmsec.scan.executors
 #: FineXtract in a scan: 256 samples x 25 DDIM steps (on the small zoo 128 samples left the light
 #: full fine-tune with one near-copy at the threshold's edge, 256 gives two clear ones, tests/scan),
 #: the clustering space and guidance preset that fit each checkpoint's images (null: chosen from
-#: its model by `dmsec.extract.image_settings`, as `dmsec extract` chooses), every group kept
+#: its model by `dmsec.extract.base.image_settings`, as `dmsec extract` chooses), every group kept
 #: (`match.top_k` picks the candidates)
 SCAN_EXTRACT = ExtractConfig(n_samples=256, steps=25, similarity=None, defaults=None)
 #: CGI-DM in a scan: 200 PGD steps instead of the paper's 1,000 keep a CPU scan in minutes

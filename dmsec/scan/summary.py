@@ -109,6 +109,7 @@ class ScanSummary:
             "checkpoints": self.counts(), "rows": self.rows, "findings": self.findings_counts(),
             "new_findings": [{k: f[k] for k in keep} for f in self.new_findings()],
             "errors": self.errors(),
+            "extractions": [{"repo_id": c["repo_id"], **c["extract"]} for c in self.checkpoints if c["extract"]],
             "stage_seconds": {k: round(v, 2) for k, v in self.stage_seconds().items()},
         }  # fmt: skip
         return json.dumps(data, indent=2, default=str)

@@ -69,9 +69,10 @@ def test_any_checkpoint_finetuned_by_a_user_is_found_with_settings_from_the_data
     assert said == ["extract settings from the model (colour 32x32 images): space art, guidance "
                     "preset art (extract.similarity / extract.defaults override)"]  # fmt: skip
     assert "registry embedder art: the registry's only embedder" in output
-    (checkpoint,) = json.loads(summary_path.read_text())["checkpoints"]
-    assert checkpoint["repo_id"] == "fruit-lora" and checkpoint["status"] == "ok", checkpoint
-    extract = checkpoint["extract"]
+    summary = json.loads(summary_path.read_text())
+    assert summary["checkpoints"] == {"ok": 1}, summary["errors"]
+    (extract,) = summary["extractions"]
+    assert extract["repo_id"] == "fruit-lora"
     assert extract["condition"] == PROMPT and extract["condition_from"] == "card"
     assert extract["similarity"] == "art"
     assert (extract["w"], extract["k"]) == ART_GUIDANCE["lora"]
