@@ -160,6 +160,8 @@ def registry_embedder(registry: Any) -> EmbedderChoice:
     from dmsec.match.codes import codes_from_arrow
 
     names = registry.embedder_names
+    if len(names) == 1:  # nothing to choose between: its table need not be read
+        return choose_registry_embedder(names, [], None)
     table = registry.artworks(include_codes="art" in names)
     sizes = list(zip(table["width"].to_pylist(), table["height"].to_pylist(), strict=True))
     grey = None
