@@ -88,7 +88,10 @@ def coerce(tp: Any, value: Any, name: str, default: Any = None) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        for arg in (a for a in args if a is not type(None)):
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own message, which names the bad item
+            return coerce(options[0], value, name, default)
+        for arg in options:
             try:
                 return coerce(arg, value, name, default)
             except ConfigError:

@@ -35,6 +35,20 @@ def small_zoo():
     return build_zoo("small", progress=False)
 
 
+@pytest.fixture(scope="session")
+def art_base() -> Path:
+    """The art zoo's base (a miniature Stable Diffusion folder, 32x32 colour) where this machine
+    has trained it (`make art-zoo`, or a build of it past its base); else the test is skipped.
+    The art-small base cannot stand in: its factor-4 VAE gives the protected 32x32 emoji back at
+    0.75-0.88 art similarity, under the copy threshold 0.9495, so no fine-tune of it can copy."""
+    from dmsec.zoo.art_build import cached_art_base
+
+    base = cached_art_base("art")
+    if base is None:
+        pytest.skip("the art zoo's base is not trained here: `make art-zoo` (its base: ~2 h)")
+    return base
+
+
 @pytest.fixture()
 def tiny_unet():
     """A random-init class-conditional UNet2DModel handle (mechanics only)."""

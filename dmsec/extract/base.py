@@ -88,7 +88,8 @@ def image_settings(model: Any) -> tuple[str, str, str]:
 @dataclass(frozen=True)
 class ExtractConfig:
     """FineXtract's knobs; `w`/`k` None means the default for the pair's kind (`defaults`, which
-    a config file may also name as a `guidance_preset`)."""
+    a config file may also name as a `guidance_preset`). `similarity` or `defaults` None means
+    "what fits the images the model makes" (`image_settings`), filled in by `fitted`."""
 
     w: float | None = None
     k: float | None = None
@@ -102,9 +103,9 @@ class ExtractConfig:
     guidance_scale: float = 3.0  # the baseline's classifier-free guidance
     condition: Condition = None  # None: the model's instance class / prompt
     # the similarity space the generations are clustered in (`dmsec.metrics.SPACES`): "zoo"
-    # (16x16 grey Pearson, the digit zoo) or "art" (16x16 RGB Pearson, the art zoo)
-    similarity: str = "zoo"
-    defaults: tuple[tuple[str, float, float], ...] = field(
+    # (16x16 grey Pearson, the digit zoo), "art" (16x16 RGB Pearson, the art zoo), or None
+    similarity: str | None = "zoo"
+    defaults: tuple[tuple[str, float, float], ...] | None = field(
         default=tuple((kind, w, k) for kind, (w, k) in PAPER_DEFAULTS.items()),
         metadata={"presets": guidance_preset},
     )
@@ -116,13 +117,31 @@ class ExtractConfig:
             raise ConfigError(f"`batch_size` must be >= 1; got {self.batch_size}")
         if self.n_groups is not None and self.n_groups < 1:
             raise ConfigError(f"`n_groups` must be >= 1; got {self.n_groups}")
-        if self.similarity not in SPACES:
+        if self.similarity is not None and self.similarity not in SPACES:
             raise ConfigError(
-                f"`similarity` must be one of {sorted(SPACES)}; got {self.similarity!r}"
+                f"`similarity` must be one of {sorted(SPACES)} or null; got {self.similarity!r}"
             )
+
+    def fitted(self, model: Any) -> tuple[ExtractConfig, dict[str, str]]:
+        """This config with a None `similarity` / `defaults` taken from the images `model` makes
+        (`image_settings`), and what was chosen so, with why ({} when nothing was None)."""
+        if self.similarity is not None and self.defaults is not None:
+            return self, {}
+        space, preset, why = image_settings(model)
+        chosen = {"similarity": space} if self.similarity is None else {}
+        if self.defaults is None:
+            chosen["defaults"] = preset
+        config = replace(
+            self,
+            similarity=self.similarity or space,
+            defaults=guidance_preset(preset) if self.defaults is None else self.defaults,
+        )
+        return config, {**chosen, "why": why}
 
     def resolved(self, kind: str) -> ExtractConfig:
         """Fill `w` and `k` from the defaults for a pair of `kind` (full or lora)."""
+        if self.defaults is None:
+            raise ConfigError("`defaults` is null (from the model): fit the config to the model first (`fitted`)")  # fmt: skip
         table = {kd: (w, k) for kd, w, k in self.defaults}
         if kind not in table:
             raise ConfigError(f"no default guidance for pair kind {kind!r}")
@@ -186,9 +205,13 @@ class Extractor(ABC):
     def guided_noise(self, pair: ModelPair, config: ExtractConfig, condition: Condition, n: int) -> EpsFn:  # fmt: skip
         """The noise predictor that steers a batch of `n` generations (conditions encoded once)."""
 
+    def config_for(self, pair: ModelPair) -> ExtractConfig:
+        """The config as run on `pair`: fitted to its model, `w` and `k` filled for its kind."""
+        return self.config.fitted(pair.pretrained)[0].resolved(pair.kind)
+
     def generate(self, pair: ModelPair, progress: bool = False) -> torch.Tensor:
         """All `n_samples` generations (images in [0, 1]), generation i from `generation_seed`."""
-        config = self.config.resolved(pair.kind)
+        config = self.config_for(pair)
         c = _condition(pair, config)
         batch = config.batch_size or default_batch_size(pair)
         handle = pair.finetuned_handle()
@@ -210,7 +233,7 @@ class Extractor(ABC):
 
     def extract(self, pair: ModelPair, progress: bool = False) -> ExtractionResult:
         """Generate, then return the ranked candidates."""
-        config = self.config.resolved(pair.kind)
+        config = self.config_for(pair)
         return cluster_generations(self.generate(pair, progress), config)
 
 
@@ -237,6 +260,8 @@ def cluster_generations(
 
     `embed` and `tau_copy` default to the config's similarity space and its copy threshold.
     """
+    if config.similarity is None:
+        raise ConfigError("`similarity` is null (from the model): fit the config to the model first (`fitted`)")  # fmt: skip
     space = SPACES[config.similarity]
     emb = (embed or space.embed)(samples)
     n_groups = config.n_groups or estimate_num_groups(

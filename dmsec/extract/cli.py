@@ -69,7 +69,7 @@ def extract(checkpoint: str, base: str | None, out: str, method: str, n_samples:
     import torch
 
     from dmsec.errors import DmsecError
-    from dmsec.extract.base import ExtractConfig, guidance_preset, image_settings
+    from dmsec.extract.base import ExtractConfig, guidance_preset
     from dmsec.extract.base import extract as run_extract
     from dmsec.images import png_bytes
     from dmsec.models.loading import load_pair
@@ -78,15 +78,14 @@ def extract(checkpoint: str, base: str | None, out: str, method: str, n_samples:
         pair = load_pair(checkpoint, base, device=device, dtype=getattr(torch, dtype))
         if prompt is not None and getattr(pair.pretrained, "text_encoder", None) is None:
             raise click.UsageError("--prompt needs a text-conditional model; this one is conditioned on a class")  # fmt: skip
-        model_space, model_preset, images = image_settings(pair.pretrained)
-        if space is None or guidance is None:
-            click.echo(f"settings from the model ({images}): space {space or model_space}, "
-                       f"guidance preset {guidance or model_preset}", err=True)  # fmt: skip
-        config = ExtractConfig(
+        config, chosen = ExtractConfig(
             w=w, k=k, steps=steps, n_samples=n_samples, n_groups=n_groups, seed=seed,
-            defaults=guidance_preset(guidance or model_preset), similarity=space or model_space,
+            defaults=guidance_preset(guidance) if guidance else None, similarity=space,
             condition=prompt,
-        )  # fmt: skip
+        ).fitted(pair.pretrained)  # fmt: skip
+        if chosen:
+            click.echo(f"settings from the model ({chosen['why']}): space {config.similarity}, "
+                       f"guidance preset {guidance or chosen['defaults']}", err=True)  # fmt: skip
         result = run_extract(pair, config, method=method, progress=True)
     except DmsecError as exc:
         raise click.ClickException(str(exc)) from None

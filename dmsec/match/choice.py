@@ -9,13 +9,16 @@
   digits): ``zoo``, grey pixels compared at 16x16.
 
 A set that mixes small and artwork-size images, or has no readable image, has no one embedder
-that fits: `EmbedderChoiceError` says why and names the embedders to choose from. User guide:
-docs/registry.md.
+that fits: `EmbedderChoiceError` says why and names the embedders to choose from.
+
+A scan matches with one of the registry's own embedders: `choose_registry_embedder` picks the one
+that fits the images the registry holds, by the same rule (their sizes from its table, grey or
+colour from its ``art`` codes where it has them). User guide: docs/registry.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +27,10 @@ from dmsec.match.errors import EmbedderError
 
 SMALL_SIDE = 64  # px: below this on either side an image is compared in a pixel space
 GREY_TOLERANCE = 1.5 / 255  # channels this close everywhere count as grey (8-bit rounding)
+# of a registry's embedders, those that fit each kind of image, best first ("small": small images
+# whose colour the registry cannot tell, having no `art` codes; `zoo` is its only pixel space then)
+FITTING = {"large": ("pdq",), "small_colour": ("art", "zoo"), "small_grey": ("zoo", "art"),
+           "small": ("zoo",)}  # fmt: skip
 
 
 class EmbedderChoiceError(EmbedderError):
@@ -103,3 +110,49 @@ def _sizes(sizes: set[tuple[int, int]]) -> str:
     if first == last:
         return f"{first[0]}x{first[1]}"
     return f"{first[0]}x{first[1]} to {last[0]}x{last[1]}"
+
+
+def grey_art_codes(codes: np.ndarray) -> np.ndarray:
+    """Per ``art`` code (N, 3 * 16 * 16), whether its image is grey: the code is the image's
+    mean-centred RGB at 16x16, channel after channel, so a grey image's three blocks are equal
+    (to 1e-3: 8-bit rounding moves an entry of a typical image's unit-norm code by less)."""
+    red, green, blue = np.split(np.asarray(codes, dtype=np.float32), 3, axis=1)
+    return (np.abs(red - green).max(axis=1, initial=0) <= 1e-3) & (
+        np.abs(green - blue).max(axis=1, initial=0) <= 1e-3
+    )
+
+
+def choose_registry_embedder(
+    names: Sequence[str], sizes: Sequence[tuple[int, int]], grey: Sequence[bool] | None
+) -> EmbedderChoice:
+    """Of a registry's embedders `names`, the one that fits the images it holds, given their
+    (width, height) and whether each is grey (None where the registry cannot tell): its only
+    one; else the best of `FITTING` for those images that it has; else its first (its default).
+    Raises `EmbedderChoiceError` when it holds both small and artwork-size images."""
+    if len(names) == 1:
+        return EmbedderChoice((names[0],), "the registry's only embedder")
+    held = f"of the registry's embedders {', '.join(names)}"
+    if not sizes:
+        return EmbedderChoice((names[0],), f"the first {held} (it holds no artwork)")
+    small = [i for i, (w, h) in enumerate(sizes) if min(w, h) < SMALL_SIDE]
+    if small and len(small) < len(sizes):
+        raise EmbedderChoiceError(
+            f"the registry holds {len(small)} small images (a side under {SMALL_SIDE} px) and "
+            f"{len(sizes) - len(small)} of artwork size; no one embedder fits both",
+            candidates=tuple(names),
+        )
+    if not small:
+        kind, words = "large", f"{len(sizes)} images of artwork size"
+    elif grey is None:
+        kind, words = "small", f"{len(sizes)} small images"
+    else:
+        kind = "small_colour" if not all(grey[i] for i in small) else "small_grey"
+        words = f"{len(sizes)} small {'colour' if kind == 'small_colour' else 'grey'} images"
+    size_text = _sizes({(int(w), int(h)) for w, h in sizes})
+    for name in FITTING[kind]:
+        if name in names:
+            return EmbedderChoice((name,), f"{words} ({size_text}): {name}, {held}")
+    return EmbedderChoice(
+        (names[0],),
+        f"{words} ({size_text}): none {held} fits them ({FITTING[kind][0]} would): its first",
+    )

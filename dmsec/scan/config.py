@@ -22,7 +22,7 @@ from typing import Any
 from dmsec.authenticate.inversion import CgiDmConfig
 from dmsec.config import from_mapping, load_config, to_mapping
 from dmsec.errors import ConfigError
-from dmsec.extract import ExtractConfig, guidance_preset
+from dmsec.extract import ExtractConfig
 from dmsec.hub.pull_policy import PullPolicy
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -30,8 +30,10 @@ EXECUTORS = ("ray", "local")  # dmsec.scan.executors
 
 #: FineXtract in a scan: 256 samples x 25 DDIM steps (on the small zoo 128 samples left the light
 #: full fine-tune with one near-copy at the threshold's edge, 256 gives two clear ones, tests/scan),
-#: the zoo's guidance, every group kept (`match.top_k` picks the candidates)
-SCAN_EXTRACT = ExtractConfig(n_samples=256, steps=25, defaults=guidance_preset("zoo"))
+#: the clustering space and guidance preset that fit each checkpoint's images (null: chosen from
+#: its model by `dmsec.extract.base.image_settings`, as `dmsec extract` chooses), every group kept
+#: (`match.top_k` picks the candidates)
+SCAN_EXTRACT = ExtractConfig(n_samples=256, steps=25, similarity=None, defaults=None)
 #: CGI-DM in a scan: 200 PGD steps instead of the paper's 1,000 keep a CPU scan in minutes
 #: (tests/authenticate shows members still score above hold-outs there)
 SCAN_AUTHENTICATE = CgiDmConfig(steps=200, baseline_draws=32)
@@ -94,16 +96,18 @@ class RegistrySettings:
     """The protected-artwork registry and the embedder/threshold to match with.
 
     `location` null means `<results.out>/registry`, built from the zoo's protected training images
-    when the source is a zoo and no registry is there yet. `threshold` null is the embedder's
-    calibrated default (`copy_threshold()` for "zoo", Hamming 31 for "pdq").
+    when the source is a zoo and no registry is there yet. `embedder` null is the registry's
+    embedder that fits the images it holds (`dmsec.match.choice.choose_registry_embedder`).
+    `threshold` null is the embedder's calibrated default (`copy_threshold()` for "zoo", Hamming
+    31 for "pdq").
     """
 
     location: str | None = None
-    embedder: str = "zoo"
+    embedder: str | None = None
     threshold: float | None = None
 
     def __post_init__(self) -> None:
-        if not self.embedder.strip():
+        if self.embedder is not None and not self.embedder.strip():
             raise ConfigError("`registry.embedder` must be a non-empty name")
 
 

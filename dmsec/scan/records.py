@@ -74,6 +74,10 @@ class ScanItem:
     timings: dict[str, float] = field(default_factory=dict)
     extract_method: str | None = None  # the extractor's name
     extract_seed: int | None = None  # generation i started from generation_seed(this, i)
+    # what the extraction ran with: clustering space, w, k, the condition (prompt or class) and
+    # where it came from ("card", "config", or None for ∅), and `chosen_from_model`: the
+    # settings the config left null, chosen from the checkpoint's model, with why
+    extract_settings: dict[str, Any] = field(default_factory=dict)
     n_samples: int = 0
     n_groups: int | None = None
     clustering_threshold: float | None = None

@@ -2,11 +2,17 @@
 
 `resolve_scan(config)` turns `zoo:small` into the built zoo's folder (training it on first use),
 opens the registry (creating `<out>/registry` from the zoo's protected training images when the
-source is a zoo and no registry location is given), fixes the match threshold, and hashes the
-settings that change a checkpoint's findings (pull policy, extract, methods, match, authenticate,
-registry, schema version). That hash keys the ledger: changing any of those rescans everything;
-changing where or how the scan runs (`run`, `results`, `source`) does not. `stage_kwargs` hands
-each stage its part of the config: the library's own configs as they are, no copies.
+source is a zoo and no registry location is given), chooses the registry embedder that fits the
+images it holds unless `registry.embedder` names one (`choose_registry_embedder`, said once),
+fixes the match threshold, and hashes the settings that change a checkpoint's findings (pull
+policy, extract, methods, match, authenticate, registry with the embedder as chosen, schema
+version). That hash keys the ledger: changing any of those rescans everything; changing where or
+how the scan runs (`run`, `results`, `source`) does not. `stage_kwargs` hands each stage its part
+of the config: the library's own configs as they are, no copies.
+
+Nothing here depends on the source's name: the clustering space and guidance preset left null in
+`extract` are chosen per checkpoint from its model by the extract stage (`ExtractConfig.fitted`),
+a deterministic function of the checkpoint, so hashing them as null is exact.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dmsec.config import to_mapping
 from dmsec.errors import ConfigError
@@ -25,6 +31,9 @@ from dmsec.hub import scan_config_hash
 from dmsec.results.schema import SCHEMA_VERSION
 from dmsec.scan.config import ScanConfig
 from dmsec.storage import is_s3
+
+if TYPE_CHECKING:
+    from dmsec.match.choice import EmbedderChoice
 
 logger = logging.getLogger(__name__)
 ZOO_SCHEME = "zoo:"
@@ -38,8 +47,10 @@ class ResolvedScan:
     source_uri: str
     zoo_root: str | None
     registry_location: str
+    embedder: str  # the registry embedder matched with: as set, or chosen (`embedder_reason`)
     threshold: float
     config_hash: str
+    embedder_reason: str | None = None  # why `embedder` was chosen; None when it was set
 
     def stage_kwargs(self, stage: str, staging_root: str | Path, device: str | None = None) -> dict[str, Any]:  # fmt: skip
         """Constructor kwargs of stage `stage` ("pull", "extract", "match", "authenticate")."""
@@ -53,7 +64,7 @@ class ResolvedScan:
             return {"config": c.extract, "extractor": c.methods.extractor,
                     "staging_root": str(staging_root), **heavy}  # fmt: skip
         if stage == "match":
-            return {"registry_location": self.registry_location, "embedder": c.registry.embedder,
+            return {"registry_location": self.registry_location, "embedder": self.embedder,
                     "threshold": self.threshold, "settings": c.match}  # fmt: skip
         if stage == "authenticate":
             return {"config": c.authenticate, "verifier": c.methods.verifier, **heavy}
@@ -64,6 +75,8 @@ class ResolvedScan:
         data = self.config.to_dict()
         data["source"]["uri_resolved"] = self.source_uri
         data["registry"]["location_resolved"] = self.registry_location
+        data["registry"]["embedder_resolved"] = self.embedder
+        data["registry"]["embedder_reason"] = self.embedder_reason
         data["registry"]["threshold_resolved"] = self.threshold
         data["config_hash"] = self.config_hash
         return data
@@ -110,30 +123,6 @@ def zoo_embedder(zoo_root: str | Path) -> str:
     return "zoo" if Zoo(zoo_root).grey else "art"
 
 
-def fit_to_zoo(config: ScanConfig, zoo_root: str | None) -> ScanConfig:
-    """On the art zoo, the digit-zoo defaults the config left untouched become the art zoo's:
-    embedder and clustering space `art` (colour; the `zoo` space is grey) and FineXtract's (w, k)
-    chosen on the art zoo's tuning split. Anything set explicitly is kept."""
-    from dmsec.extract import guidance_preset
-
-    if zoo_root is None or zoo_embedder(zoo_root) != "art":
-        return config
-    changes: dict[str, dict[str, Any]] = {}
-    if config.registry.embedder == "zoo":
-        changes["registry"] = {"embedder": "art"}
-    extract: dict[str, Any] = {}
-    if config.extract.similarity == "zoo":
-        extract["similarity"] = "art"
-    if config.extract.defaults == guidance_preset("zoo"):
-        extract["defaults"] = [list(row) for row in guidance_preset("art")]
-    if extract:
-        changes["extract"] = extract
-    if changes:
-        logger.info("art zoo source: %s", changes)
-        config = config.replace(**changes)
-    return config
-
-
 def build_zoo_registry(zoo_root: str | Path, location: str | Path) -> Any:
     """A registry holding the zoo's protected training images (embedder "zoo", or "art" for the
     colour art zoo).
@@ -164,9 +153,28 @@ def default_registry_location(out: str) -> str:
     return f"{out.rstrip('/')}/registry" if is_s3(out) else str(Path(out).expanduser() / "registry")
 
 
-def resolve_registry(config: ScanConfig, zoo_root: str | None) -> tuple[str, float]:
-    """(registry location, match threshold); builds the zoo registry when that is the default."""
+def registry_embedder(registry: Any) -> EmbedderChoice:
+    """The embedder of `registry` (a `ProtectedArtworkIndex`) that fits the images it holds:
+    sizes from its table, grey or colour from its `art` codes where it has them."""
+    from dmsec.match.choice import choose_registry_embedder, grey_art_codes
+    from dmsec.match.codes import codes_from_arrow
+
+    names = registry.embedder_names
+    if len(names) == 1:  # nothing to choose between: its table need not be read
+        return choose_registry_embedder(names, [], None)
+    table = registry.artworks(include_codes="art" in names)
+    sizes = list(zip(table["width"].to_pylist(), table["height"].to_pylist(), strict=True))
+    grey = None
+    if "art" in names and table.num_rows:
+        grey = grey_art_codes(codes_from_arrow(registry.embedder("art"), table["art"])).tolist()
+    return choose_registry_embedder(names, sizes, grey)
+
+
+def resolve_registry(config: ScanConfig, zoo_root: str | None) -> tuple[str, str, str | None, float]:  # fmt: skip
+    """(registry location, embedder, why it was chosen or None when set, match threshold); builds
+    the zoo registry when that is the default."""
     from dmsec.match import ProtectedArtworkIndex
+    from dmsec.match.choice import EmbedderChoiceError
 
     location = config.registry.location or default_registry_location(config.results.out)
     if not ProtectedArtworkIndex.exists(location):
@@ -176,15 +184,24 @@ def resolve_registry(config: ScanConfig, zoo_root: str | None) -> tuple[str, flo
         else:
             raise ConfigError(f"`registry.location`: no registry at {location}; build one with `dmsec index add`")  # fmt: skip
     registry = ProtectedArtworkIndex.open(location)
-    embedder = registry.embedder(config.registry.embedder)
-    return location, float(embedder.validate_threshold(config.registry.threshold))
+    name, reason = config.registry.embedder, None
+    if name is None:
+        try:
+            choice = registry_embedder(registry)
+        except EmbedderChoiceError as exc:
+            raise ConfigError(f"`registry.embedder`: {exc}; set it to one of {list(exc.candidates)}") from None  # fmt: skip
+        name, reason = choice.names[0], choice.reason
+    embedder = registry.embedder(name)
+    return location, name, reason, float(embedder.validate_threshold(config.registry.threshold))
 
 
 def resolve_scan(config: ScanConfig, echo: Callable[[str], None] | None = None) -> ResolvedScan:
-    """Resolve `config` (see the module docstring); `echo` gets a line if a zoo is trained."""
+    """Resolve `config` (see the module docstring); `echo` gets a line if a zoo is trained and
+    one saying which registry embedder was chosen and why."""
     source_uri, zoo_root = resolve_source(config.source.uri, echo)
-    config = fit_to_zoo(config, zoo_root)
-    location, threshold = resolve_registry(config, zoo_root)
+    location, embedder, reason, threshold = resolve_registry(config, zoo_root)
+    if reason is not None and echo is not None:
+        echo(f"registry embedder {embedder}: {reason} (registry.embedder overrides)")
     hashed = {
         "schema_version": SCHEMA_VERSION,
         "pull": to_mapping(config.pull),
@@ -194,8 +211,9 @@ def resolve_scan(config: ScanConfig, echo: Callable[[str], None] | None = None) 
         "authenticate": to_mapping(config.authenticate),
         "registry": {
             "location": config.registry.location,
-            "embedder": config.registry.embedder,
+            "embedder": embedder,
             "threshold": threshold,
         },  # fmt: skip
     }
-    return ResolvedScan(config, source_uri, zoo_root, location, threshold, scan_config_hash(hashed))
+    return ResolvedScan(config, source_uri, zoo_root, location, embedder, threshold,
+                        scan_config_hash(hashed), reason)  # fmt: skip

@@ -12,7 +12,8 @@
    the executor (the stages: pull -> extract -> match -> authenticate), which yields finished
    items in any order; every `flush_every` items are committed as one part (data files, then the
    ledger marks), with a progress line per checkpoint;
-5. write the scan record (resolved config, versions, seeds, counts), which revisions were listed
+5. write the scan record (resolved config, versions, seeds, counts, the settings chosen from the
+   registry and from each checkpoint's model, each distinct choice said once), which revisions were listed
    (`scans/<id>/listed.parquet`), the findings of the location (`findings/findings.parquet`,
    new first), the report and `scans/<id>/summary.json`.
 A rerun with nothing new writes no table rows (only its scan record, listing and summary, and the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
 import shutil
 import time
@@ -77,6 +79,22 @@ def repair_ledger(store: ResultsStore, ledger: Ledger, config_hash: str) -> int:
     return ledger.mark_many(refs, config_hash)
 
 
+def note_chosen(item: ScanItem, chosen: dict[str, dict[str, Any]], echo: Echo) -> None:
+    """Count the extract settings chosen from `item`'s model into `chosen`; say each distinct
+    choice once, when it is first made."""
+    settings = item.extract_settings.get("chosen_from_model")
+    if not settings:
+        return
+    key = json.dumps(settings, sort_keys=True)
+    if key not in chosen:
+        named = (("similarity", "space"), ("defaults", "guidance preset"))
+        picked = ", ".join(f"{label} {settings[k]}" for k, label in named if k in settings)
+        echo(f"extract settings from the model ({settings['why']}): {picked} "
+             "(extract.similarity / extract.defaults override)")  # fmt: skip
+        chosen[key] = {**settings, "checkpoints": 0}
+    chosen[key]["checkpoints"] += 1
+
+
 class _PartWriter:
     """Commits finished items in parts: data files, then ledger marks, then staging cleanup."""
 
@@ -115,9 +133,11 @@ class _PartWriter:
 
 
 def _run_windows(windows: Iterable[ScanWindow], executor: Executor, resolved: ResolvedScan, staging: Path,
-                 writer: _PartWriter, summary: ScanSummary, log: ScanLog) -> bool:  # fmt: skip
+                 writer: _PartWriter, summary: ScanSummary, log: ScanLog,
+                 on_finished: Callable[[ScanItem], None]) -> bool:  # fmt: skip
     """Commit each window's settled items and run its items through `executor`, one window at a
-    time (the listing goes on between windows); True when any item went through the stages."""
+    time (the listing goes on between windows), calling `on_finished` on each finished item; True
+    when any item went through the stages."""
     done = planned = 0
     ran = False
     for window in windows:
@@ -127,6 +147,7 @@ def _run_windows(windows: Iterable[ScanWindow], executor: Executor, resolved: Re
             if item.pending:
                 item.status = "ok"
             item.finished_at = utc_now()
+            on_finished(item)
             done += 1
             summary.add(item)
             log.checkpoint(done, planned, item)
@@ -178,16 +199,27 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
                   "status": "running", "config_hash": resolved.config_hash,
                   "versions": package_versions(), "seeds": resolved.seeds(),
                   "source": resolved.source_uri, "target": config.source.target and f"{config.source.target}@{config.source.revision or 'newest'}",
-                  "registry": resolved.registry_location}  # fmt: skip
+                  "registry": resolved.registry_location,
+                  "registry_embedder": {"name": resolved.embedder, "chosen": resolved.embedder_reason}}  # fmt: skip
         folder = store.write_scan_record(scan_id, record, config_to_yaml(resolved.resolved_dict()))
         publish([folder / "config.yaml", folder / "run.json"])
         writer = _PartWriter(store, ledger, resolved, scan_id, scan_date, publish)
         staging = store.staging_dir(scan_id)
         if resolved.config.results.staging:
             staging = Path(resolved.config.results.staging).expanduser() / scan_id
+        chosen: dict[str, dict[str, Any]] = {}
         plan = ScanPlan()
         windows = plan_windows(resolved, ledger, scan_id, plan)
-        scanned = _run_windows(windows, executor, resolved, staging, writer, summary, log)
+        scanned = _run_windows(
+            windows,
+            executor,
+            resolved,
+            staging,
+            writer,
+            summary,
+            log,
+            lambda item: note_chosen(item, chosen, echo),
+        )
         writer.flush()
         summary.listed, summary.already_scanned = len(plan.listed), len(plan.already)
         summary.listing_error = plan.listing_error
@@ -199,7 +231,8 @@ def run_scan(config: ScanConfig, executor: Executor | None = None, echo: Echo = 
         if not resolved.config.results.keep_staging:
             shutil.rmtree(staging, ignore_errors=True)
         summary.rows = dict(writer.rows)
-        record.update(status="finished", finished_at=utc_now(), counts=summary.counts(), rows=summary.rows)  # fmt: skip
+        record.update(status="finished", finished_at=utc_now(), counts=summary.counts(), rows=summary.rows,
+                      extract_settings_from_model=list(chosen.values()))  # fmt: skip
         store.write_scan_record(scan_id, record)  # finished: the newest scan, for `new`
         _findings_and_report(config, store, scan_id, scanned, summary, publish)
         summary.wall_s = time.perf_counter() - started

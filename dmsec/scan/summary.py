@@ -1,8 +1,9 @@
 """Progress lines while a scan runs, the summary table at its end and its JSON for schedulers.
 
 `ScanSummary.to_json()` is what `dmsec scan --summary-json PATH` writes (and every scan keeps as
-`scans/<scan_id>/summary.json`): counts, the new findings, the errors, durations and where the
-results are. `exit_code(fail_on)` is the opt-in exit status for schedulers (`FAIL_ON`).
+`scans/<scan_id>/summary.json`): counts, the new findings, the errors, durations, what each
+checkpoint's extraction ran with (space, w, k, the condition and where it came from) and where
+the results are. `exit_code(fail_on)` is the opt-in exit status for schedulers (`FAIL_ON`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class ScanSummary:
                 "error": item.error,
                 "error_stage": item.error_stage,
                 "retryable": bool(item.retryable),
+                "extract": dict(item.extract_settings),
             }
         )
 
@@ -109,6 +111,7 @@ class ScanSummary:
             "checkpoints": self.counts(), "rows": self.rows, "findings": self.findings_counts(),
             "new_findings": [{k: f[k] for k in keep} for f in self.new_findings()],
             "errors": self.errors(),
+            "extractions": [{"repo_id": c["repo_id"], **c["extract"]} for c in self.checkpoints if c["extract"]],
             "stage_seconds": {k: round(v, 2) for k, v in self.stage_seconds().items()},
         }  # fmt: skip
         return json.dumps(data, indent=2, default=str)

@@ -160,6 +160,38 @@ def build_art_zoo(
     return Zoo(root)
 
 
+def cached_art_base(config: ArtZooConfig | str, cache_dir: str | Path | None = None) -> Path | None:  # fmt: skip
+    """The folder of `config`'s base model if this machine has trained it: in the built zoo, or
+    in its build folder (a build under way, or `build_art_base`); else None."""
+    root = art_zoo_dir(resolve_art_config(config), cache_dir)
+    if (root / MANIFEST).exists():
+        return root / "base"
+    work = root.with_name(f"{root.name}.partial")
+    return work / "base" if (work / _Progress.FOLDER / "base.json").exists() else None
+
+
+def build_art_base(
+    config: ArtZooConfig | str = "art-small",
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    device: str = "cpu",
+) -> Path:
+    """The folder of `config`'s base model alone (VAE, text encoder and tokenizer, UNet: a
+    diffusers folder), trained first unless cached (`cached_art_base`), for whoever fine-tunes
+    sets of their own. It is trained in the zoo's build folder, so a later `build_art_zoo` of
+    the same config resumes from it instead of training it again."""
+    config = resolve_art_config(config)
+    cached = cached_art_base(config, cache_dir)
+    if cached is not None:
+        return cached
+    root = art_zoo_dir(config, cache_dir)
+    work = root.with_name(f"{root.name}.partial")
+    work.mkdir(parents=True, exist_ok=True)
+    _, entry, timings = _train_base_model(config, load_art_dataset(), work, progress, device)
+    _Progress(work).record("base", [entry], timings)
+    return work / "base"
+
+
 class _Progress:
     """What an unfinished build has already trained: one JSON record per finished model."""
 

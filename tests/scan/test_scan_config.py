@@ -71,7 +71,9 @@ def test_guidance_presets():
     from dmsec.extract import PAPER_DEFAULTS
     from dmsec.zoo.config import ZOO_GUIDANCE
 
-    assert {k: (w, kk) for k, w, kk in ScanConfig().extract.defaults} == ZOO_GUIDANCE
+    assert ScanConfig().extract.defaults is None  # chosen per checkpoint from its model
+    zoo = load_scan_config(None, ["extract.defaults=zoo"]).extract.defaults
+    assert {k: (w, kk) for k, w, kk in zoo} == ZOO_GUIDANCE
     paper = load_scan_config(None, ["extract.defaults=paper"]).extract.defaults
     assert {k: (w, kk) for k, w, kk in paper} == PAPER_DEFAULTS
     explicit = load_scan_config(None, ["extract.defaults=[[full, 2, 0], [lora, 3, -0.1]]"])
@@ -89,7 +91,7 @@ def test_sections_are_the_library_configs_stages_take_as_they_are(tmp_path):
     assert isinstance(c.pull, PullPolicy) and isinstance(c.extract, ExtractConfig)
     assert isinstance(c.authenticate, CgiDmConfig)
     assert c.extract.steps == 25 and c.authenticate.baseline_draws == 32  # the scan's defaults kept
-    resolved = ResolvedScan(c, "hub", None, "reg", 0.9, "h")
+    resolved = ResolvedScan(c, "hub", None, "reg", "zoo", 0.9, "h")
     assert resolved.stage_kwargs("pull", tmp_path)["policy"] is c.pull
     assert resolved.stage_kwargs("extract", tmp_path)["config"] is c.extract
     assert resolved.stage_kwargs("authenticate", tmp_path)["config"] is c.authenticate
@@ -104,7 +106,7 @@ def test_source_bases_reach_the_pull_stage_and_bad_entries_name_the_field(tmp_pa
 
     c = load_scan_config(None, ['source.bases=["SD 1.5=base", "sdxl=xl-base"]'])
     assert c.source.bases == ("SD 1.5=base", "sdxl=xl-base")
-    resolved = ResolvedScan(c, str(tmp_path), None, str(tmp_path / "r"), 0.5, "h")
+    resolved = ResolvedScan(c, str(tmp_path), None, str(tmp_path / "r"), "zoo", 0.5, "h")
     kwargs = resolved.stage_kwargs("pull", tmp_path)
     assert kwargs["bases"] == ["SD 1.5=base", "sdxl=xl-base"]
     assert PullStage(**kwargs).bases == ("SD 1.5=base", "sdxl=xl-base")

@@ -125,7 +125,7 @@ def test_malformed_target_is_a_clear_error(hub: FakeHub) -> None:
 
 def _resolved(uri: str, config_hash: str = "cfg") -> ResolvedScan:
     config = config_from_dict({"source": {"uri": uri}})
-    return ResolvedScan(config, uri, None, "unused", 0.5, config_hash)
+    return ResolvedScan(config, uri, None, "unused", "zoo", 0.5, config_hash)
 
 
 def _loras(hub: FakeHub, tmp_path: Path, n: int, pickle_only: bool = False) -> None:

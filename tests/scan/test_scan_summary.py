@@ -48,3 +48,27 @@ def test_best_similarity_on_a_pdq_registry_is_the_smallest_distance(tmp_path):
     assert summary.checkpoints[0]["best_similarity"] == 0.0  # the summary: the same, not the worst
     line = next(line for line in summary.table().splitlines() if line.startswith("a/b"))
     assert "0.0000" in line and f"{distances['one']:.4f}" not in line
+
+
+def test_extract_settings_chosen_from_models_are_said_once_and_in_the_summary_json(tmp_path):
+    import json
+
+    from dmsec.scan.runner import note_chosen
+
+    chosen = {"similarity": "art", "defaults": "art", "why": "colour 32x32 images"}
+    ran = {"similarity": "art", "w": 3.0, "k": 0.0, "condition": "a sks emoji", "condition_from": "card"}  # fmt: skip
+    items = [ScanItem(ref={**REF, "repo_id": f"a/{i}"}, scan_id="s", config_hash="h", status="ok",
+                      extract_settings={**ran, "chosen_from_model": chosen}) for i in range(3)]  # fmt: skip
+    items.append(ScanItem(ref={**REF, "repo_id": "a/pulled-not"}, scan_id="s", config_hash="h"))
+    lines: list[str] = []
+    tally: dict[str, dict] = {}
+    summary = ScanSummary(scan_id="s", out=str(tmp_path))
+    for item in items:
+        note_chosen(item, tally, lines.append)
+        summary.add(item)
+    assert lines == ["extract settings from the model (colour 32x32 images): space art, guidance "
+                     "preset art (extract.similarity / extract.defaults override)"]  # fmt: skip
+    assert list(tally.values()) == [{**chosen, "checkpoints": 3}]
+    extractions = json.loads(summary.to_json())["extractions"]
+    assert [e["repo_id"] for e in extractions] == ["a/0", "a/1", "a/2"]  # none for the 4th
+    assert extractions[0] == {"repo_id": "a/0", **ran, "chosen_from_model": chosen}

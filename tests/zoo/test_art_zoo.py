@@ -138,6 +138,19 @@ def test_tiny_build_has_every_layout(tiny_art_zoo):
     assert any(k.endswith(".alpha") for k in keys) and any(".lora_down." in k for k in keys)
 
 
+def test_build_art_base_alone_is_cached_where_the_zoo_build_resumes_from(tiny_art_zoo, tmp_path):
+    from dmsec.zoo.art_build import build_art_base, cached_art_base
+
+    assert cached_art_base(TINY, tmp_path) is None
+    base = build_art_base(TINY, cache_dir=tmp_path, progress=False)  # trains the base alone
+    assert (base / "model_index.json").exists() and load_model(base).info.kind == "base"
+    assert base.parent.name.endswith(".partial")  # the build folder `build_art_zoo` resumes
+    assert json.loads((base.parent / "done" / "base.json").read_text())["entries"][0]["name"] == "base"  # fmt: skip
+    assert cached_art_base(TINY, tmp_path) == base == build_art_base(TINY, cache_dir=tmp_path)
+    built = tiny_art_zoo.root  # a complete zoo: its own base
+    assert build_art_base(TINY, cache_dir=built.parent.parent) == built / "base"
+
+
 def test_base_loads_in_diffusers_pipeline(tiny_art_zoo):
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
