@@ -7,7 +7,8 @@ e.g. "SD 1.5", "SDXL 1.0") are sent as `types` / `baseModels`. Pages are followe
 `metadata.nextPage` (only when it stays on the configured endpoint) or `metadata.nextCursor`.
 
 Each ref's `family` is read from the version's `baseModel` ("SD 1.5" -> sd1, "SDXL 1.0" and
-"Pony" -> sdxl, "Flux.1 D" -> flux; `dmsec.models.family.family_from_hub`).
+"Pony" -> sdxl, "Flux.1 D" -> flux; `dmsec.models.family.family_from_hub`). The version's
+`trainedWords` go to the ref's `extra` for prompt discovery (`dmsec.models.prompts`).
 
 Civitai gives sizes in KB (rounded, so not checked for equality) and a SHA256 per file, which the
 pull verifies. The API key comes from `CIVITAI_API_KEY` and travels only in an `Authorization`
@@ -34,6 +35,7 @@ from dmsec.hub.retry import RetryPolicy, request_with_retry
 from dmsec.hub.source import HubError, HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.hub.transfer import CHUNK_BYTES, stream_to_file
 from dmsec.models.family import family_from_hub
+from dmsec.models.prompts import trained_words_extra
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +214,7 @@ class CivitaiSource(HubSource):
             "allow_commercial_use": ",".join(map(str, item.get("allowCommercialUse") or [])),
             "allow_derivatives": str(item.get("allowDerivatives", "")),
             "creator": str((item.get("creator") or {}).get("username", "")),  # the uploader
+            **trained_words_extra(version.get("trainedWords")),
         }
         base_model = version.get("baseModel") or None
         return CheckpointRef(

@@ -5,6 +5,9 @@ Rules, in order:
    ("full", "base", "lora") and `base_model` come from that file;
 2. a diffusers folder (`model_index.json`, or `unet/config.json` one level down) is a full model;
 3. a PEFT adapter folder (`adapter_config.json`) is a LoRA, base from `base_model_name_or_path`;
+3b. a folder whose README.md has model-card front matter (`dmsec.models.readme`) and top-level
+   `.safetensors` weights is one checkpoint, as a Hugging Face repo is (a LoRA when its weights
+   are an adapter, as diffusers' LoRA scripts save them);
 4. a `.safetensors` file outside those folders is a single-file checkpoint, its kind told by
    its header's format (`dmsec.models.formats.detect_header`, told once): an adapter in any
    layout (PEFT, diffusers, kohya, LyCORIS, even an unsupported variant) -> LoRA; the original
@@ -13,7 +16,9 @@ Rules, in order:
    looked at it;
 5. a pickle-format file (.ckpt, .pt, ...) outside those folders is listed as a single-file
    checkpoint with its kind guessed from the name, so the pull step can refuse it visibly.
-A folder inside an earlier-found checkpoint folder is part of it, not another checkpoint. When a
+A folder inside an earlier-found checkpoint folder is part of it, not another checkpoint. Every
+checkpoint folder's README front matter is read as hub metadata (`card`: base model, instance
+prompt, widget prompts, licence, tags); our card and a PEFT config name the base first. When a
 LoRA names no base model, the safetensors `__metadata__` is asked (`base_model`,
 `base_model_name_or_path`, kohya's `ss_sd_model_name`, the PEFT config in `lora_config`). The
 base-model family comes from the same reads: a weights header's shapes, or `unet/config.json`,
@@ -36,6 +41,7 @@ from typing import Protocol
 from dmsec.hub.ref import Kind
 from dmsec.models.family import family_from_hub, family_of_unet_config
 from dmsec.models.formats import Detected, detect_header
+from dmsec.models.readme import MAX_README_BYTES, README_NAME, CardFields, readme_fields
 from dmsec.models.safe_load import PICKLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -78,6 +84,7 @@ class DetectedCheckpoint:
     marker: dict | None = None
     family: str | None = None
     skip_reason: str | None = None
+    card: CardFields = CardFields()
 
 
 def _parent(path: str) -> str:
@@ -104,6 +111,11 @@ def read_json(reader: TreeReader, entry: FileEntry) -> dict | None:
         logger.warning("%s: not valid JSON; ignored", entry.path)
         return None
     return value if isinstance(value, dict) else None
+
+
+def read_card(reader: TreeReader, entry: FileEntry) -> CardFields:
+    """The model-card fields of a README.md's front matter (its first MAX_README_BYTES only)."""
+    return readme_fields(reader.read_range(entry.path, 0, min(entry.size, MAX_README_BYTES)))
 
 
 def read_header(reader: TreeReader, entry: FileEntry) -> dict | None:
@@ -176,7 +188,7 @@ def _weights_of(reader: TreeReader, entry: FileEntry) -> _Weights | None:
 def _folder_roots(entries: dict[str, FileEntry], reader: TreeReader) -> dict[str, tuple]:
     """Checkpoint folders by the marker that made them one: {folder: (rule, marker json)}."""
     found: dict[str, tuple] = {}
-    rank = {"dmsec": 0, "diffusers": 1, "peft": 2}
+    rank = {"dmsec": 0, "diffusers": 1, "peft": 2, "readme": 3}
     for path, entry in entries.items():
         name, folder = PurePosixPath(path).name, _parent(path)
         rule: tuple | None = None
@@ -192,9 +204,17 @@ def _folder_roots(entries: dict[str, FileEntry], reader: TreeReader) -> dict[str
             folder, rule = _parent(folder), ("diffusers", None)
         elif name == "adapter_config.json":
             rule = ("peft", read_json(reader, entry) or {})
+        elif name == README_NAME and _has_top_weights(entries, folder):
+            card = read_card(reader, entry)
+            rule = ("readme", None) if not card.empty else None
         if rule is not None and (folder not in found or rank[rule[0]] < rank[found[folder][0]]):
             found[folder] = rule
     return found
+
+
+def _has_top_weights(entries: dict[str, FileEntry], folder: str) -> bool:
+    """Whether `folder` itself (not a subfolder) holds a `.safetensors` file."""
+    return any(_parent(p) == folder and p.lower().endswith(".safetensors") for p in entries)
 
 
 def has_root_marker(names: Sequence[str]) -> bool:
@@ -230,7 +250,12 @@ def detect_checkpoints(
             kind = "lora"
             raw_base = marker.get("base_model_name_or_path")
             base = raw_base.strip() if isinstance(raw_base, str) and raw_base.strip() else None
+        readme = by_path.get(f"{folder}/{README_NAME}" if folder else README_NAME)
+        card = read_card(reader, readme) if readme is not None else CardFields()
         weights = _folder_weights(reader, folder, files, rule)
+        if rule == "readme" and any(w.kind == "lora" for w in weights):
+            kind = "lora"
+        base = base or card.base_model
         if kind == "lora" and base is None:
             base = next((w.base_model for w in weights if w.base_model), None)
         family = (
@@ -242,8 +267,9 @@ def detect_checkpoints(
         if weights and all(w.skip_reason for w in weights):
             skip = weights[0].skip_reason
         yield DetectedCheckpoint(
-            folder, False, kind, base, files, marker if rule == "dmsec" else None, family, skip
-        )
+            folder, False, kind, base, files, marker if rule == "dmsec" else None, family, skip,
+            card,
+        )  # fmt: skip
     for entry in entries:
         if any(_under(entry.path, folder) for folder in roots):
             continue

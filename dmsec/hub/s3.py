@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from dmsec.errors import CheckpointError, ConfigError, UnsafeCheckpointError
 from dmsec.hub.layout import DetectedCheckpoint, FileEntry, detect_checkpoints, has_root_marker
-from dmsec.hub.local import ref_from_detected
+from dmsec.hub.local import demote_bases, ref_from_detected
 from dmsec.hub.ref import CheckpointFile, CheckpointRef
 from dmsec.hub.source import HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.hub.transfer import CHUNK_BYTES, stream_to_file
@@ -131,6 +131,9 @@ class S3Source(HubSource):
         )
 
     def iter_refs(self, flt: ListFilter) -> Iterator[CheckpointRef]:
+        yield from demote_bases(self._refs())  # a base folder is listed as one (`local.py`)
+
+    def _refs(self) -> Iterator[CheckpointRef]:
         reader = _ObjectReader(self.client, self.bucket, self.prefix)
         folders, files = self._top_level()
         names = [f.path for f in files]

@@ -32,7 +32,14 @@ from typing import Any
 
 from dmsec.errors import CheckpointError
 from dmsec.models.base import Prompt
-from dmsec.models.readme import MAX_README_BYTES, README_NAME, clean_text, readme_fields
+from dmsec.models.readme import (
+    MAX_README_BYTES,
+    README_NAME,
+    CardFields,
+    card_fields,
+    clean_text,
+    readme_fields,
+)
 
 logger = logging.getLogger(__name__)
 __all__ = [
@@ -150,6 +157,24 @@ def discover_prompt(published: PublishedText, vocabulary: Container[str] | None 
         if cleaned:
             return Prompt(cleaned, source)
     return Prompt(None, NO_PROMPT)
+
+
+def card_extra(card: CardFields | Mapping[str, Any] | None) -> dict[str, str]:
+    """A model card's prompt fields (cleaned; the Hub's `cardData` or a README's front matter)
+    as a ref's `extra`, lists as JSON: what `published_text` reads back."""
+    if not isinstance(card, CardFields):
+        card = card_fields(dict(card) if isinstance(card, Mapping) else None)
+    extra = {HUB_INSTANCE_PROMPT: card.instance_prompt} if card.instance_prompt else {}
+    if card.widget_prompts:
+        extra[HUB_WIDGET_PROMPTS] = json.dumps(list(card.widget_prompts))
+    return extra
+
+
+def trained_words_extra(words: Any) -> dict[str, str]:
+    """Civitai's `trainedWords` (cleaned, at most 16) as a ref's `extra`."""
+    cleaned = [clean_text(w, MAX_TAG_CHARS) for w in words[:16]] if isinstance(words, list) else []
+    kept = [w for w in cleaned if w]
+    return {HUB_TRAINED_WORDS: json.dumps(kept)} if kept else {}
 
 
 def whole_words(tokenizer: Any) -> frozenset[str] | None:
