@@ -221,4 +221,4 @@ def test_a_base_named_by_family_is_pulled_as_source_bases_maps_it(tmp_path: Path
         stage = PullStage(str(hub), cache_dir=str(tmp_path / "cache"), bases=bases)
         (item,) = stage.run([ScanItem(ref=ref.to_dict(), scan_id="s", config_hash="h")])
         assert (item.status, item.error_stage) == ("error", "pull")
-        assert "base model 'SD 1.5' is not in source" in (item.error or ""), item.error
+        assert "base model 'SD 1.5': 'SD 1.5' is not in" in (item.error or ""), item.error
