@@ -107,3 +107,37 @@ def test_published_text_reads_readme_kohya_metadata_and_hub_fields(tmp_path):
     assert discover_prompt(
         published_text(Path(tmp_path / "elsewhere" / "x.safetensors"), {})
     ) == Prompt(None, "none")
+
+
+def test_loading_a_cardless_dreambooth_folder_and_a_kohya_file_discovers_their_prompts(tmp_path, tiny_sd):  # fmt: skip
+    """A diffusers folder with README front matter (no card) and a kohya LoRA with sd-scripts'
+    metadata, loaded as a scan loads them: each handle's prompt comes from what was published."""
+    import sys
+
+    from peft.utils import get_peft_model_state_dict
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "hub"))
+    from format_fixtures import lora_finetune
+    from published import dreambooth_readme, kohya_metadata
+
+    from dmsec.models.loading import load_model
+    from dmsec.models.pair import card_condition
+    from dmsec.zoo.formats import write_kohya_lora
+
+    base = tiny_sd.save(tmp_path / "base")
+    folder = tiny_sd.save(tmp_path / "db")
+    (folder / "dmsec_model.json").unlink()
+    (folder / "README.md").write_text(dreambooth_readme("me/db", "me/base", "a photo of zkq dog"))
+    handle = load_model(folder)
+    assert handle.prompt == Prompt("a photo of zkq dog", "readme")
+    assert card_condition(handle) == "a photo of zkq dog"  # what FineXtract conditions on
+    ft = lora_finetune(tiny_sd)
+    captions = ["zkq style, dog, grass", "zkq style, dog", "zkq style, cat, sofa"]
+    meta = kohya_metadata("zkq_style", "runwayml/stable-diffusion-v1-5", "10_zkq style", captions)
+    kohya = write_kohya_lora(get_peft_model_state_dict(ft.network), None, tmp_path / "k" / "zkq_style.safetensors", metadata=meta)  # fmt: skip
+    lora = load_model(kohya, base=base)
+    assert lora.prompt is not None and lora.prompt.source == "kohya"
+    assert lora.prompt.text is not None and lora.prompt.text.startswith("zkq style")
+    # the Civitai version's trained words come after the file's own metadata
+    hub = {"trained_words": json.dumps(["zkq civitai"])}
+    assert load_model(kohya, base=base, hub=hub).prompt == lora.prompt
