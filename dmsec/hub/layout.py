@@ -14,6 +14,8 @@ Rules, in order:
    SD layout (`model.diffusion_model.*`) or a diffusers UNet's weights -> full; anything else
    (valid header, unrelated tensors) is listed too, with a `skip_reason`, so the scan shows it
    looked at it;
+   A Civitai downloader's `<name>.civitai.info` beside the file (the model version's JSON) gives
+   its `baseModel` and `trainedWords`;
 5. a pickle-format file (.ckpt, .pt, ...) outside those folders is listed as a single-file
    checkpoint with its kind guessed from the name, so the pull step can refuse it visibly.
 A folder inside an earlier-found checkpoint folder is part of it, not another checkpoint. Every
@@ -33,7 +35,7 @@ import json
 import logging
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Protocol
@@ -41,7 +43,14 @@ from typing import Protocol
 from dmsec.hub.ref import Kind
 from dmsec.models.family import family_from_hub, family_of_unet_config
 from dmsec.models.formats import Detected, detect_header
-from dmsec.models.readme import MAX_README_BYTES, README_NAME, CardFields, readme_fields
+from dmsec.models.prompts import trained_words_extra
+from dmsec.models.readme import (
+    MAX_README_BYTES,
+    README_NAME,
+    CardFields,
+    clean_text,
+    readme_fields,
+)
 from dmsec.models.safe_load import PICKLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -49,6 +58,7 @@ logger = logging.getLogger(__name__)
 MARKER_NAME = "dmsec_model.json"
 MAX_JSON_BYTES = 1 << 20
 MAX_DETECT_HEADER_BYTES = 16 << 20
+CIVITAI_INFO = ".civitai.info"
 _MARKER_KINDS = {"full": "full", "base": "base", "lora": "lora"}
 _METADATA_BASE_KEYS = ("base_model", "base_model_name_or_path", "ss_sd_model_name")
 
@@ -85,6 +95,7 @@ class DetectedCheckpoint:
     family: str | None = None
     skip_reason: str | None = None
     card: CardFields = CardFields()
+    hub_extra: dict[str, str] = field(default_factory=dict)
 
 
 def _parent(path: str) -> str:
@@ -277,11 +288,27 @@ def detect_checkpoints(
         if found is not None:
             name = PurePosixPath(entry.path).name
             single = FileEntry(name, entry.size, entry.modified, entry.etag)
-            family = found.family or family_from_hub(found.base_model)
+            base, hub = civitai_info(reader, by_path.get(_civitai_info_path(entry.path)))
+            base = found.base_model or base
+            family = found.family or family_from_hub(base)
             yield DetectedCheckpoint(
-                entry.path, True, found.kind, found.base_model, (single,), None, family,
-                found.skip_reason,
+                entry.path, True, found.kind, base, (single,), None, family,
+                found.skip_reason, hub_extra=hub,
             )  # fmt: skip
+
+
+def _civitai_info_path(path: str) -> str:
+    """`x.civitai.info` beside `x.safetensors`, as Civitai downloaders save the version's JSON."""
+    return str(PurePosixPath(path).with_suffix(CIVITAI_INFO))
+
+
+def civitai_info(reader: TreeReader, entry: FileEntry | None) -> tuple[str | None, dict[str, str]]:
+    """(base model, prompt fields for the ref's `extra`) from a Civitai model version's JSON
+    saved beside a downloaded file (`baseModel`, `trainedWords`); (None, {}) without one."""
+    info = read_json(reader, entry) if entry is not None else None
+    if info is None:
+        return None, {}
+    return clean_text(info.get("baseModel"), 100), trained_words_extra(info.get("trainedWords"))
 
 
 def _full_entry(folder: str, f: FileEntry) -> FileEntry:

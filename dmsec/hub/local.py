@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from dmsec.errors import ConfigError, UnsafeCheckpointError
 from dmsec.hub.layout import (
+    CIVITAI_INFO,
     DetectedCheckpoint,
     FileEntry,
     detect_checkpoints,
@@ -135,8 +136,9 @@ class LocalSource(HubSource):
         for child in children:
             if child.is_dir() and not child.is_symlink():
                 yield self._walk(child)
-            elif child.is_file():
-                yield [self._entry(child)]
+            elif child.is_file() and not child.name.endswith(CIVITAI_INFO):
+                info = child.with_suffix(CIVITAI_INFO)  # a Civitai download's version JSON
+                yield [self._entry(child)] + ([self._entry(info)] if info.is_file() else [])
 
     def iter_refs(self, flt: ListFilter) -> Iterator[CheckpointRef]:
         yield from demote_bases(self._refs())
@@ -249,7 +251,7 @@ def ref_from_detected(
         return None
     tags, license_, extra = marker_fields(detected.marker)
     tags += tuple(t for t in detected.card.tags if t not in tags)
-    extra = {**card_extra(detected.card), **extra}
+    extra = {**card_extra(detected.card), **detected.hub_extra, **extra}
     modified = [f.modified for f in detected.files if f.modified is not None]
     return CheckpointRef(
         source=source,

@@ -85,3 +85,14 @@ def test_hub_card_data_and_civitai_trained_words_reach_the_ref(fake_hub: FakeHub
     (ref,) = CivitaiSource(endpoint=fake_hub.url).list()
     trained = json.loads(ref.extra[HUB_TRAINED_WORDS])
     assert trained[0] == "zkq cat" and len(trained) == 2 and len(trained[1]) <= 100
+
+
+def test_a_civitai_download_keeps_its_base_and_trained_words_from_the_info_file(tmp_path):
+    """Civitai downloaders save the model version's JSON as `<name>.civitai.info` beside the file."""
+    hub = tmp_path / "hub"
+    write_lora(hub / "loras" / "cat_v2.safetensors", base_model=None)
+    info = {"id": 11, "baseModel": "SD 1.5", "trainedWords": ["zkq cat", "\x00"], "files": []}
+    (hub / "loras" / "cat_v2.civitai.info").write_text(json.dumps(info))
+    (ref,) = LocalSource(hub / "loras").list()
+    assert (ref.repo_id, ref.kind, ref.base_model, ref.family) == ("cat_v2.safetensors", "lora", "SD 1.5", "sd1")  # fmt: skip
+    assert json.loads(ref.extra[HUB_TRAINED_WORDS]) == ["zkq cat"]
