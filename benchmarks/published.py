@@ -137,7 +137,9 @@ def main() -> None:
     build_zoo_registry(zoo.root, registry)
     print(f"zoo {zoo.root.name}; {len(entries)} protected fine-tunes; N={args.n}; seed {args.seed}; "
           f"arms {', '.join(ARMS)}; work {work}", flush=True)  # fmt: skip
-    results: dict[str, dict[str, tuple[Any, str, float, int, dict]]] = {}  # arm -> publication -> ...
+    results: dict[
+        str, dict[str, tuple[Any, str, float, int, dict]]
+    ] = {}  # arm -> publication -> ...
     for arm in ARMS:
         hub = work / f"hub-{arm}"
         published = build_hub(zoo, entries, arm, hub, civitai_base)
@@ -152,7 +154,9 @@ def main() -> None:
         errors = [f"{k}: {r['error']}" for k, (_, _, _, _, r) in results[arm].items() if r["status"] != "ok"]  # fmt: skip
         print(f"[{arm}] {len(published)} publications scanned in {time.perf_counter() - arm_started:.0f} s; "
               f"{len(errors)} not ok" + "".join(f"\n  {e}" for e in errors), flush=True)  # fmt: skip
-    print(f"\n{'publication':<44}{'str.':<6}{'card':>6}{'disc.':>7}{'none':>6}  discovered prompt (source)")
+    print(
+        f"\n{'publication':<44}{'str.':<6}{'card':>6}{'disc.':>7}{'none':>6}  discovered prompt (source)"
+    )
     means: dict[tuple[str, str], list[float]] = defaultdict(list)
     for label, (entry, layout, _, _, _) in results["discovered"].items():
         cells = []
