@@ -43,10 +43,12 @@ from dmsec.zoo.publish import ARMS, layouts_of, publish
 BASE_NAME = "dmsec/sd-art-base"  # how READMEs and kohya metadata name the base
 
 
-def open_zoo(name: str, quick: bool) -> Any:
-    """The built zoo; never builds the art zoo (an hour; it may be being built elsewhere)."""
+def open_zoo(name: str, root: Path | None) -> Any:
+    """The built zoo (at `root` when given); never builds the art zoo (an hour on 2 cores)."""
     from dmsec.zoo.build import MANIFEST, Zoo, build_zoo
 
+    if root is not None:
+        return Zoo(root)
     if name == "digits":
         return build_zoo("small", progress=False)
     from dmsec.zoo.art_build import art_zoo_dir, resolve_art_config
@@ -124,12 +126,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--keep", type=Path, default=None, help="keep the hubs and results here")
+    parser.add_argument("--zoo-root", type=Path, default=None, help="a built zoo folder (default: the cache's)")  # fmt: skip
     args = parser.parse_args()
     args.n = args.n_samples or (32 if args.quick else 64)
     started = time.perf_counter()
     from dmsec.scan.resolve import build_zoo_registry
 
-    zoo = open_zoo(args.zoo, args.quick)
+    zoo = open_zoo(args.zoo, args.zoo_root)
     civitai_base = "SD 1.5" if args.zoo == "art" else "Other"  # digits: no SD family to claim
     entries = entries_of(zoo, args.zoo, args.quick)
     work = args.keep or Path(tempfile.mkdtemp(prefix="dmsec-published-"))
