@@ -10,7 +10,8 @@ filter and the "Newest" sort, paging stops after the first page none of whose ve
 recent (the pages are newest first).
 
 Each ref's `family` is read from the version's `baseModel` ("SD 1.5" -> sd1, "SDXL 1.0" and
-"Pony" -> sdxl, "Flux.1 D" -> flux; `dmsec.models.family.family_from_hub`).
+"Pony" -> sdxl, "Flux.1 D" -> flux; `dmsec.models.family.family_from_hub`). The version's
+`trainedWords` go to the ref's `extra` for prompt discovery (`dmsec.models.prompts`).
 
 Civitai gives sizes in KB (rounded, so not checked for equality) and a SHA256 per file, which the
 pull verifies. The API key comes from `CIVITAI_API_KEY` and travels only in an `Authorization`
@@ -37,6 +38,7 @@ from dmsec.hub.retry import RetryPolicy, request_with_retry
 from dmsec.hub.source import HubError, HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.hub.transfer import CHUNK_BYTES, stream_to_file
 from dmsec.models.family import family_from_hub
+from dmsec.models.prompts import trained_words_extra
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +232,7 @@ class CivitaiSource(HubSource):
             "allow_commercial_use": ",".join(map(str, item.get("allowCommercialUse") or [])),
             "allow_derivatives": str(item.get("allowDerivatives", "")),
             "creator": str((item.get("creator") or {}).get("username", "")),  # the uploader
+            **trained_words_extra(version.get("trainedWords")),
         }
         base_model = version.get("baseModel") or None
         return CheckpointRef(

@@ -13,7 +13,8 @@ LoRA, `dreambooth` / `base_model:finetune:` -> full). `details` then makes the o
 security scan of the repo (kept on the ref, reported as `security` rows); a scan makes it only for
 the repos its ledger does not hold at that revision. The ref's `family` is read from the card's
 `base_model` (or `base_model:` tag): an SD 1.x, SD 2.x, SDXL, SD 3 or FLUX.1 repo id maps to sd1,
-sd2, sdxl, sd3, flux (`dmsec.models.family`).
+sd2, sdxl, sd3, flux (`dmsec.models.family`). The card's `instance_prompt` and `widget` prompts go to the ref's `extra` for prompt
+discovery.
 
 Rate limits: `list_models` pages go through huggingface_hub's own backoff, which honours 429 +
 Retry-After; `model_info` and `snapshot_download` are wrapped in `call_with_retry`, which
@@ -46,6 +47,7 @@ from dmsec.hub.security import HUB_SECURITY_KEY
 from dmsec.hub.source import HubError, HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.models.family import family_from_hub
 from dmsec.models.formats import ref_kind_of_files
+from dmsec.models.prompts import card_extra
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +280,7 @@ class HuggingFaceSource(HubSource):
             license=_license_of(tags, info.card_data),
             last_modified=info.last_modified,
             url=f"{self.endpoint}/{info.id}",
-            extra=_security_extra(info),
+            extra={**_card_extra(info.card_data), **_security_extra(info)},
         )
 
     def get(self, repo_id: str, revision: str | None = None) -> CheckpointRef:
@@ -331,6 +333,14 @@ def _listed_files(repo_id: str, names: Sequence[str]) -> Iterator[CheckpointFile
             yield CheckpointFile(path=name)
         except ValueError as exc:
             logger.warning("hf: %s: file skipped: %s", repo_id, exc)
+
+
+def _card_extra(card_data: Any) -> dict[str, str]:
+    """The card's `instance_prompt` and `widget` prompts (`cardData`, as diffusers' training
+    scripts write them) as the ref's `extra`, for prompt discovery (`dmsec.models.prompts`)."""
+    if card_data is not None and hasattr(card_data, "to_dict"):
+        card_data = card_data.to_dict()
+    return card_extra(card_data if isinstance(card_data, dict) else None)
 
 
 def _security_extra(info: Any) -> dict[str, str]:

@@ -5,15 +5,22 @@ Rules, in order:
    ("full", "base", "lora") and `base_model` come from that file;
 2. a diffusers folder (`model_index.json`, or `unet/config.json` one level down) is a full model;
 3. a PEFT adapter folder (`adapter_config.json`) is a LoRA, base from `base_model_name_or_path`;
+3b. a folder whose README.md has model-card front matter (`dmsec.models.readme`) and top-level
+   `.safetensors` weights is one checkpoint, as a Hugging Face repo is (a LoRA when its weights
+   are an adapter, as diffusers' LoRA scripts save them);
 4. a `.safetensors` file outside those folders is a single-file checkpoint, its kind told by
    its header's format (`dmsec.models.formats.detect_header`, told once): an adapter in any
    layout (PEFT, diffusers, kohya, LyCORIS, even an unsupported variant) -> LoRA; the original
    SD layout (`model.diffusion_model.*`) or a diffusers UNet's weights -> full; anything else
    (valid header, unrelated tensors) is listed too, with a `skip_reason`, so the scan shows it
    looked at it;
+   A Civitai downloader's `<name>.civitai.info` beside the file (the model version's JSON) gives
+   its `baseModel` and `trainedWords`;
 5. a pickle-format file (.ckpt, .pt, ...) outside those folders is listed as a single-file
    checkpoint with its kind guessed from the name, so the pull step can refuse it visibly.
-A folder inside an earlier-found checkpoint folder is part of it, not another checkpoint. When a
+A folder inside an earlier-found checkpoint folder is part of it, not another checkpoint. Every
+checkpoint folder's README front matter is read as hub metadata (`card`: base model, instance
+prompt, widget prompts, licence, tags); our card and a PEFT config name the base first. When a
 LoRA names no base model, the safetensors `__metadata__` is asked (`base_model`,
 `base_model_name_or_path`, kohya's `ss_sd_model_name`, the PEFT config in `lora_config`). The
 base-model family comes from the same reads: a weights header's shapes, or `unet/config.json`,
@@ -28,7 +35,7 @@ import json
 import logging
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Protocol
@@ -36,6 +43,14 @@ from typing import Protocol
 from dmsec.hub.ref import Kind
 from dmsec.models.family import family_from_hub, family_of_unet_config
 from dmsec.models.formats import Detected, detect_header
+from dmsec.models.prompts import trained_words_extra
+from dmsec.models.readme import (
+    MAX_README_BYTES,
+    README_NAME,
+    CardFields,
+    clean_text,
+    readme_fields,
+)
 from dmsec.models.safe_load import PICKLE_SUFFIXES
 
 logger = logging.getLogger(__name__)
@@ -43,6 +58,7 @@ logger = logging.getLogger(__name__)
 MARKER_NAME = "dmsec_model.json"
 MAX_JSON_BYTES = 1 << 20
 MAX_DETECT_HEADER_BYTES = 16 << 20
+CIVITAI_INFO = ".civitai.info"
 _MARKER_KINDS = {"full": "full", "base": "base", "lora": "lora"}
 _METADATA_BASE_KEYS = ("base_model", "base_model_name_or_path", "ss_sd_model_name")
 
@@ -78,6 +94,8 @@ class DetectedCheckpoint:
     marker: dict | None = None
     family: str | None = None
     skip_reason: str | None = None
+    card: CardFields = CardFields()
+    hub_extra: dict[str, str] = field(default_factory=dict)
 
 
 def _parent(path: str) -> str:
@@ -104,6 +122,11 @@ def read_json(reader: TreeReader, entry: FileEntry) -> dict | None:
         logger.warning("%s: not valid JSON; ignored", entry.path)
         return None
     return value if isinstance(value, dict) else None
+
+
+def read_card(reader: TreeReader, entry: FileEntry) -> CardFields:
+    """The model-card fields of a README.md's front matter (its first MAX_README_BYTES only)."""
+    return readme_fields(reader.read_range(entry.path, 0, min(entry.size, MAX_README_BYTES)))
 
 
 def read_header(reader: TreeReader, entry: FileEntry) -> dict | None:
@@ -176,7 +199,7 @@ def _weights_of(reader: TreeReader, entry: FileEntry) -> _Weights | None:
 def _folder_roots(entries: dict[str, FileEntry], reader: TreeReader) -> dict[str, tuple]:
     """Checkpoint folders by the marker that made them one: {folder: (rule, marker json)}."""
     found: dict[str, tuple] = {}
-    rank = {"dmsec": 0, "diffusers": 1, "peft": 2}
+    rank = {"dmsec": 0, "diffusers": 1, "peft": 2, "readme": 3}
     for path, entry in entries.items():
         name, folder = PurePosixPath(path).name, _parent(path)
         rule: tuple | None = None
@@ -192,9 +215,17 @@ def _folder_roots(entries: dict[str, FileEntry], reader: TreeReader) -> dict[str
             folder, rule = _parent(folder), ("diffusers", None)
         elif name == "adapter_config.json":
             rule = ("peft", read_json(reader, entry) or {})
+        elif name == README_NAME and _has_top_weights(entries, folder):
+            card = read_card(reader, entry)
+            rule = ("readme", None) if not card.empty else None
         if rule is not None and (folder not in found or rank[rule[0]] < rank[found[folder][0]]):
             found[folder] = rule
     return found
+
+
+def _has_top_weights(entries: dict[str, FileEntry], folder: str) -> bool:
+    """Whether `folder` itself (not a subfolder) holds a `.safetensors` file."""
+    return any(_parent(p) == folder and p.lower().endswith(".safetensors") for p in entries)
 
 
 def has_root_marker(names: Sequence[str]) -> bool:
@@ -230,7 +261,12 @@ def detect_checkpoints(
             kind = "lora"
             raw_base = marker.get("base_model_name_or_path")
             base = raw_base.strip() if isinstance(raw_base, str) and raw_base.strip() else None
+        readme = by_path.get(f"{folder}/{README_NAME}" if folder else README_NAME)
+        card = read_card(reader, readme) if readme is not None else CardFields()
         weights = _folder_weights(reader, folder, files, rule)
+        if rule == "readme" and any(w.kind == "lora" for w in weights):
+            kind = "lora"
+        base = base or card.base_model
         if kind == "lora" and base is None:
             base = next((w.base_model for w in weights if w.base_model), None)
         family = (
@@ -242,8 +278,9 @@ def detect_checkpoints(
         if weights and all(w.skip_reason for w in weights):
             skip = weights[0].skip_reason
         yield DetectedCheckpoint(
-            folder, False, kind, base, files, marker if rule == "dmsec" else None, family, skip
-        )
+            folder, False, kind, base, files, marker if rule == "dmsec" else None, family, skip,
+            card,
+        )  # fmt: skip
     for entry in entries:
         if any(_under(entry.path, folder) for folder in roots):
             continue
@@ -251,11 +288,27 @@ def detect_checkpoints(
         if found is not None:
             name = PurePosixPath(entry.path).name
             single = FileEntry(name, entry.size, entry.modified, entry.etag)
-            family = found.family or family_from_hub(found.base_model)
+            base, hub = civitai_info(reader, by_path.get(_civitai_info_path(entry.path)))
+            base = found.base_model or base
+            family = found.family or family_from_hub(base)
             yield DetectedCheckpoint(
-                entry.path, True, found.kind, found.base_model, (single,), None, family,
-                found.skip_reason,
+                entry.path, True, found.kind, base, (single,), None, family,
+                found.skip_reason, hub_extra=hub,
             )  # fmt: skip
+
+
+def _civitai_info_path(path: str) -> str:
+    """`x.civitai.info` beside `x.safetensors`, as Civitai downloaders save the version's JSON."""
+    return str(PurePosixPath(path).with_suffix(CIVITAI_INFO))
+
+
+def civitai_info(reader: TreeReader, entry: FileEntry | None) -> tuple[str | None, dict[str, str]]:
+    """(base model, prompt fields for the ref's `extra`) from a Civitai model version's JSON
+    saved beside a downloaded file (`baseModel`, `trainedWords`); (None, {}) without one."""
+    info = read_json(reader, entry) if entry is not None else None
+    if info is None:
+        return None, {}
+    return clean_text(info.get("baseModel"), 100), trained_words_extra(info.get("trainedWords"))
 
 
 def _full_entry(folder: str, f: FileEntry) -> FileEntry:

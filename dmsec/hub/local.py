@@ -7,6 +7,10 @@ listing, to keep listing a large folder cheap). A `base_model` given as a relati
 writes one) is resolved against the checkpoint folder, then the root: inside the root it becomes
 the repo_id of that checkpoint in this same source; otherwise the string is kept as given.
 Hidden files and folders (".git", ".cache") are skipped; folder symlinks are not followed.
+A folder's README.md front matter is its hub metadata, as on the Hub (`layout.py`). A diffusers
+folder with no sign of being a fine-tune (no base model named, no card saying so) that another
+listed checkpoint names as its base is listed as a base (`demote_bases`), so it is pulled as a
+base and not scanned as a checkpoint.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from dmsec.errors import ConfigError, UnsafeCheckpointError
 from dmsec.hub.layout import (
+    CIVITAI_INFO,
     DetectedCheckpoint,
     FileEntry,
     detect_checkpoints,
@@ -31,6 +37,7 @@ from dmsec.hub.layout import (
 from dmsec.hub.ref import CheckpointFile, CheckpointRef, check_relative_path
 from dmsec.hub.source import HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.hub.transfer import copy_capped
+from dmsec.models.prompts import card_extra
 
 logger = logging.getLogger(__name__)
 
@@ -129,10 +136,14 @@ class LocalSource(HubSource):
         for child in children:
             if child.is_dir() and not child.is_symlink():
                 yield self._walk(child)
-            elif child.is_file():
-                yield [self._entry(child)]
+            elif child.is_file() and not child.name.endswith(CIVITAI_INFO):
+                info = child.with_suffix(CIVITAI_INFO)  # a Civitai download's version JSON
+                yield [self._entry(child)] + ([self._entry(info)] if info.is_file() else [])
 
     def iter_refs(self, flt: ListFilter) -> Iterator[CheckpointRef]:
+        yield from demote_bases(self._refs())
+
+    def _refs(self) -> Iterator[CheckpointRef]:
         reader = _FolderReader(self.root)
         for entries in self._subtrees():
             try:
@@ -211,6 +222,23 @@ class LocalSource(HubSource):
             copy_capped(src, dest / f.path, max_file_bytes, f.path)
 
 
+def demote_bases(refs: Iterable[CheckpointRef]) -> Iterator[CheckpointRef]:
+    """`refs`, with each full model that names no base of its own and that another ref names as
+    its base listed as kind "base". Refs that cannot be bases pass at once; the others wait for
+    the end of the listing."""
+    named: set[str] = set()
+    maybe: list[CheckpointRef] = []
+    for ref in refs:
+        if ref.base_model:
+            named.add(ref.base_model)
+        if ref.kind == "full" and ref.base_model is None:
+            maybe.append(ref)
+        else:
+            yield ref
+    for ref in maybe:
+        yield replace(ref, kind="base") if ref.repo_id in named else ref
+
+
 def ref_from_detected(
     source: str, repo_id: str, detected: DetectedCheckpoint, base_model: str | None, url: str
 ) -> CheckpointRef | None:
@@ -222,6 +250,8 @@ def ref_from_detected(
         logger.warning("%s: %s skipped: %s", source, repo_id, exc)
         return None
     tags, license_, extra = marker_fields(detected.marker)
+    tags += tuple(t for t in detected.card.tags if t not in tags)
+    extra = {**card_extra(detected.card), **detected.hub_extra, **extra}
     modified = [f.modified for f in detected.files if f.modified is not None]
     return CheckpointRef(
         source=source,
@@ -231,7 +261,7 @@ def ref_from_detected(
         base_model=base_model,
         files=files,
         tags=tags,
-        license=license_,
+        license=license_ or detected.card.license,
         last_modified=max(modified) if modified else None,
         url=url,
         extra=extra,

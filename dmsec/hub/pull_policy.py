@@ -4,7 +4,8 @@ Safetensors only by default. A pickle-format weights file (.bin, .ckpt, ...) is 
 when the checkpoint also has safetensors weights; when it has only pickles, the checkpoint is
 refused unless `allow_pickle` is set, and then each pickle must pass the static allow-list scan
 and load with `torch.load(weights_only=True)` (see `dmsec.models.safe_load`). Configs (.json,
-.txt) have their own small cap. Declared sizes are checked here; actual sizes again on arrival.
+.txt, and the root README.md whose front matter is the hub's model card) have their own small
+cap; a README over it is skipped, not a reason to refuse the checkpoint. Declared sizes are checked here; actual sizes again on arrival.
 
 Hub repos often carry the same weights several times; by default only one copy is pulled:
 a variant (`x.fp16.safetensors`, `x.non_ema.safetensors`) is skipped when the plain
@@ -24,7 +25,8 @@ from dmsec.hub.ref import CheckpointFile, CheckpointRef
 from dmsec.models.safe_load import DEFAULT_MAX_FILE_BYTES, PICKLE_SUFFIXES
 
 WEIGHT_SUFFIX = ".safetensors"
-CONFIG_SUFFIXES = (".json", ".txt")
+CONFIG_SUFFIXES = (".json", ".txt", ".md")
+README = "README.md"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class PullPolicy:
     max_checkpoint_bytes: int = 2 * DEFAULT_MAX_FILE_BYTES
     max_config_bytes: int = 16 * 2**20
     allow_pickle: bool = False
-    include: tuple[str, ...] = ("*.safetensors", "*.json", "*.txt")
+    include: tuple[str, ...] = ("*.safetensors", "*.json", "*.txt", README)
     exclude: tuple[str, ...] = ("safety_checker/*",)
     one_copy_of_weights: bool = True
 
@@ -81,6 +83,8 @@ class PullPolicy:
                 skipped.append(f"{f.path}: excluded by pattern")
             elif f.path in duplicates:
                 skipped.append(f"{f.path}: {duplicates[f.path]}")
+            elif f.path == README and f.size is not None and f.size > self.max_config_bytes:
+                skipped.append(f"{f.path}: over the config cap; the card is left out")
             elif f.suffix in PICKLE_SUFFIXES:
                 pickles.append(f)
             elif not any(fnmatch.fnmatchcase(f.path, p) for p in self.include):

@@ -18,13 +18,19 @@ import hashlib
 import logging
 import posixpath
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
 from dmsec.errors import CheckpointError, ConfigError, UnsafeCheckpointError
-from dmsec.hub.layout import DetectedCheckpoint, FileEntry, detect_checkpoints, has_root_marker
-from dmsec.hub.local import ref_from_detected
+from dmsec.hub.layout import (
+    CIVITAI_INFO,
+    DetectedCheckpoint,
+    FileEntry,
+    detect_checkpoints,
+    has_root_marker,
+)
+from dmsec.hub.local import demote_bases, ref_from_detected
 from dmsec.hub.ref import CheckpointFile, CheckpointRef
 from dmsec.hub.source import HubSource, ListFilter, RefNotFoundError, register_source
 from dmsec.hub.transfer import CHUNK_BYTES, stream_to_file
@@ -131,6 +137,9 @@ class S3Source(HubSource):
         )
 
     def iter_refs(self, flt: ListFilter) -> Iterator[CheckpointRef]:
+        yield from demote_bases(self._refs())  # a base folder is listed as one (`local.py`)
+
+    def _refs(self) -> Iterator[CheckpointRef]:
         reader = _ObjectReader(self.client, self.bucket, self.prefix)
         folders, files = self._top_level()
         names = [f.path for f in files]
@@ -150,8 +159,11 @@ class S3Source(HubSource):
         if root_is_checkpoint:
             yield self._entries(self.prefix)
             return
+        infos = {f.path: f for f in files if f.path.endswith(CIVITAI_INFO)}
         for f in files:
-            yield [f]
+            if f.path not in infos:  # a Civitai download's version JSON travels with its file
+                info = infos.get(str(PurePosixPath(f.path).with_suffix(CIVITAI_INFO)))
+                yield [f] + ([info] if info else [])
         for folder in folders:
             yield self._entries(folder)
 

@@ -13,11 +13,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
 Condition = int | str | None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The prompt a model was published with (None: ∅) and its source (`dmsec.models.prompts`)."""
+
+    text: str | None
+    source: str
 
 
 class NoisePredictor(Protocol):
@@ -35,6 +44,8 @@ class DiffusionModel(ABC):
     network: Any  # a diffusers UNet (diffusers' mixins defeat mypy's nn.Module checks)
     #: ᾱ_t for t = 0..T-1, float32 on the handle's device.
     alphas_cumprod: torch.Tensor
+    #: the prompt the loader found published with the model, and its source (`dmsec.models.prompts`)
+    prompt: Prompt | None = None
 
     @property
     def device(self) -> torch.device:

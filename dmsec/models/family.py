@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,26 +191,6 @@ def family_from_hub(name: str | None) -> str | None:
         if re.search(pattern, text):
             return family
     return None
-
-
-def base_for(base_model: str | None, family: str | None, bases: Sequence[str] = ()) -> str | None:
-    """The base model to pair a checkpoint with, given the scan's `bases` ("name=repo_id" each).
-
-    A hub may name the base by family only (Civitai's "SD 1.5", "Pony"), which is no model one
-    can pull; `bases` maps such names to a base in the scan's source. The hub's exact string is
-    looked up first, then our family name ("sd1", "sdxl", ... from `family_from_hub` or the
-    file's header); with no entry the hub's string is used as it is (a Hugging Face repo id).
-    """
-    table: dict[str, str] = {}
-    for entry in bases:
-        name, sep, repo_id = entry.partition("=")
-        if not sep or not name.strip() or not repo_id.strip():
-            raise ValueError(f"each entry must read name=repo_id; got {entry!r}")
-        table[name.strip()] = repo_id.strip()
-    for key in (base_model, family):
-        if key and key.strip() in table:
-            return table[key.strip()]
-    return base_model
 
 
 def named_family(name: str, evidence: str) -> Family:

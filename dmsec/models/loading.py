@@ -7,13 +7,16 @@ scanned (an unsupported adapter variant: `UnsupportedAdapterError`; weights of n
 - an adapter or full weights file is applied to a copy of its base model (given by `base`, or
   named by the `dmsec_model.json` card beside it) after the family check: an adapter or
   checkpoint made for another model family than the base's is a `FamilyMismatchError`.
-The card beside a weights file also gives the instance prompt. Every problem is a
-`CheckpointError` naming the file; weights are always read through `safe_load`.
+Either way the instance prompt is what `dmsec.models.prompts` discovers in what was published
+with the model (our card, a README's front matter, kohya metadata, the hub's fields in `hub`),
+recorded with its source as the handle's `prompt`. Every problem is a `CheckpointError` naming
+the file; weights are always read through `safe_load`.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -23,6 +26,13 @@ from dmsec.models.base import DiffusionModel
 from dmsec.models.family import check_compatible, family_of_handle, named_family
 from dmsec.models.formats import Detected, detect_path
 from dmsec.models.pair import ModelPair
+from dmsec.models.prompts import (
+    CLASS_CONDITION,
+    Prompt,
+    discover_prompt,
+    published_text,
+    whole_words,
+)
 from dmsec.models.unet2d import MODEL_CARD, ModelInfo
 from dmsec.models.weights import read_model_info
 
@@ -36,24 +46,26 @@ def load_model(
     device: str | torch.device = "cpu",
     allow_pickle: bool = False,
     family: str | None = None,
+    hub: Mapping[str, str] | None = None,
 ) -> DiffusionModel:
     """Load any supported checkpoint; fine-tunes given as weights only need `base`.
 
     `path` may be a `Detected` already (its format is then not told again). `family` is what a
     hub's metadata says the checkpoint was made for ("sd1", "sdxl", ...); it is checked against
-    the base when the file's own tensors do not tell.
+    the base when the file's own tensors do not tell. `hub` is what the hub said about it besides
+    the files (a ref's `extra`: Civitai's trained words, the Hub card's prompts).
     """
     detected = path if isinstance(path, Detected) else detect_path(path)
     detected.check_loadable()
     fmt, where = detected.format, detected.path
     assert where is not None
     if not fmt.needs_base:
-        return fmt.load(where, None, allow_pickle).to(device)
+        return _with_prompt(fmt.load(where, None, allow_pickle), where, hub).to(device)
     handle = _resolve_base(base, where, allow_pickle)
     card_kind, label = KIND_LABELS[fmt.kind]
     _check_family(detected, handle, family, label)
     fmt.load(where, handle, allow_pickle)
-    return _with_card(handle, where, card_kind).to(device)
+    return _with_prompt(handle, where, hub, card_kind).to(device)
 
 
 def _resolve_base(
@@ -78,18 +90,23 @@ def _check_family(detected: Detected, handle: DiffusionModel, declared: str | No
     check_compatible(detected.path, found, family_of_handle(handle), kind)
 
 
-def _with_card(handle: DiffusionModel, weights: Path, kind: str) -> DiffusionModel:
-    """The handle, its info updated from the card beside `weights` (base, instance prompt)."""
-    card = read_model_info(weights.parent)
+def _with_prompt(
+    handle: DiffusionModel, where: Path, hub: Mapping[str, str] | None, kind: str | None = None
+) -> DiffusionModel:
+    """The handle with its info's instance prompt (and, for weights applied to a base, `kind`
+    and the card's base) set from what was published with `where`; `prompt` records the source.
+    A class-conditional model keeps its instance class (source "class")."""
     info = getattr(handle, "info", None) or ModelInfo()
-    handle.info = ModelInfo(  # type: ignore[attr-defined]
-        **{
-            **info.__dict__,
-            "kind": kind,
-            "base_model": card.base_model,
-            "instance_prompt": card.instance_prompt or info.instance_prompt,
-        }
-    )
+    changes = {}
+    if kind is not None:
+        changes = {"kind": kind, "base_model": read_model_info(where.parent).base_model}
+    if info.instance_class is not None:
+        prompt = Prompt(None, CLASS_CONDITION)
+    else:
+        vocabulary = whole_words(getattr(handle, "tokenizer", None))
+        prompt = discover_prompt(published_text(where, hub), vocabulary)
+    handle.info = ModelInfo(**{**info.__dict__, **changes, "instance_prompt": prompt.text})  # type: ignore[attr-defined]
+    handle.prompt = prompt
     return handle
 
 

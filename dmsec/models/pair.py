@@ -166,8 +166,8 @@ def make_pair(pretrained: DiffusionModel, finetuned: DiffusionModel) -> ModelPai
 
 
 def card_condition(model: DiffusionModel) -> Condition:
-    """The instance condition a model card names: its instance class, else its instance
-    prompt, else None (∅)."""
+    """The instance condition the model was published with: its instance class, else the
+    prompt its loader discovered (`dmsec.models.prompts`), else None (∅)."""
     info = getattr(model, "info", None)
     if info is not None and info.instance_class is not None:
         return int(info.instance_class)

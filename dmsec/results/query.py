@@ -59,7 +59,7 @@ def connect(root: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> d
             con.execute(
                 f"CREATE OR REPLACE VIEW {table} AS SELECT * EXCLUDE ({PARTITION}), "
                 f"CAST({PARTITION} AS DATE) AS {PARTITION} FROM read_parquet({_sql_list(files)}, "
-                "hive_partitioning = true)"
+                "hive_partitioning = true, union_by_name = true)"  # parts of older schemas: nulls
             )
         else:
             empty = schema_of(table).append(pa.field(PARTITION, pa.date32())).empty_table()

@@ -122,10 +122,20 @@ def _filter(n_all: int, n_new: int, n_untriaged: int) -> str:
     )  # fmt: skip
 
 
+def _prompt(row: dict[str, Any]) -> str:
+    """The prompt FineXtract used and where it came from (hub text: escaped), or empty."""
+    source = row.get("prompt_source")
+    if not source:
+        return ""
+    text = row.get("prompt")
+    return f"<q>{_e(text)}</q> ({_e(source)})" if text else f"({_e(source)})"
+
+
 def _checkpoints_table(rows: list[dict[str, Any]]) -> str:
-    head = "<tr><th>checkpoint</th><th>kind</th><th>status</th><th>candidates</th><th>matches</th><th>best similarity</th><th>best CGI-DM</th><th>reason</th></tr>"  # fmt: skip
+    head = "<tr><th>checkpoint</th><th>kind</th><th>prompt (source)</th><th>status</th><th>candidates</th><th>matches</th><th>best similarity</th><th>best CGI-DM</th><th>reason</th></tr>"  # fmt: skip
     body = "".join(
         f"<tr><td>{_link(r['url'], r['repo_id'])}</td><td>{_e(r['kind'])}</td>"
+        f"<td>{_prompt(r)}</td>"
         f'<td class="status-{_e(r["status"])}">{_e(r["status"])}</td><td>{r["n_candidates"]}</td>'
         f"<td>{r['n_matches']}</td><td>{_num(r['best_similarity'])}</td><td>{_num(r['best_cgidm_score'])}</td>"
         f"<td>{_e((r['error_stage'] or '') + (': ' if r['error'] else '') + (r['error'] or ''))}</td></tr>"

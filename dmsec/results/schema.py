@@ -24,6 +24,10 @@ so a results folder is complete on its own.
 
 checkpoints (one row per checkpoint per scan)
     scan_id, source, repo_id, revision, kind, base_model, url: the ref
+    prompt, prompt_source: the condition text FineXtract used (null: ∅, or a class id for a
+        class-conditional model) and where it was found: card, readme, kohya, civitai, widget,
+        none (nothing published: unconditional guidance), class (`dmsec.models.prompts`); null
+        when the checkpoint never reached extraction
     scan_config_hash: hash of the settings that change results (the ledger's key)
     status: "ok" | "skipped" (refused by policy, e.g. pickle-only) | "error"
     error_stage, error: where and why it was skipped or failed; retryable: retried next run
@@ -56,7 +60,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: checkpoints.prompt, prompt_source
 TABLES = ("checkpoints", "candidates", "matches", "security")
 #: tables every part has (`security` only where a scanner gave a verdict)
 PART_TABLES = ("checkpoints", "candidates", "matches")
@@ -87,6 +91,8 @@ CHECKPOINTS = _schema(
         _f("kind", pa.string(), False),
         _f("base_model", pa.string()),
         _f("url", pa.string()),
+        _f("prompt", pa.string()),
+        _f("prompt_source", pa.string()),
         _f("scan_config_hash", pa.string(), False),
         _f("status", pa.string(), False),
         _f("error_stage", pa.string()),

@@ -198,7 +198,7 @@ class ResultsStore:
         if not parts:
             schema = schema_of(table).append(pa.field(PARTITION, pa.string()))
             return schema.empty_table()
-        return pa.concat_tables(parts)
+        return pa.concat_tables(parts, promote_options="default")  # older schemas: nulls
 
     def committed_statuses(self, config_hash: str) -> dict[tuple[str, str, str], str]:
         """(source, repo_id, revision) -> ledger status of committed rows scanned with `config_hash`.

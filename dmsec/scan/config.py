@@ -50,9 +50,10 @@ class SourceSettings:
 
     `uri`: a local path or file://, hf://, civitai://, s3://bucket/prefix, or `zoo:small` /
     `zoo:full` for the tiny zoo (built on first use) as a local hub. `since` is an ISO date or
-    timestamp (UTC when no zone is given). `bases`: "name=repo_id" entries naming the base model
-    (a repo id in the source) to pull for checkpoints whose hub names the base by family, e.g.
-    Civitai's "SD 1.5" or our "sd1" (`dmsec.models.family.base_for`). `target`: one repo id in
+    timestamp (UTC when no zone is given). `bases`: the base registry, "name=location" entries
+    (`dmsec.hub.bases`): the hub's name for a base (Civitai's "SD 1.5", a README's
+    `base_model`), our family name ("sd1") or "*" -> `hf://org/name@revision`, `s3://bucket/key`,
+    an absolute local path (folder or single file), or a repo id in the scan's source. `target`: one repo id in
     `uri`'s source to scan alone instead of a listing, at `revision` (null: its newest);
     `dmsec scan TARGET` sets both from a target URI (`dmsec.hub.target`).
     """
@@ -83,11 +84,11 @@ class SourceSettings:
                 raise ConfigError(f"`source.since` must be an ISO date or time; got {self.since!r}") from None  # fmt: skip
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"`source.limit` must be >= 1 or null; got {self.limit}")
-        from dmsec.models.family import base_for
+        from dmsec.hub.bases import parse_bases
 
         try:
-            base_for(None, None, self.bases)
-        except ValueError as exc:
+            parse_bases(self.bases)
+        except ConfigError as exc:
             raise ConfigError(f"`source.bases`: {exc}") from None
 
 

@@ -5,8 +5,9 @@
 It plans exactly as a scan does (`dmsec.scan.plan`: the same listing or target, the same ledger,
 the same per-repo hub calls for what is not in the ledger) and then, for each checkpoint the scan
 would run, prints what the pull policy would download (or why it refuses) and which base model it
-would be paired with (the hub's name, through `source.bases`). No checkpoint file is downloaded,
-no result row or ledger mark is written. The registry is resolved as for a scan (a zoo source
+would be paired with (through the base registry `source.bases`) and the prompt the hub's metadata
+names (`dmsec.models.prompts`; a kohya file's own metadata is read only once pulled). No
+checkpoint file is downloaded, no result row or ledger mark is written. The registry is resolved as for a scan (a zoo source
 builds its default registry from the zoo's images if it has none yet).
 """
 
@@ -16,8 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dmsec.hub import CheckpointRef, Ledger
+from dmsec.hub.bases import base_locations, parse_bases
 from dmsec.hub.pull_policy import PullPolicy
-from dmsec.models.family import base_for
+from dmsec.models.prompts import (
+    HUB_INSTANCE_PROMPT,
+    HUB_TRAINED_WORDS,
+    HUB_WIDGET_PROMPTS,
+    PublishedText,
+    discover_prompt,
+    hub_list,
+)
 from dmsec.scan.config import ScanConfig
 from dmsec.scan.plan import ScanPlan, plan_scan, where_listed
 from dmsec.scan.resolve import resolve_scan
@@ -62,10 +71,16 @@ def plan_line(ref: CheckpointRef, policy: PullPolicy, bases: tuple[str, ...]) ->
     selection = policy.select(ref)
     if selection.refusal is not None:
         return f"  skip     {_short(ref)}  refused by the pull policy: {selection.refusal}", True
-    try:
-        base = base_for(ref.base_model, ref.family, bases)
-    except ValueError:
-        base = ref.base_model
+    where = base_locations(ref.base_model, ref.family, parse_bases(bases))
+    base = " or ".join(f"{w.source_uri}:{w.repo_id}" if w.source_uri else w.repo_id for w in where) or None
+    hub = ref.extra or {}
+    published = PublishedText(
+        readme_prompt=hub.get(HUB_INSTANCE_PROMPT),
+        trained_words=hub_list(hub, HUB_TRAINED_WORDS),
+        widget_prompts=hub_list(hub, HUB_WIDGET_PROMPTS),
+    )
+    prompt = discover_prompt(published)
+    said = f"prompt {prompt.text!r} ({prompt.source})" if prompt.text else "prompt: from the weights' card or metadata once pulled, else none"  # fmt: skip
     sizes = [f.size for f in selection.files]
     size = (
         f", {sum(s for s in sizes if s is not None) / 2**20:.1f} MiB" if None not in sizes else ""
@@ -74,7 +89,7 @@ def plan_line(ref: CheckpointRef, policy: PullPolicy, bases: tuple[str, ...]) ->
     more = f" (+{len(selection.files) - 4} more)" if len(selection.files) > 4 else ""
     return (
         f"  scan     {_short(ref)}  {ref.kind}, base {base or 'unknown'} (family {ref.family or 'unknown'}); "
-        f"pull {len(selection.files)} files{size}: {names}{more}",
+        f"{said}; pull {len(selection.files)} files{size}: {names}{more}",
         False,
     )
 

@@ -86,6 +86,8 @@ class ScanItem:
     matches: list[Match] = field(default_factory=list)
     security: list[dict[str, Any]] = field(default_factory=list)  # `SecurityVerdict.to_dict()`s
     allow_pickle: bool = False  # the pull verified this checkpoint's pickles (policy opt-in)
+    prompt: str | None = None  # the condition text FineXtract used (None: ∅ or a class)
+    prompt_source: str | None = None  # where it came from (`dmsec.models.prompts`)
     started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
 
@@ -159,7 +161,8 @@ class ScanItem:
         """The `checkpoints` row of this finished item."""
         ref = self.ref
         return {**self.ref_columns(), "kind": ref["kind"], "base_model": ref.get("base_model"),
-                "url": ref.get("url"), "scan_config_hash": self.config_hash,
+                "url": ref.get("url"), "prompt": self.prompt, "prompt_source": self.prompt_source,
+                "scan_config_hash": self.config_hash,
                 "status": self.status, "error_stage": self.error_stage, "error": self.error,
                 "retryable": bool(self.retryable), "n_samples": self.n_samples,
                 "n_groups": self.n_groups, "n_candidates": len(self.candidates),

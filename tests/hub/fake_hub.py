@@ -96,6 +96,7 @@ class CivitaiVersion:
     base_model: str
     updated_at: str
     files: list[CivitaiFile]
+    trained_words: list[str] = field(default_factory=list)  # the version's trigger words
 
 
 @dataclass
@@ -382,6 +383,7 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                         "id": v.id,
                         "name": f"v{v.id}",
                         "baseModel": v.base_model,
+                        "trainedWords": v.trained_words,
                         "createdAt": v.updated_at,
                         "updatedAt": v.updated_at,
                         "publishedAt": v.updated_at,

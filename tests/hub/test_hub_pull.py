@@ -281,10 +281,11 @@ def test_policy_pulls_one_copy_of_repeated_weights() -> None:
         "unet/config.json",
         "unet/diffusion_pytorch_model.safetensors",
         "vae/diffusion_pytorch_model.fp16.safetensors",  # the only copy of the VAE: kept
+        "README.md",  # the model card: hub metadata (base model, prompt)
     }
     reasons = dict(s.split(": ", 1) for s in selection.skipped)
     assert reasons["v1-5-pruned.safetensors"] == "single-file copy beside a diffusers folder"
     assert reasons["unet/diffusion_pytorch_model.fp16.safetensors"].startswith("variant of")
     assert reasons["safety_checker/model.safetensors"] == "excluded by pattern"
     everything = PullPolicy(exclude=(), one_copy_of_weights=False).select(ref)
-    assert len(everything.files) == 7  # all but README.md and the pickle twin
+    assert len(everything.files) == 8  # all but the pickle twin

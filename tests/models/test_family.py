@@ -20,7 +20,6 @@ from format_fixtures import (
 from dmsec.models.family import (
     Family,
     FamilyMismatchError,
-    base_for,
     check_compatible,
     family_from_hub,
     family_of_handle,
@@ -90,14 +89,3 @@ def test_compatibility_rules():
                        (art, Family("unet2d"))]:  # fmt: skip
         with pytest.raises(FamilyMismatchError, match="base-model family mismatch"):
             check_compatible("x", what, base)
-
-
-def test_base_for_maps_hub_names_then_families_else_keeps_the_hubs_word():
-    bases = ["SD 1.5=runwayml/stable-diffusion-v1-5", " sdxl = stabilityai/sdxl-base "]
-    assert base_for("SD 1.5", "sd1", bases) == "runwayml/stable-diffusion-v1-5"
-    assert base_for("Pony", "sdxl", bases) == "stabilityai/sdxl-base"  # by family
-    assert base_for("someone/base", None, bases) == "someone/base"  # a repo id stays
-    assert base_for("Flux.1 D", "flux", bases) == "Flux.1 D"  # unmapped: the pull says so
-    assert base_for(None, None, bases) is None
-    with pytest.raises(ValueError, match="name=repo_id; got 'sd1'"):
-        base_for("SD 1.5", "sd1", ["sd1"])

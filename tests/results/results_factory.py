@@ -26,6 +26,7 @@ def checkpoint_row(scan_id: str, repo_id: str, **extra: Any) -> dict[str, Any]:
     row = {
         "scan_id": scan_id, "source": "local", "repo_id": repo_id, "revision": "r1",
         "kind": "full", "base_model": "base", "url": f"file:///hub/{repo_id}",
+        "prompt": "a sks emoji", "prompt_source": "card",
         "scan_config_hash": "h1", "status": "ok", "error_stage": None, "error": None,
         "retryable": False, "n_samples": 64, "n_groups": 5, "n_candidates": 1, "n_matches": 1,
         "n_artworks": 1, "best_similarity": 0.995, "best_cgidm_score": 0.7, "pull_s": 0.1,

@@ -63,13 +63,14 @@ def test_hostile_hub_text_is_escaped_and_links_are_filtered(tmp_path):
     scan = "20260107T000000Z-ffffff"
     evil = "<script>alert(1)</script>"
     tables = part(scan, [evil])
-    tables["checkpoints"] = to_table("checkpoints", [checkpoint_row(scan, evil, url="javascript:alert(1)")])  # fmt: skip
+    tables["checkpoints"] = to_table("checkpoints", [checkpoint_row(scan, evil, url="javascript:alert(1)", prompt=f"sks {evil}", prompt_source="kohya")])  # fmt: skip
     tables["matches"] = to_table("matches", [match_row(scan, evil, "c1", "m1", artwork_title=evil, evidence_image=None)])  # fmt: skip
     store = ResultsStore(tmp_path)
     store.commit_part(scan, "2026-01-07", 0, tables)
     page = build_report(tmp_path, scan)
     parsed = _parse(page)
     assert parsed.scripts == 0 and "&lt;script&gt;" in page
+    assert "<q>sks &lt;script&gt;alert(1)&lt;/script&gt;</q> (kohya)" in page  # the hub's prompt
     assert not any(link.startswith("javascript") for link in parsed.links)
     assert "CGI-DM recovery: not available" in page and parsed.imgs == 2
 

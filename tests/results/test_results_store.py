@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from results_factory import SCAN_A, SCAN_B, part
 
-from dmsec.results.schema import SCHEMAS
+from dmsec.results.schema import SCHEMA_VERSION, SCHEMAS
 from dmsec.results.store import ResultsError, ResultsStore, check_scan_id
 
 
@@ -68,7 +68,10 @@ def test_lock_refuses_a_second_writer(tmp_path):
 def test_scan_records_and_ids(results):
     store = ResultsStore(results)
     assert [r["scan_id"] for r in store.scan_records()] == [SCAN_A, SCAN_B]
-    assert json.loads((store.scan_dir(SCAN_A) / "run.json").read_text())["schema_version"] == 1
+    assert (
+        json.loads((store.scan_dir(SCAN_A) / "run.json").read_text())["schema_version"]
+        == SCHEMA_VERSION
+    )
     with pytest.raises(ResultsError, match="`scan_id` must be"):
         check_scan_id("../etc")
 
@@ -78,3 +81,17 @@ def test_a_part_needs_every_table(results):
     del tables["matches"]
     with pytest.raises(ResultsError, match="a part needs the tables"):
         ResultsStore(results).commit_part("20260106T000000Z-eeeeee", "2026-01-06", 0, tables)
+
+
+def test_parts_of_the_previous_schema_still_read_with_nulls_in_new_columns(results):
+    """Schema 2 added checkpoints.prompt and prompt_source; a folder written before still reads
+    (through the store and through DuckDB) with those columns null for its old rows."""
+    from dmsec.results.query import connect
+
+    store = ResultsStore(results)
+    old = store.committed_files("checkpoints")[0]
+    pq.write_table(pq.read_table(old).drop_columns(["prompt", "prompt_source"]), old)
+    table = store.read_table("checkpoints")
+    assert table.num_rows == 3 and table["prompt"].null_count == 1
+    rows = connect(results).sql("SELECT prompt_source FROM checkpoints").fetchall()
+    assert sorted(r[0] or "" for r in rows) == ["", "card", "card"]

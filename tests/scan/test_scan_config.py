@@ -109,6 +109,10 @@ def test_source_bases_reach_the_pull_stage_and_bad_entries_name_the_field(tmp_pa
     resolved = ResolvedScan(c, str(tmp_path), None, str(tmp_path / "r"), "zoo", 0.5, "h")
     kwargs = resolved.stage_kwargs("pull", tmp_path)
     assert kwargs["bases"] == ["SD 1.5=base", "sdxl=xl-base"]
-    assert PullStage(**kwargs).bases == ("SD 1.5=base", "sdxl=xl-base")
-    with pytest.raises(ConfigError, match="`source.bases`: each entry must read name=repo_id; got 'sd1'"):  # fmt: skip
+    from dmsec.hub.bases import BaseLocation
+
+    assert PullStage(**kwargs).bases == {"sd 1.5": BaseLocation(None, "base"), "sdxl": BaseLocation(None, "xl-base")}  # fmt: skip
+    with pytest.raises(ConfigError, match="`source.bases`: each entry must read name=location; got 'sd1'"):  # fmt: skip
         config_from_dict({"source": {"bases": ["sd1"]}})
+    with pytest.raises(ConfigError, match="`source.bases`: a Hugging Face base must read hf://org/name@revision"):  # fmt: skip
+        config_from_dict({"source": {"bases": ["sd1=hf://org/base"]}})

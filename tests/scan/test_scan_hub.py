@@ -111,7 +111,7 @@ def test_dry_run_of_a_target_pulls_and_writes_nothing(hub: FakeHub, small_zoo, z
     code, output = _scan(f"hf://zoo/{LORA}@{lora.sha}", "--dry-run", "--registry", str(zoo_registry), "--out", str(out))  # fmt: skip
     assert code == 0, output
     assert f"scan     zoo/{LORA}@{lora.sha[:12]}  lora, base zoo/base" in output
-    assert "pytorch_lora_weights.safetensors" in output and "README.md" not in output
+    assert "pytorch_lora_weights.safetensors, README.md" in output  # the card is pulled as text
     assert "1 listed, 1 would be pulled and scanned" in output
     assert _downloads(hub) == [] and not out.exists()
 
@@ -222,7 +222,8 @@ def test_a_civitai_version_is_a_target(
             "--set", 'source.bases=["SD 1.5=zoo/base"]']  # fmt: skip
     code, output = _scan("civitai://models/7@1", *args)
     assert code == 0, output
-    assert "scan     7@1  lora, base zoo/base (family sd1); pull 1 files" in output
+    assert "scan     7@1  lora, base zoo/base (family sd1); " in output
+    assert "prompt: from the weights' card or metadata once pulled, else none; pull 1 files" in output
     assert "cat_v1.safetensors" in output and "cat_v2" not in output
     code, output = _scan("civitai://models/7", *args)  # no version: the newest
     assert code == 0 and "scan     7@2  " in output, output

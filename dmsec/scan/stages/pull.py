@@ -3,9 +3,12 @@
 Outcomes: the policy refuses the checkpoint before any download (pickle-only weights, over a size
 cap) -> "skipped" with the policy's reason; the pull refuses it after download (corrupt file, hash
 or size mismatch) -> "error"; the hub or network fails -> "error", retryable (the ledger lists it
-again next run). The base model named by the ref (`ref.base_model`, the repo id of the pretrained
-model in the same source, or the one `source.bases` maps the hub's base name or family to) is pulled
-too; every fine-tune needs it as the pair's pretrained half.
+again next run). The base model is pulled too (every fine-tune needs it as the pair's pretrained
+half): the location the base registry (`source.bases`, `dmsec.hub.bases`) gives for the hub's
+base name or the family, else the ref's `base_model` as a repo id in the scan's own source, else
+the registry's `*` entry. A base is pulled once per worker and location, from any source (a
+Hugging Face repo at a pinned revision, an S3 key, a local folder or file), through the same
+`Puller` as the checkpoints.
 Scanner verdicts (the hub's own scan from the listing, our pickle scan at pull time) go to the
 item's `security` rows, whatever the outcome; with `pull.allow_pickle` the item carries the
 opt-in on to the loaders (`WarmModels`), which scan each pickle again before loading it.
@@ -13,15 +16,14 @@ opt-in on to the loaders (`WarmModels`), which scan each pickle again before loa
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
 from dmsec.errors import CheckpointError
 from dmsec.hub import CheckpointRef, Puller, PullPolicy, source_from_uri
+from dmsec.hub.bases import BaseLocation, base_locations, parse_bases
 from dmsec.hub.security import hub_verdicts
-from dmsec.hub.source import HubError, RefNotFoundError
-from dmsec.models.family import base_for
+from dmsec.hub.source import HubError, HubSource, RefNotFoundError
 from dmsec.scan.records import ScanItem
 from dmsec.scan.stages.base import Stage
 
@@ -39,9 +41,10 @@ class PullStage(Stage):
         bases: list[str] | None = None,
     ) -> None:
         self.source = source_from_uri(source_uri)
-        self.bases = tuple(bases or ())  # "name=repo_id": bases for family names (`base_for`)
+        self.bases = parse_bases(bases or ())  # the base registry ("name=location" entries)
         self.puller = Puller(Path(cache_dir) if cache_dir else None, policy or PullPolicy())
-        self._bases: dict[str, tuple[str, str]] = {}
+        self._bases: dict[str, tuple[str, str]] = {}  # location key -> (base key, local path)
+        self._sources: dict[str, HubSource] = {}
 
     def process(self, item: ScanItem) -> None:
         ref = CheckpointRef.from_dict(item.ref)
@@ -60,21 +63,34 @@ class PullStage(Stage):
         item.base_key, item.base_path = self._pull_base(ref)
 
     def _pull_base(self, ref: CheckpointRef) -> tuple[str, str]:
-        """(key, local path) of the ref's base model, pulled once per worker."""
-        ref = replace(ref, base_model=base_for(ref.base_model, ref.family, self.bases))
-        if not ref.base_model:
-            raise CheckpointError(ref.repo_id, "names no base model; FineXtract needs the pretrained model it was fine-tuned from")  # fmt: skip
-        if ref.base_model not in self._bases:
+        """(key, local path) of the ref's base model, pulled once per worker and location."""
+        where = base_locations(ref.base_model, ref.family, self.bases)
+        if not where:
+            raise CheckpointError(ref.repo_id, "names no base model; FineXtract needs the pretrained model it was fine-tuned from (map its family in `source.bases`)")  # fmt: skip
+        misses = []
+        for location in where:
+            if location.key in self._bases:
+                return self._bases[location.key]
+            source = self._source(location)
             try:
-                base_ref = self.source.get(ref.base_model)
+                base_ref = source.get(location.repo_id, location.revision)
             except RefNotFoundError as exc:
-                raise CheckpointError(ref.repo_id, f"base model {ref.base_model!r} is not in source {self.source.uri!r} ({exc})") from None  # fmt: skip
-            result = self.puller.pull(self.source, base_ref)
+                misses.append(f"{location.repo_id!r} is not in {source.uri!r} ({exc})")
+                continue
+            result = self.puller.pull(source, base_ref)
             if not result.ok:
-                reason = f"base model {ref.base_model!r}: pull {result.status}: {result.error}"
+                reason = f"base model {location.repo_id!r}: pull {result.status}: {result.error}"
                 if result.status == "refused":
                     raise CheckpointError(ref.repo_id, reason)
                 raise HubError(f"{ref.repo_id}: {reason}")  # the hub's fault: retried next run
-            key = "|".join(base_ref.key)
-            self._bases[ref.base_model] = (key, str(result.path))
-        return self._bases[ref.base_model]
+            self._bases[location.key] = ("|".join(base_ref.key), str(result.path))
+            return self._bases[location.key]
+        raise CheckpointError(ref.repo_id, f"base model {ref.base_model!r}: {'; '.join(misses)}; map it in `source.bases`")  # fmt: skip
+
+    def _source(self, location: BaseLocation) -> HubSource:
+        """The scan's own source, or the one a registry location names (built once)."""
+        if location.source_uri is None:
+            return self.source
+        if location.source_uri not in self._sources:
+            self._sources[location.source_uri] = source_from_uri(location.source_uri)
+        return self._sources[location.source_uri]

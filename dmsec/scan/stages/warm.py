@@ -4,11 +4,15 @@ A worker keeps the last `max_warm` base models it loaded (least recently used go
 fine-tune is loaded per checkpoint on top of its warm base (a LoRA on a copy of it, so the warm
 base itself never carries an adapter) and dropped afterwards. The scan sorts checkpoints by base
 model before they reach the workers, so consecutive checkpoints usually share the warm one.
+The fine-tune's prompt is the one `dmsec.models.prompts` discovers in its files and its ref's
+hub fields; it is recorded on the item (`prompt`, `prompt_source`), so the checkpoint's row
+says what FineXtract conditioned on.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 
 import torch
 
@@ -17,6 +21,7 @@ from dmsec.models.base import DiffusionModel
 from dmsec.models.formats import detect_path
 from dmsec.models.loading import load_model
 from dmsec.models.pair import ModelPair, make_pair
+from dmsec.models.prompts import CLASS_CONDITION, Prompt
 from dmsec.scan.records import ScanItem
 
 
@@ -58,5 +63,22 @@ class WarmModels:
         base = self.base(item.base_path, item.allow_pickle)
         family = item.ref.get("family")  # the hub's word, used when the file's tensors say nothing
         detected = detect_path(item.local_path)  # the snapshot folder, or its one weights file
-        finetuned = load_model(detected, base=base, device=self.device, family=family, allow_pickle=item.allow_pickle)  # fmt: skip
+        hub = item.ref.get("extra") or {}
+        finetuned = load_model(detected, base=base, device=self.device, family=family, allow_pickle=item.allow_pickle, hub=hub)  # fmt: skip
+        _inherit_classes(finetuned, base)
+        prompt = finetuned.prompt or Prompt(None, "none")
+        item.prompt, item.prompt_source = prompt.text, prompt.source
         return make_pair(base, finetuned.eval())
+
+
+def _inherit_classes(finetuned: DiffusionModel, base: DiffusionModel) -> None:
+    """A class-conditional fine-tune published without our card keeps its base's class ids
+    (∅ and the instance class): fine-tuning does not renumber the class embedding."""
+    info, base_info = getattr(finetuned, "info", None), getattr(base, "info", None)
+    if info is None or base_info is None or info.instance_class is not None:
+        return
+    if base_info.instance_class is None:
+        return
+    finetuned.info = replace(info, null_class=base_info.null_class,  # type: ignore[attr-defined]
+                             instance_class=base_info.instance_class, instance_prompt=None)  # fmt: skip
+    finetuned.prompt = Prompt(None, CLASS_CONDITION)
