@@ -79,7 +79,7 @@ def _with_roles(
         for kind, indices in (("train", train), ("holdout", holdout)):
             for i in indices:
                 role[i] = (kind if protected else "control", name)
-    return [Work(artist, i, t, *role.get(i, ("distractor", None))) for i, t in enumerate(titles)]  # type: ignore[arg-type]
+    return [Work(artist, i, t, *role.get(i, ("distractor", None))) for i, t in enumerate(titles)]
 
 
 def art_config_of(zoo_root: str | Path) -> Any:
