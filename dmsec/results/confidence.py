@@ -149,18 +149,20 @@ def _with_value(sign: str, e: FindingEvidence, rule: ConfidenceRule) -> str:
     return f"loss-gap (gap {e.cgidm_baseline_gap:.2e} > 0)"
 
 
-def rule_grid(margins: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.05)) -> list[ConfidenceRule]:
-    """Every rule the tuning run chooses from: support 1-5, each membership requirement, with or
-    without `repeated`, and `distinct` off or at each of `margins` (as a medium sign only, and as
-    one high needs)."""
+def rule_grid(margins: tuple[float, ...] = (0.05, 0.02, 0.01, 0.005, 0.0)) -> list[ConfidenceRule]:
+    """Every rule the tuning run chooses from, strictest first (a tie on the tuning split goes to
+    the earlier, stricter rule): support 5, 3, 2, 1; both membership signs, each alone, either;
+    with `repeated` required, then not; `distinct` at each of `margins` required for high, then
+    counted for medium only, then off."""
     grid = []
-    for support in (1, 2, 3, 5):
-        for membership in HIGH_MEMBERSHIP:
+    for support in (5, 3, 2, 1):
+        for membership in ("both", "cgi-dm", "loss-gap", "any"):
             for repeated in (True, False):
+                for distinct in (True, False):
+                    grid += [
+                        ConfidenceRule(support, m, membership, repeated, distinct) for m in margins
+                    ]
                 grid.append(ConfidenceRule(support, None, membership, repeated, False))
-                for m in margins:
-                    for distinct in (False, True):
-                        grid.append(ConfidenceRule(support, m, membership, repeated, distinct))
     return grid
 
 
