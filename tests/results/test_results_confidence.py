@@ -4,7 +4,7 @@ evidence, whatever the rule's parameters; bands, reasons and margins on syntheti
 from __future__ import annotations
 
 import pytest
-from results_factory import SCAN_A, part
+from results_factory import SCAN_A, SCAN_B, part
 
 from dmsec.errors import ConfigError
 from dmsec.results.confidence import DEFAULT_RULE, ConfidenceRule, FindingEvidence, rule_grid
@@ -75,3 +75,21 @@ def test_distinct_counts_only_where_the_rule_sets_a_margin_and_high_can_require_
     assert ConfidenceRule(high_membership="both").assess(
         FindingEvidence(3, None, "ok", 0.7, 0.6, -0.01)
     ).band_reason == "medium: repeated (support 3 >= 2), cgi-dm (score 0.700 > masked 0.600); high needs loss-gap"  # fmt: skip
+
+
+def test_the_report_and_dmsec_query_show_why_each_finding_is_in_its_band(results):
+    import json
+
+    from click.testing import CliRunner
+
+    from dmsec.results import build_report
+    from dmsec.results.cli import query
+
+    reasons = {f["finding_id"]: f["band_reason"] for f in derive_findings(results).to_pylist()}
+    assert all(r.startswith(("high: ", "medium: ", "low: ")) for r in reasons.values())
+    out = CliRunner().invoke(query, ["--results", str(results), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    rows = [json.loads(line) for line in out.output.splitlines()]
+    assert {r["finding_id"]: r["band_reason"] for r in rows} == reasons
+    page = build_report(results, SCAN_B)
+    assert all(r.replace(">", "&gt;") in page for r in reasons.values())
