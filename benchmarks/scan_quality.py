@@ -19,7 +19,8 @@ Choice, on the tuning split only: the confidence rule (`dmsec.results.confidence
 support, membership signs, margin) by `dmsec.evaluation.choose_setting`, each checkpoint a unit
 scored by TP_high - 19 x FP_high: a true high finding is worth one analyst's win and a false one
 costs 19, so a rule gains only while its high band is >= 95% precise (the target); ties go to the
-fewer false highs, then the earlier rule of the grid. The registry's match threshold stays the
+fewer false highs, then the earlier (stricter) rule of the grid. A tuning split without a single
+false finding cannot judge precision (the loosest rule would win), so then `DEFAULT_RULE` is kept. The registry's match threshold stays the
 embedder's calibrated default and CGI-DM's steps the scan's (neither is swept here).
 
 Reporting split, with the chosen rule: per band findings, true, precision; recall over
@@ -273,13 +274,18 @@ def main() -> None:
         print(f"[{split} split] {len(scored[split])} findings, {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
 
     grid = rule_grid()
-    choice = choose_setting(rule_trials(scored[TUNING], entries[TUNING], grid), "confidence-rule", "all")  # fmt: skip
-    rule = grid[int(choice.setting)]
-    print(f"[tuning split] rule chosen (mean TP_high - {FALSE_COST} FP_high per checkpoint "
-          f"{choice.primary:.2f} over {choice.n_units} checkpoints, {len(grid)} rules): {rule}")  # fmt: skip
+    rule = DEFAULT_RULE
+    if not any(not s.true for s in scored[TUNING]):
+        print("[tuning split] no false finding on the tuning split: every rule is 1.00 precise there, "
+              "so none can be chosen on precision; DEFAULT_RULE is kept and reported")  # fmt: skip
+    else:
+        choice = choose_setting(rule_trials(scored[TUNING], entries[TUNING], grid), "confidence-rule", "all")  # fmt: skip
+        rule = grid[int(choice.setting)]
+        print(f"[tuning split] rule chosen (mean TP_high - {FALSE_COST} FP_high per checkpoint "
+              f"{choice.primary:.2f} over {choice.n_units} checkpoints, {len(grid)} rules): {rule}")  # fmt: skip
+        same = "the same as" if rule == DEFAULT_RULE else "differs from"
+        print(f"[tuning split] this {same} DEFAULT_RULE ({DEFAULT_RULE})")
     print(f"[tuning split] {rule.describe()}")
-    same = "the same as" if rule == DEFAULT_RULE else "differs from"
-    print(f"[tuning split] this {same} DEFAULT_RULE ({DEFAULT_RULE})")
     report("tuning split", scored[TUNING], entries[TUNING], works, rule)
     table, found, pairs = report("reporting split", scored[REPORTING], entries[REPORTING], works, rule)  # fmt: skip
     if rule != DEFAULT_RULE:
