@@ -2,7 +2,7 @@
 registry that holds every work of the artists involved.
 
     python benchmarks/scan_quality.py                 # the art zoo, the scan's defaults
-    python benchmarks/scan_quality.py --quick         # the art zoo's heavy fine-tunes, 64 samples
+    python benchmarks/scan_quality.py --quick         # heavy db and LoRA only, 32 samples
     python benchmarks/scan_quality.py --zoo digits    # the small digit zoo (split by noise)
     python benchmarks/scan_quality.py --partial       # the art zoo's models built so far
 
@@ -11,8 +11,8 @@ set draws from (art zoo: 4 artists x 1,594 drawings; the digit zoo: every image 
 class), all protected except the control sets' images, which nobody registered. Each split's
 checkpoints (protected and controls, every recipe and strength; kohya files skipped, they are
 their PEFT twins' weights) are scanned with `dmsec scan`'s defaults (on the art zoo the colour
-defaults `fit_to_zoo` gives a zoo source; `--quick` lowers the samples and CGI-DM steps and says
-so). Ground truth: a finding is true iff its artwork is one of its checkpoint's training images
+defaults `fit_to_zoo` gives a zoo source; `--quick` scans the heavy DreamBooth and LoRA
+fine-tunes only, with 32 samples and 20 CGI-DM steps, and says so). Ground truth: a finding is true iff its artwork is one of its checkpoint's training images
 (by artwork id: a registered duplicate of a training image counts as it).
 
 Choice, on the tuning split only: the confidence rule (`dmsec.results.confidence.rule_grid`:
@@ -72,6 +72,7 @@ from dmsec.zoo.registry import build_catalogue_registry
 
 FALSE_COST = 19  # one false high finding outweighs 19 true ones: break-even at precision 0.95
 DIGIT_SEEDS = {TUNING: 1000, REPORTING: 0}  # the small digit zoo's noise split
+QUICK_SAMPLES, QUICK_CGIDM_STEPS = 32, 20
 
 
 @dataclass
@@ -120,9 +121,9 @@ def partial_art_zoo(work: Path) -> Zoo:
 
 
 def split_entries(zoo: Zoo, split: str, quick: bool) -> list[ZooEntry]:
-    """The checkpoints one split scans: kohya twins left out; `quick`: heavy ones only."""
+    """The checkpoints one split scans: kohya twins left out; `quick`: heavy db and LoRA only."""
     chosen = [e for e in zoo.fine_tunes if e.layout != "kohya" and (e.split is None or e.split == split)]  # fmt: skip
-    return [e for e in chosen if not quick or e.strength == "heavy"]
+    return [e for e in chosen if not quick or (e.strength == "heavy" and e.method != "dbpp")]
 
 
 def scan_split(zoo: Zoo, entries: list[ZooEntry], registry: Path, work: Path, seed: int | None,
@@ -142,8 +143,8 @@ def scan_split(zoo: Zoo, entries: list[ZooEntry], registry: Path, work: Path, se
     }  # fmt: skip
     extract: dict[str, Any] = {} if seed is None else {"seed": seed}
     if quick:
-        extract["n_samples"] = 64
-        data["authenticate"] = {"steps": 50}
+        extract["n_samples"] = QUICK_SAMPLES
+        data["authenticate"] = {"steps": QUICK_CGIDM_STEPS}
     if extract:
         data["extract"] = extract
     config = fit_to_zoo(config_from_dict(data), str(zoo.root))
@@ -242,7 +243,7 @@ def report(label: str, scored: list[Scored], entries: list[ZooEntry], works: lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--zoo", choices=["art", "digits"], default="art")
-    parser.add_argument("--quick", action="store_true", help="heavy fine-tunes, 64 samples, 50 CGI-DM steps")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="heavy db and LoRA only, 32 samples, 20 CGI-DM steps")  # fmt: skip
     parser.add_argument("--partial", action="store_true", help="art zoo: the models its unfinished build has so far")  # fmt: skip
     parser.add_argument("--work", type=Path, default=None, help="keep the hubs, registry and results here")  # fmt: skip
     args = parser.parse_args()
@@ -254,7 +255,7 @@ def main() -> None:
     print(f"zoo {zoo.root.name}; registry: {len(registry)} registered works of "
           f"{len({w['artist'] for w in works})} artists ({sum(not w['protected'] for w in works)} "
           f"control images unregistered); torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads, {platform.machine()}; {'--quick: heavy only, 64 samples, 50 CGI-DM steps' if args.quick else 'scan defaults'}", flush=True)  # fmt: skip
+          f"threads, {platform.machine()}; {f'--quick: heavy db and LoRA only, {QUICK_SAMPLES} samples, {QUICK_CGIDM_STEPS} CGI-DM steps' if args.quick else 'scan defaults'}", flush=True)  # fmt: skip
     if args.zoo == "digits":
         print("split: the small digit zoo has one fine-tune per kind, so tuning scans at extract "
               "seed 1000 and reporting at seed 0, the same checkpoints (a noise split: weaker)")  # fmt: skip
