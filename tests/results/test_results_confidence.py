@@ -35,8 +35,8 @@ def test_an_unseen_same_artist_work_never_reaches_high_without_membership_eviden
                "support": 9, "cgidm_score": 0.40, "cgidm_masked_score": 0.55,
                "cgidm_baseline_gap": -0.01}  # fmt: skip
     (f,) = _commit(tmp_path, [holdout]).values()
-    assert f["evidence"] == ["match", "repeated"] and f["confidence"] == "medium"
-    assert f["band_reason"] == "medium: repeated (support 9 >= 2); high needs cgi-dm or loss-gap"
+    assert f["evidence"] == ["match", "repeated", "distinct"] and f["confidence"] == "medium"
+    assert f["band_reason"] == "medium: repeated (support 9 >= 5), distinct (margin 0.009 >= 0); high needs cgi-dm + loss-gap"  # fmt: skip
     grid = rule_grid()
     assert all(
         r.assess(UNSEEN).confidence != "high" for r in grid
@@ -67,7 +67,7 @@ def test_margin_is_to_the_next_work_the_group_matched_else_to_the_threshold(tmp_
 def test_distinct_counts_only_where_the_rule_sets_a_margin_and_high_can_require_it():
     close = FindingEvidence(support=3, margin=0.001, cgidm_status="ok", cgidm_score=0.7,
                             cgidm_masked_score=0.6, cgidm_baseline_gap=0.01)  # fmt: skip
-    assert "distinct" not in DEFAULT_RULE.signs(MEMBER)
+    assert "distinct" not in ConfidenceRule().signs(MEMBER)  # the rule of thumb: no margin
     strict = ConfidenceRule(min_margin=0.01, high_distinct=True)
     assert strict.assess(MEMBER).confidence == "high" and "distinct" in strict.signs(MEMBER)
     got = strict.assess(close)
