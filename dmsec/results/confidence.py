@@ -167,7 +167,7 @@ def rule_grid(margins: tuple[float, ...] = (0.05, 0.02, 0.01, 0.005, 0.0)) -> li
     return grid
 
 
-# The scan's rule, chosen by `benchmarks/scan_quality.py --partial` (commit a4bbe39, 2026-12-05)
+# The scan's rule, chosen by `benchmarks/scan_quality.py --partial` (commit be7647d, 2026-12-05)
 # on the art zoo's TUNING split as far as its build had got: the 6 fine-tunes finished by 18:14 UTC
 # (fruit-twemoji db/dbpp/LoRA light and heavy, openmoji-a db light; not yet openmoji-a's other
 # runs nor the tuning control), scan defaults, against the 6,330-work catalogue registry. Of 46
