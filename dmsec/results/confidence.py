@@ -175,8 +175,9 @@ def rule_grid(margins: tuple[float, ...] = (0.05, 0.02, 0.01, 0.005, 0.0)) -> li
 # best match was a training image (margin < 0), and cgi-dm and loss-gap fired on all 46, so on
 # this data only `distinct` (1.00 of true, 0.00 of false) and `repeated` (0.85 vs 0.00) separate.
 # Every rule of the grid with no false high and all 26 true ones tied; the grid's order gave the
-# strictest: high = cgi-dm + loss-gap + distinct (margin >= 0). The reporting split was not built
-# yet, so no precision of this rule has been reported (docs/findings.md). On the same findings the
+# strictest: high = cgi-dm + loss-gap + distinct (margin >= 0). On the REPORTING split
+# (`scan_quality.py --quick`, commit e42af46, 2026-12-05: heavy db and LoRA, 32 samples, 20
+# CGI-DM steps) it gave high 24/24 (1.00), medium 0/1, low none, heavy recall 0.80. On the same findings the
 # previous rule of thumb (repeated, support >= 2, + either membership sign) put 37 in high, 25 true
 # (0.68): the style set's false findings had support 2-4 and both membership signs.
 DEFAULT_RULE = ConfidenceRule(
