@@ -20,8 +20,8 @@ from dmsec.results.triage import TRIAGE_STATUSES
 #: what `dmsec query` without SQL shows: the findings, new and untriaged first
 FINDINGS_SQL = (
     "SELECT finding_id, new, confidence, triage_status AS triage, repo_id, artwork_title, "
-    "best_similarity AS best_sim, support, cgidm_score AS cgi_dm, first_seen_scan, last_seen_scan "
-    "FROM findings"
+    "best_similarity AS best_sim, support, margin, cgidm_score AS cgi_dm, band_reason, "
+    "first_seen_scan, last_seen_scan FROM findings"
 )
 
 

@@ -25,20 +25,16 @@ findings (one row per checkpoint revision x artwork; new first, then by confiden
     new: true when first seen by the newest scan of this location
     triage_status (null: untriaged), triage_note, triage_by, triage_at: the latest decision
 
-Evidence kinds and the confidence derived from them (a rule of thumb, not a calibrated
-probability: `dmsec.authenticate.evidence` explains why no single CGI-DM threshold holds across
-checkpoints, so only scale-free signs are used):
-    match      a generation is within the registry threshold of the artwork (every finding)
-    repeated   support >= 2: the checkpoint regenerates the artwork more than once (FineXtract's
-               memorisation signal, as opposed to one lucky sample)
-    cgi-dm     CGI-DM ran and its recovery moved towards the artwork: score > masked_score
-    loss-gap   the fine-tuned model fits the artwork better than its base: baseline_gap > 0
-    confidence high: match + repeated + (cgi-dm or loss-gap); medium: match + one of those;
-               low: match alone.
-What the signs are worth, measured on non-members (`benchmarks/authentication.py --quick`, small
-digit zoo, 2026-12-05): `cgi-dm` fired on 0.56 of members and 0.08 of same-set hold-outs,
-`loss-gap` on 1.00 of members and 0.28 of hold-outs. Both fire on some works a fine-tune never
-saw, so "high" is a reason to look first, not proof of training-data use.
+    margin: how much closer the best recovery is to this artwork than to the next registered work
+    its group matched (to the threshold when it matched no other); band_reason: the signs, with
+    their values, that placed the finding in its band and what high would have needed
+
+Evidence and confidence: `dmsec.results.confidence` (signs `repeated`, `distinct`, `cgi-dm`,
+`loss-gap`; the high band always needs a membership sign, `cgi-dm` or `loss-gap`). `evidence` is
+"match" then the signs; `derive_findings` applies `DEFAULT_RULE` unless given another rule.
+What the signs are worth on non-members: `benchmarks/authentication.py` (verifier signs on
+members vs same-set hold-outs) and `benchmarks/scan_quality.py` (every sign and band on true vs
+false findings against a registry of every work of the artists involved).
 """
 
 from __future__ import annotations
@@ -54,12 +50,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dmsec.results.confidence import CONFIDENCE, DEFAULT_RULE, ConfidenceRule, FindingEvidence
 from dmsec.results.store import ResultsStore, atomic_write_parquet
 from dmsec.results.triage import latest_decisions, read_triage
 
 FINDINGS_FILE = Path("findings") / "findings.parquet"
 LISTED_FILE = "listed.parquet"
-CONFIDENCE = ("high", "medium", "low")
 _UTC = pa.timestamp("us", tz="UTC")
 
 FINDINGS = pa.schema(
@@ -68,6 +64,7 @@ FINDINGS = pa.schema(
         pa.field("new", pa.bool_(), nullable=False),
         pa.field("confidence", pa.string(), nullable=False),
         pa.field("evidence", pa.list_(pa.field("element", pa.string())), nullable=False),
+        pa.field("band_reason", pa.string(), nullable=False),
         pa.field("triage_status", pa.string()),
         pa.field("source", pa.string(), nullable=False),
         pa.field("repo_id", pa.string(), nullable=False),
@@ -90,6 +87,7 @@ FINDINGS = pa.schema(
         pa.field("threshold", pa.float64(), nullable=False),
         pa.field("n_groups", pa.int32(), nullable=False),
         pa.field("support", pa.int32(), nullable=False),
+        pa.field("margin", pa.float64(), nullable=False),
         pa.field("cgidm_status", pa.string(), nullable=False),
         pa.field("cgidm_score", pa.float64()),
         pa.field("cgidm_masked_score", pa.float64()),
@@ -103,11 +101,11 @@ FINDINGS = pa.schema(
         pa.field("triage_by", pa.string()),
         pa.field("triage_at", _UTC),
     ],
-    metadata={b"dmsec.schema": b"findings/1"},
+    metadata={b"dmsec.schema": b"findings/2"},
 )
 LISTED = pa.schema([pa.field(n, pa.string(), nullable=False) for n in ("source", "repo_id", "revision")])  # fmt: skip
 
-_MATCH_COLUMNS = ["match_id", "scan_id", "source", "repo_id", "revision", "artwork_id",
+_MATCH_COLUMNS = ["match_id", "candidate_id", "scan_id", "source", "repo_id", "revision", "artwork_id",
                   "artwork_owner", "artwork_title", "artwork_source_uri", "similarity", "method",
                   "metric", "threshold", "support", "cgidm_status", "cgidm_error", "cgidm_score",
                   "cgidm_masked_score", "cgidm_baseline_gap", "matched_at"]  # fmt: skip
@@ -124,23 +122,13 @@ def finding_id(source: str, repo_id: str, revision: str, artwork_id: int) -> str
 
 def evidence_kinds(support: int, cgidm_status: str | None, score: float | None,
                    masked: float | None, gap: float | None) -> list[str]:  # fmt: skip
-    """The kinds of evidence a finding has (see the module docstring)."""
-    kinds = ["match"]
-    if support >= 2:
-        kinds.append("repeated")
-    if cgidm_status == "ok" and score is not None and masked is not None and score > masked:
-        kinds.append("cgi-dm")
-    if cgidm_status == "ok" and gap is not None and gap > 0:
-        kinds.append("loss-gap")
-    return kinds
+    """The kinds of evidence a finding has under `DEFAULT_RULE` (no margin: `distinct` off)."""
+    return DEFAULT_RULE.assess(FindingEvidence(support, None, cgidm_status, score, masked, gap)).evidence  # fmt: skip
 
 
 def confidence_of(kinds: Iterable[str]) -> str:
-    """high: match + repeated + a verifier sign; medium: match + one of them; low: match alone."""
-    kinds = set(kinds)
-    verifier = bool(kinds & {"cgi-dm", "loss-gap"})
-    repeated = "repeated" in kinds
-    return "high" if repeated and verifier else "medium" if repeated or verifier else "low"
+    """The band `DEFAULT_RULE` gives these evidence kinds."""
+    return DEFAULT_RULE.band([k for k in kinds if k != "match"])
 
 
 def write_listed(store: ResultsStore, scan_id: str, keys: Iterable[RevKey]) -> Path:
@@ -197,8 +185,18 @@ def _last_seen(first: str, matched: set[str], scanned: list[str], listed: list[s
     return last
 
 
-def derive_findings(root: str | Path) -> pa.Table:
-    """The `findings` table of the local results folder `root` (see the module docstring).
+def margin_of(best: dict[str, Any], others: Iterable[dict[str, Any]]) -> float:
+    """How much closer `best` (a `matches` row) is to its artwork than its group is to any other
+    registered work (`others`: that group's other matches), in the metric's own units; to the
+    threshold when the group matched no other work."""
+    nearest = min((_distance(m["metric"], m["similarity"]) for m in others if m["artwork_id"] != best["artwork_id"]),
+                  default=_distance(best["metric"], best["threshold"]))  # fmt: skip
+    return float(nearest - _distance(best["metric"], best["similarity"]))
+
+
+def derive_findings(root: str | Path, rule: ConfidenceRule = DEFAULT_RULE) -> pa.Table:
+    """The `findings` table of the local results folder `root` (see the module docstring), each
+    finding placed in its band by `rule`.
 
     The newest scan (of the finished scan records and the scans with committed rows) decides
     which findings are new; a scan still running counts once it has committed rows.
@@ -216,6 +214,9 @@ def derive_findings(root: str | Path) -> pa.Table:
         by_finding[(m["source"], m["repo_id"], m["revision"], m["artwork_id"])][
             m["scan_id"]
         ].append(m)
+    by_group: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for m in matches:
+        by_group[(m["scan_id"], m["candidate_id"])].append(m)
     ckpt_of = {(r["scan_id"], r["source"], r["repo_id"], r["revision"]): r for r in ckpts}
     scanned: dict[RevKey, list[str]] = defaultdict(list)
     for r in ckpts:  # scans that really looked (an error before matching proves nothing)
@@ -231,14 +232,15 @@ def derive_findings(root: str | Path) -> pa.Table:
         ckpt = ckpt_of.get((current, *rev), {})
         uploader, license_ = _ref_fields(ckpt.get("ref_json"), source, repo_id)
         support = sum(int(m["support"]) for m in found)
-        kinds = evidence_kinds(support, best["cgidm_status"], best["cgidm_score"],
-                               best["cgidm_masked_score"], best["cgidm_baseline_gap"])  # fmt: skip
+        margin = margin_of(best, by_group[(current, best["candidate_id"])])
+        assessed = rule.assess(FindingEvidence(support, margin, best["cgidm_status"], best["cgidm_score"],
+                                               best["cgidm_masked_score"], best["cgidm_baseline_gap"]))  # fmt: skip
         fid = finding_id(source, repo_id, revision, artwork_id)
         decision = decisions.get(fid, {})
         listed = [s for s, keys in listings.items() if rev in keys]
         rows.append({
-            "finding_id": fid, "new": first == newest, "confidence": confidence_of(kinds),
-            "evidence": kinds, "triage_status": decision.get("status"), "source": source,
+            "finding_id": fid, "new": first == newest, "confidence": assessed.confidence,
+            "evidence": assessed.evidence, "band_reason": assessed.band_reason, "triage_status": decision.get("status"), "source": source,
             "repo_id": repo_id, "revision": revision, "kind": ckpt.get("kind"),
             "base_model": ckpt.get("base_model"), "url": ckpt.get("url"), "uploader": uploader,
             "license": license_, "artwork_id": int(artwork_id),
@@ -247,7 +249,7 @@ def derive_findings(root: str | Path) -> pa.Table:
             "best_match_id": best["match_id"], "best_similarity": float(best["similarity"]),
             "median_similarity": float(statistics.median(m["similarity"] for m in found)),
             "method": best["method"], "metric": best["metric"], "threshold": best["threshold"],
-            "n_groups": len(found), "support": support, "cgidm_status": best["cgidm_status"],
+            "n_groups": len(found), "support": support, "margin": margin, "cgidm_status": best["cgidm_status"],
             "cgidm_score": best["cgidm_score"], "cgidm_masked_score": best["cgidm_masked_score"],
             "cgidm_baseline_gap": best["cgidm_baseline_gap"], "cgidm_error": best["cgidm_error"],
             "first_seen_scan": first,
@@ -266,9 +268,9 @@ def finding_order(row: dict[str, Any]) -> tuple[Any, ...]:
             _distance(row["metric"], row["best_similarity"]), row["repo_id"], row["artwork_id"])  # fmt: skip
 
 
-def write_findings(root: str | Path) -> tuple[pa.Table, Path]:
+def write_findings(root: str | Path, rule: ConfidenceRule = DEFAULT_RULE) -> tuple[pa.Table, Path]:  # fmt: skip
     """Derive the findings of `root` and write them to `<root>/findings/findings.parquet`."""
-    table = derive_findings(root)
+    table = derive_findings(root, rule)
     path = ResultsStore(root).root / FINDINGS_FILE
     atomic_write_parquet(path, table)
     return table, path

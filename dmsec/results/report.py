@@ -3,7 +3,8 @@
 One card (`<section class="finding">`) per finding (checkpoint revision x protected artwork,
 `dmsec.results.findings`) that stood by the scan, new in that scan first, then untriaged, then by
 confidence: the best recovery beside the protected artwork and CGI-DM's recovered image, best and
-median similarity, support, the evidence and the confidence derived from it, CGI-DM's numbers,
+median similarity, support, the evidence, the confidence derived from it and why (`band_reason`,
+the margin over the next registered work), CGI-DM's numbers,
 the checkpoint (linked where the hub gave an http(s) or file URL), uploader and licence, first and
 last seen, the latest triage decision and the command to record one. Radio buttons show all, new
 or untriaged cards (pure CSS). Above them, every checkpoint of the scan with its status and reason,
@@ -91,6 +92,9 @@ def _finding_card(f: dict[str, Any], m: dict[str, Any], new: bool) -> str:
                        f"({_e(f['method'])}, {_e(f['metric'])}; threshold {_num(f['threshold'])})"),
         ("support", f"{f['support']} generation(s) in {f['n_groups']} group(s) match this artwork"),
         ("evidence", f"{_e(', '.join(f['evidence']))} &rArr; {_e(f['confidence'])} confidence"),
+        ("why this band", _e(f["band_reason"])),
+        ("margin", f"{_num(f['margin'])} closer to this artwork than to the next registered work "
+                   "its group matched (or the threshold)"),
         ("CGI-DM", f"score {_num(f['cgidm_score'])} (masked start {_num(f['cgidm_masked_score'])}; "
                    f"higher = in the training set), loss gap {_num(f['cgidm_baseline_gap'], 6)}, "
                    f"{_e(f['cgidm_status'])} {_e(f['cgidm_error'] or '')}"),

@@ -1,0 +1,302 @@
+"""Findings a team can act on: precision per confidence band and recall of a scan, against a
+registry that holds every work of the artists involved.
+
+    python benchmarks/scan_quality.py                 # the art zoo, the scan's defaults
+    python benchmarks/scan_quality.py --quick         # heavy db and LoRA only, 32 samples
+    python benchmarks/scan_quality.py --zoo digits    # the small digit zoo (split by noise)
+    python benchmarks/scan_quality.py --partial       # the art zoo's models built so far
+
+Registry: `dmsec.zoo.registry.build_catalogue_registry`, every work of each artist a fine-tuning
+set draws from (art zoo: 4 artists x 1,594 drawings; the digit zoo: every image of each digit
+class), all protected except the control sets' images, which nobody registered. Each split's
+checkpoints (protected and controls, every recipe and strength; kohya files skipped, they are
+their PEFT twins' weights) are scanned with `dmsec scan`'s defaults (on the art zoo the colour
+defaults `fit_to_zoo` gives a zoo source; `--quick` scans the heavy DreamBooth and LoRA
+fine-tunes only, with 32 samples and 20 CGI-DM steps, and says so). Ground truth: a finding is true iff its artwork is one of its checkpoint's training images
+(by artwork id: a registered duplicate of a training image counts as it).
+
+Choice, on the tuning split only: the confidence rule (`dmsec.results.confidence.rule_grid`:
+support, membership signs, margin) by `dmsec.evaluation.choose_setting`, each checkpoint a unit
+scored by TP_high - 19 x FP_high: a true high finding is worth one analyst's win and a false one
+costs 19, so a rule gains only while its high band is >= 95% precise (the target); ties go to the
+fewer false highs, then the earlier (stricter) rule of the grid. A tuning split without a single
+false finding cannot judge precision (the loosest rule would win), so then `DEFAULT_RULE` is kept. The registry's match threshold stays the
+embedder's calibrated default and CGI-DM's steps the scan's (neither is swept here).
+
+Reporting split, with the chosen rule: per band findings, true, precision; recall over
+(checkpoint, training work) pairs per recipe and strength (found in any band, and in high); false
+findings on controls, on same-set hold-outs and on the rest of the artists' catalogues; per
+evidence sign its rate on true and on false findings.
+
+Splits. Art zoo: its own (tuning: fruit-twemoji, openmoji-a, control-vegetable-noto; reporting:
+marine-noto, fluent-a, control-bird-twemoji). The small digit zoo has one fine-tune per kind,
+so it splits by noise only: tuning scans at extract seed 1000, reporting at seed 0, the same
+checkpoints (weaker; printed as such).
+
+`--partial`: while the art zoo is still being built, a read-only view of the models its build
+has finished (`<zoo>.partial/done/`, symlinked; nothing there is changed), so the tuning split can
+be measured before the reporting split exists; a split with no model yet reports n/a.
+
+Last line: `findings precision high=<a> medium=<b> low=<c> recall=<r>` (reporting split; r over
+every protected fine-tune's training works, found in any band; n/a where a band is empty).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dmsec.evaluation import REPORTING, TUNING, Trial, choose_setting
+from dmsec.results.confidence import (
+    CONFIDENCE,
+    DEFAULT_RULE,
+    SIGNS,
+    ConfidenceRule,
+    FindingEvidence,
+    rule_grid,
+)
+from dmsec.results.findings import derive_findings
+from dmsec.zoo.build import Zoo, ZooEntry
+from dmsec.zoo.registry import build_catalogue_registry
+
+FALSE_COST = 19  # one false high finding outweighs 19 true ones: break-even at precision 0.95
+DIGIT_SEEDS = {TUNING: 1000, REPORTING: 0}  # the small digit zoo's noise split
+QUICK_SAMPLES, QUICK_CGIDM_STEPS = 32, 20
+
+
+@dataclass
+class Scored:
+    """One finding of a split's scan with its ground truth."""
+
+    split: str
+    entry: ZooEntry
+    row: dict[str, Any]
+    true: bool
+    role: str  # of the artwork: train (of this checkpoint's set), holdout (of it), other
+
+    def evidence(self) -> FindingEvidence:
+        r = self.row
+        return FindingEvidence(r["support"], r["margin"], r["cgidm_status"], r["cgidm_score"],
+                               r["cgidm_masked_score"], r["cgidm_baseline_gap"])  # fmt: skip
+
+
+def open_zoo(name: str) -> Zoo:
+    if name == "art":
+        from dmsec.zoo.art_build import build_art_zoo
+
+        return build_art_zoo("art", progress=False)
+    from dmsec.zoo.build import build_zoo
+
+    return build_zoo("small", progress=False)
+
+
+def partial_art_zoo(work: Path) -> Zoo:
+    """A view of the art zoo still being built: the models its build has finished, symlinked,
+    with a manifest listing them (the build's folder is only read)."""
+    from dmsec.zoo.art_build import art_zoo_dir
+    from dmsec.zoo.art_config import ART
+
+    building = art_zoo_dir(ART).with_name(f"{art_zoo_dir(ART).name}.partial")
+    records = sorted((building / "done").glob("*.json"))
+    entries = [e for f in records for e in json.loads(f.read_text())["entries"]]
+    view = work / "zoo-view"
+    view.mkdir(parents=True)
+    for target in [*(e["path"] for e in entries), "images"]:
+        (view / target).symlink_to(building / target)
+    manifest = {"zoo": "art", "config": asdict(ART), "config_hash": ART.config_hash(),
+                "image_mode": "RGB", "partial_build": str(building), "entries": entries}  # fmt: skip
+    (view / "manifest.json").write_text(json.dumps(manifest))
+    return Zoo(view)
+
+
+def split_entries(zoo: Zoo, split: str, quick: bool) -> list[ZooEntry]:
+    """The checkpoints one split scans: kohya twins left out; `quick`: heavy db and LoRA only."""
+    chosen = [e for e in zoo.fine_tunes if e.layout != "kohya" and (e.split is None or e.split == split)]  # fmt: skip
+    return [e for e in chosen if not quick or (e.strength == "heavy" and e.method != "dbpp")]
+
+
+def scan_split(zoo: Zoo, entries: list[ZooEntry], registry: Path, work: Path, seed: int | None,
+               quick: bool) -> Path:  # fmt: skip
+    """Scan `entries` (a local hub of copies) against `registry`; returns the results folder."""
+    from dmsec.scan import run_scan
+    from dmsec.scan.config import config_from_dict
+    from dmsec.scan.resolve import fit_to_zoo
+
+    hub = work / "hub"
+    for e in [zoo.entry("base"), *entries]:
+        shutil.copytree(zoo.root / e.path, hub / e.path)
+    data: dict[str, Any] = {
+        "source": {"uri": str(hub)}, "registry": {"location": str(registry)},
+        "results": {"out": str(work / "results"), "report": False},
+        "run": {"executor": "local", "cache_dir": str(work / "cache")},
+    }  # fmt: skip
+    extract: dict[str, Any] = {} if seed is None else {"seed": seed}
+    if quick:
+        extract["n_samples"] = QUICK_SAMPLES
+        data["authenticate"] = {"steps": QUICK_CGIDM_STEPS}
+    if extract:
+        data["extract"] = extract
+    config = fit_to_zoo(config_from_dict(data), str(zoo.root))
+    run_scan(config, echo=lambda line: print(f"    {line}", flush=True))
+    return work / "results"
+
+
+def score(split: str, results: Path, entries: list[ZooEntry], works: list[dict[str, Any]]) -> list[Scored]:  # fmt: skip
+    """Every finding of a split's scan, with its truth."""
+    by_name = {e.path: e for e in entries} | {e.name: e for e in entries}
+    out = []
+    for row in derive_findings(results).to_pylist():
+        entry = by_name[row["repo_id"]]
+        roles = {(w["role"], w["set"]) for w in works if w["artwork_id"] == row["artwork_id"]}
+        true = ("train", entry.set) in roles
+        role = "train" if true else "holdout" if ("holdout", entry.set) in roles else "other"
+        out.append(Scored(split, entry, row, true, role))
+    return out
+
+
+def training_pairs(entries: list[ZooEntry], works: list[dict[str, Any]]) -> dict[str, set[int]]:
+    """checkpoint name -> artwork ids of its training works (protected fine-tunes only)."""
+    return {e.name: {w["artwork_id"] for w in works if w["role"] == "train" and w["set"] == e.set}
+            for e in entries if e.protected}  # fmt: skip
+
+
+def rule_trials(scored: list[Scored], entries: list[ZooEntry], grid: list[ConfidenceRule]) -> list[Trial]:  # fmt: skip
+    """One trial per (rule, tuning checkpoint): primary TP_high - 19 FP_high, secondary -FP_high."""
+    trials = []
+    for i, rule in enumerate(grid):
+        for e in entries:
+            highs = [s.true for s in scored if s.entry.name == e.name and rule.assess(s.evidence()).confidence == "high"]  # fmt: skip
+            tp, fp = sum(highs), len(highs) - sum(highs)
+            trials.append(Trial(TUNING, "confidence-rule", "all", float(i), e.name, tp - FALSE_COST * fp, -fp))  # fmt: skip
+    return trials
+
+
+def _ratio(a: int, b: int) -> str:
+    return f"{a / b:.2f}" if b else "n/a"
+
+
+def bands(scored: list[Scored], rule: ConfidenceRule) -> dict[str, tuple[int, int]]:
+    """band -> (findings, true)."""
+    got: dict[str, list[bool]] = {b: [] for b in CONFIDENCE}
+    for s in scored:
+        got[rule.assess(s.evidence()).confidence].append(s.true)
+    return {b: (len(v), sum(v)) for b, v in got.items()}
+
+
+def report(label: str, scored: list[Scored], entries: list[ZooEntry], works: list[dict[str, Any]],
+           rule: ConfidenceRule) -> tuple[dict[str, tuple[int, int]], int, int]:  # fmt: skip
+    """Print the split's tables; returns (bands, training pairs found, training pairs)."""
+    table = bands(scored, rule)
+    print(f"[{label}] {'band':<8}{'findings':>9}{'true':>6}{'precision':>10}")
+    for b, (n, t) in table.items():
+        print(f"[{label}] {b:<8}{n:>9}{t:>6}{_ratio(t, n):>10}")
+    pairs = training_pairs(entries, works)
+    band_of = {(s.entry.name, s.row["artwork_id"]): rule.assess(s.evidence()).confidence for s in scored if s.true}  # fmt: skip
+    cells: dict[tuple[str, str], list[str | None]] = defaultdict(list)
+    for e in entries:
+        for a in pairs.get(e.name, ()):
+            cells[(e.method or e.kind, e.strength or "")].append(band_of.get((e.name, a)))
+    print(f"[{label}] recall over (checkpoint, training work) pairs: found in any band / in high")
+    print(f"[{label}] {'recipe':<8}{'strength':<10}{'pairs':>6}{'any band':>10}{'high':>7}")
+    for (recipe, strength), found in sorted(cells.items()):
+        n = len(found)
+        print(f"[{label}] {recipe:<8}{strength:<10}{n:>6}{_ratio(sum(f is not None for f in found), n):>10}"
+              f"{_ratio(sum(f == 'high' for f in found), n):>7}")  # fmt: skip
+    heavy = [f for (_, st), fs in cells.items() if st == "heavy" for f in fs]
+    print(f"[{label}] heavy fine-tunes: recall any band {_ratio(sum(f is not None for f in heavy), len(heavy))}, "
+          f"high {_ratio(sum(f == 'high' for f in heavy), len(heavy))} over {len(heavy)} pairs")  # fmt: skip
+    false = [s for s in scored if not s.true]
+    kinds = Counter(("control" if not s.entry.protected else s.role, rule.assess(s.evidence()).confidence) for s in false)  # fmt: skip
+    print(f"[{label}] false findings by where the artwork sits (high/medium/low):")
+    for where in ("control", "holdout", "other"):
+        counts = "/".join(str(kinds[(where, b)]) for b in CONFIDENCE)
+        what = {"control": "on controls", "holdout": "same-set hold-outs (same artist, unseen)",
+                "other": "rest of the catalogues (same artist, unseen)"}[where]  # fmt: skip
+        print(f"[{label}]   {what:<46}{counts:>12}")
+    print(f"[{label}] evidence signs: share of true / of false findings showing each")
+    trues = [set(rule.signs(s.evidence())) for s in scored if s.true]
+    falses = [set(rule.signs(s.evidence())) for s in false]
+    for sign in SIGNS:
+        t = _ratio(sum(sign in x for x in trues), len(trues))
+        f = _ratio(sum(sign in x for x in falses), len(falses))
+        print(f"[{label}]   {sign:<10} true {t:>5} ({len(trues)})   false {f:>5} ({len(falses)})")
+    high_p = table["high"][1] / table["high"][0] if table["high"][0] else float("nan")
+    heavy_r = sum(f is not None for f in heavy) / len(heavy) if heavy else float("nan")
+    met = high_p >= 0.95 and heavy_r >= 0.8
+    print(f"[{label}] targets (high precision >= 0.95, heavy recall >= 0.8): {'met' if met else 'NOT met'} "
+          f"(high {_ratio(table['high'][1], table['high'][0])}, heavy recall {_ratio(sum(f is not None for f in heavy), len(heavy))})")  # fmt: skip
+    found = sum(f is not None for fs in cells.values() for f in fs)
+    return table, found, sum(len(fs) for fs in cells.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--zoo", choices=["art", "digits"], default="art")
+    parser.add_argument("--quick", action="store_true", help="heavy db and LoRA only, 32 samples, 20 CGI-DM steps")  # fmt: skip
+    parser.add_argument("--partial", action="store_true", help="art zoo: the models its unfinished build has so far")  # fmt: skip
+    parser.add_argument("--work", type=Path, default=None, help="keep the hubs, registry and results here")  # fmt: skip
+    args = parser.parse_args()
+    started = time.perf_counter()
+    work = args.work or Path(tempfile.mkdtemp(prefix="scan-quality-"))
+    zoo = partial_art_zoo(work) if args.partial else open_zoo(args.zoo)
+    registry, works_table = build_catalogue_registry(zoo.root, work / "registry")
+    works = works_table.to_pylist()
+    print(f"zoo {zoo.root.name}; registry: {len(registry)} registered works of "
+          f"{len({w['artist'] for w in works})} artists ({sum(not w['protected'] for w in works)} "
+          f"control images unregistered); torch {torch.__version__}, {torch.get_num_threads()} "
+          f"threads, {platform.machine()}; {f'--quick: heavy db and LoRA only, {QUICK_SAMPLES} samples, {QUICK_CGIDM_STEPS} CGI-DM steps' if args.quick else 'scan defaults'}", flush=True)  # fmt: skip
+    if args.zoo == "digits":
+        print("split: the small digit zoo has one fine-tune per kind, so tuning scans at extract "
+              "seed 1000 and reporting at seed 0, the same checkpoints (a noise split: weaker)")  # fmt: skip
+    scored: dict[str, list[Scored]] = {}
+    entries: dict[str, list[ZooEntry]] = {}
+    for split in (TUNING, REPORTING):
+        entries[split] = split_entries(zoo, split, args.quick)
+        if not entries[split]:
+            print(f"[{split} split] no checkpoint built yet: nothing to scan", flush=True)
+            scored[split] = []
+            continue
+        t0 = time.perf_counter()
+        print(f"[{split} split] scanning {len(entries[split])} checkpoints: {', '.join(e.name for e in entries[split])}", flush=True)  # fmt: skip
+        seed = DIGIT_SEEDS[split] if args.zoo == "digits" else None
+        results = scan_split(zoo, entries[split], work / "registry", work / split, seed, args.quick)
+        scored[split] = score(split, results, entries[split], works)
+        print(f"[{split} split] {len(scored[split])} findings, {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+
+    grid = rule_grid()
+    rule = DEFAULT_RULE
+    if not any(not s.true for s in scored[TUNING]):
+        print("[tuning split] no false finding on the tuning split: every rule is 1.00 precise there, "
+              "so none can be chosen on precision; DEFAULT_RULE is kept and reported")  # fmt: skip
+    else:
+        choice = choose_setting(rule_trials(scored[TUNING], entries[TUNING], grid), "confidence-rule", "all")  # fmt: skip
+        rule = grid[int(choice.setting)]
+        print(f"[tuning split] rule chosen (mean TP_high - {FALSE_COST} FP_high per checkpoint "
+              f"{choice.primary:.2f} over {choice.n_units} checkpoints, {len(grid)} rules): {rule}")  # fmt: skip
+        same = "the same as" if rule == DEFAULT_RULE else "differs from"
+        print(f"[tuning split] this {same} DEFAULT_RULE ({DEFAULT_RULE})")
+    print(f"[tuning split] {rule.describe()}")
+    report("tuning split", scored[TUNING], entries[TUNING], works, rule)
+    table, found, pairs = report("reporting split", scored[REPORTING], entries[REPORTING], works, rule)  # fmt: skip
+    if rule != DEFAULT_RULE:
+        ref = bands(scored[REPORTING], DEFAULT_RULE)
+        print("[reporting split] for reference, DEFAULT_RULE's precision: " + ", ".join(f"{b} {_ratio(t, n)} ({n})" for b, (n, t) in ref.items()))  # fmt: skip
+    print(f"{time.perf_counter() - started:.0f} s in all; work folder {work}")
+    p = {b: _ratio(t, n) for b, (n, t) in table.items()}
+    print(f"findings precision high={p['high']} medium={p['medium']} low={p['low']} recall={_ratio(found, pairs)}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
