@@ -72,7 +72,10 @@ def plan_line(ref: CheckpointRef, policy: PullPolicy, bases: tuple[str, ...]) ->
     if selection.refusal is not None:
         return f"  skip     {_short(ref)}  refused by the pull policy: {selection.refusal}", True
     where = base_locations(ref.base_model, ref.family, parse_bases(bases))
-    base = " or ".join(f"{w.source_uri}:{w.repo_id}" if w.source_uri else w.repo_id for w in where) or None
+    base = (
+        " or ".join(f"{w.source_uri}:{w.repo_id}" if w.source_uri else w.repo_id for w in where)
+        or None
+    )
     hub = ref.extra or {}
     published = PublishedText(
         readme_prompt=hub.get(HUB_INSTANCE_PROMPT),

@@ -223,7 +223,9 @@ def test_a_civitai_version_is_a_target(
     code, output = _scan("civitai://models/7@1", *args)
     assert code == 0, output
     assert "scan     7@1  lora, base zoo/base (family sd1); " in output
-    assert "prompt: from the weights' card or metadata once pulled, else none; pull 1 files" in output
+    assert (
+        "prompt: from the weights' card or metadata once pulled, else none; pull 1 files" in output
+    )
     assert "cat_v1.safetensors" in output and "cat_v2" not in output
     code, output = _scan("civitai://models/7", *args)  # no version: the newest
     assert code == 0 and "scan     7@2  " in output, output
