@@ -198,7 +198,7 @@ def test_rerun_adds_nothing(scanned):
     files = sorted(p for p in out.rglob("*.parquet") if not derived & set(p.parts) and p.name != "ledger.parquet")  # fmt: skip
     findings = pq.read_table(out / "findings").to_pylist()
     output = _scan(venv, out.parent, hub, registry, out, cache)
-    assert "0 to scan" in output and "nothing new" in output
+    assert "already in the ledger, 0 scanned or settled" in output and "nothing new" in output
     assert {t: pq.read_table(out / t).num_rows for t in PART_TABLES} == before
     assert sorted(p for p in out.rglob("*.parquet") if not derived & set(p.parts) and p.name != "ledger.parquet") == files  # fmt: skip
     again = {f["finding_id"]: f for f in pq.read_table(out / "findings").to_pylist()}
