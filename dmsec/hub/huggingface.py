@@ -204,26 +204,12 @@ class HuggingFaceSource(HubSource):
     def _listed_ref(self, info: Any) -> CheckpointRef | None:
         """A ref from one `list_models` entry (commit sha, tags, card, file names; no sizes or
         hashes yet): None when it is no diffusion checkpoint or the entry is malformed."""
-        tags = [str(t) for t in info.tags or []]
         names = [s.rfilename for s in info.siblings or []]
-        kind = classify_repo(tags, names)
+        kind = classify_repo([str(t) for t in info.tags or []], names)
         if kind is None or not isinstance(info.sha, str) or not _COMMIT.match(info.sha):
             return None
-        base_model = base_model_of(tags, info.card_data)
         try:
-            return CheckpointRef(
-                source=self.name,
-                repo_id=info.id,
-                revision=info.sha,
-                kind=kind,
-                base_model=base_model,
-                family=family_from_hub(base_model),
-                files=tuple(_listed_files(info.id, names)),
-                tags=tuple(tags),
-                license=_license_of(tags, info.card_data),
-                last_modified=info.last_modified,
-                url=f"{self.endpoint}/{info.id}",
-            )
+            return self._ref(info, kind, [CheckpointFile(path=n) for n in _safe(info.id, names)])
         except ValueError as exc:
             logger.warning("hf: %s skipped: %s", info.id, exc)
             return None
@@ -248,25 +234,32 @@ class HuggingFaceSource(HubSource):
         except HfHubHTTPError as exc:  # 401/403/404: gated, private or gone; not our problem
             logger.warning("hf: %s skipped: HTTP %s", repo_id, exc.response.status_code)
             return None
-        tags = list(info.tags or [])
-        siblings = list(info.siblings or [])
-        kind = kind or classify_repo(tags, [s.rfilename for s in siblings])
+        siblings = {s.rfilename: s for s in info.siblings or []}
+        kind = kind or classify_repo([str(t) for t in info.tags or []], list(siblings))
         if kind is None or not isinstance(info.sha, str) or not _COMMIT.match(info.sha):
             logger.warning("hf: %s skipped: not a diffusion checkpoint or no commit sha", repo_id)
             return None
-        files = []
-        for s in siblings:
-            try:
-                files.append(
-                    CheckpointFile(
-                        path=s.rfilename,
-                        size=s.size,
-                        sha256=s.lfs.sha256 if s.lfs else None,
-                        git_sha1=None if s.lfs else s.blob_id,
-                    )
-                )
-            except ValueError as exc:
-                logger.warning("hf: %s: file skipped: %s", repo_id, exc)
+        files = [
+            CheckpointFile(
+                path=name,
+                size=siblings[name].size,
+                sha256=siblings[name].lfs.sha256 if siblings[name].lfs else None,
+                git_sha1=None if siblings[name].lfs else siblings[name].blob_id,
+            )
+            for name in _safe(repo_id, list(siblings))
+        ]
+        extra = {**_card_extra(info.card_data), **_security_extra(info)}
+        return self._ref(info, kind, files, extra)
+
+    def _ref(
+        self,
+        info: Any,
+        kind: Kind,
+        files: list[CheckpointFile],
+        extra: dict[str, str] | None = None,
+    ) -> CheckpointRef:
+        """The ref of one Hub entry (`list_models` or `model_info`) with `files`."""
+        tags = [str(t) for t in info.tags or []]
         base_model = base_model_of(tags, info.card_data)
         return CheckpointRef(
             source=self.name,
@@ -280,7 +273,7 @@ class HuggingFaceSource(HubSource):
             license=_license_of(tags, info.card_data),
             last_modified=info.last_modified,
             url=f"{self.endpoint}/{info.id}",
-            extra={**_card_extra(info.card_data), **_security_extra(info)},
+            extra=extra or {},
         )
 
     def get(self, repo_id: str, revision: str | None = None) -> CheckpointRef:
@@ -326,13 +319,15 @@ class HuggingFaceSource(HubSource):
                 moved[blob] = target
 
 
-def _listed_files(repo_id: str, names: Sequence[str]) -> Iterator[CheckpointFile]:
-    """The files a listing names (no sizes or hashes yet); an unsafe path is skipped, logged."""
+def _safe(repo_id: str, names: Sequence[str]) -> Iterator[str]:
+    """The file names that are safe relative paths; an unsafe one is skipped, logged."""
     for name in names:
         try:
-            yield CheckpointFile(path=name)
+            CheckpointFile(path=name)
         except ValueError as exc:
             logger.warning("hf: %s: file skipped: %s", repo_id, exc)
+        else:
+            yield name
 
 
 def _card_extra(card_data: Any) -> dict[str, str]:
