@@ -141,6 +141,9 @@ def main() -> None:
     build_zoo_registry(zoo.root, registry)
     print(f"zoo {zoo.root.name}; {len(entries)} protected fine-tunes; N={args.n}; seed {args.seed}; "
           f"arms {', '.join(ARMS)}; work {work}", flush=True)  # fmt: skip
+    split = ("reporting split (the art preset's w, k were chosen on the tuning split)" if args.zoo == "art"
+             else "small digit zoo, no split (nothing is chosen here: mechanics only)")  # fmt: skip
+    print(f"split: {split}", flush=True)
     results: dict[
         str, dict[str, tuple[Any, str, float, int, dict]]
     ] = {}  # arm -> publication -> ...
