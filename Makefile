@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup art-data browser demo test test-fast lint zoo art-zoo clean
+.PHONY: setup art-data browser demo test test-fast lint zoo art-zoo art-partial-zoo clean
 
 setup: $(STAMP) art-data
 
@@ -41,6 +41,9 @@ zoo: setup
 
 art-zoo: setup       ## the art zoo (miniature Stable Diffusion; ~1 h on 2 cores, minutes on a GPU)
 	$(BIN)/dmsec zoo build --zoo art
+
+art-partial-zoo: art-zoo  ## larger style sets on the art zoo's base (partial memorisation; ~10 min)
+	$(BIN)/dmsec zoo build --zoo art-partial
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

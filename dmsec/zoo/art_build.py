@@ -21,7 +21,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,14 @@ from dmsec.models.unet2d import MODEL_CARD, ModelInfo
 from dmsec.progress import on_terminal
 from dmsec.progress import progress as progress_bar
 from dmsec.zoo.art_base import all_prompts, train_base, train_vae
-from dmsec.zoo.art_config import ART_PRESETS, INSTANCE_TOKEN, ArtSet, ArtZooConfig, Recipe
+from dmsec.zoo.art_config import (
+    ART_PRESETS,
+    INSTANCE_TOKEN,
+    ArtSet,
+    ArtZooConfig,
+    Recipe,
+    shares_base,
+)
 from dmsec.zoo.art_data import ArtDataset, data_manifest, load_art_dataset
 from dmsec.zoo.art_model import build_art_model, build_tokenizer, build_vae
 from dmsec.zoo.build import MANIFEST, Zoo, ZooEntry, default_cache_dir
@@ -122,6 +129,15 @@ def build_art_zoo(
         base.to(device)
         base_entry, timings = done.entries("base")[0], done.extra("base")
         logger.info("zoo %s: resuming from %s (base already trained)", config.name, work)
+    elif (shared := shared_base(config, cache_dir)) is not None:
+        # another preset's trained base serves this one: copy it (a model folder) instead of
+        # training the same base again
+        shutil.copytree(shared.path, work / "base", dirs_exist_ok=True)
+        base_entry, timings = shared.entry, {**shared.timings, "copied_from": shared.preset}
+        done.record("base", [base_entry], timings)
+        logger.info("zoo %s: base copied from the %s zoo's (%s)", config.name, shared.preset, shared.path)  # fmt: skip
+        base = load_stable_diffusion_folder(work / "base")
+        base.to(device)
     else:
         base, base_entry, timings = _train_base_model(config, data, work, progress, device)
         done.record("base", [base_entry], timings)
@@ -168,6 +184,33 @@ def cached_art_base(config: ArtZooConfig | str, cache_dir: str | Path | None = N
         return root / "base"
     work = root.with_name(f"{root.name}.partial")
     return work / "base" if (work / _Progress.FOLDER / "base.json").exists() else None
+
+
+@dataclass(frozen=True)
+class SharedBase:
+    """A trained base of another preset that serves this one (`shares_base`)."""
+
+    preset: str
+    path: Path
+    entry: ZooEntry
+    timings: dict[str, Any]
+
+
+def shared_base(config: ArtZooConfig, cache_dir: str | Path | None = None) -> SharedBase | None:
+    """A trained base of another preset on this machine that serves `config`, or None."""
+    for name, other in ART_PRESETS.items():
+        if other.name == config.name or not shares_base(config, other):
+            continue
+        root = art_zoo_dir(other, cache_dir)
+        if (root / MANIFEST).exists():
+            manifest = Zoo(root).manifest
+            entry = _entry(dict(next(e for e in manifest["entries"] if e["name"] == "base")))
+            return SharedBase(name, root / "base", entry, dict(manifest.get("base_seconds", {})))
+        work = root.with_name(f"{root.name}.partial")
+        if (work / _Progress.FOLDER / "base.json").exists():
+            done = _Progress(work)
+            return SharedBase(name, work / "base", done.entries("base")[0], done.extra("base"))
+    return None
 
 
 def build_art_base(

@@ -2,7 +2,9 @@
 
 Two zoos: the digit zoo (`--zoo digits`, 16x16 grey class-conditional UNets, minutes; `--small`
 for the test config) and the art zoo (`--zoo art` / `art-small`, a miniature Stable Diffusion
-trained on emoji drawn by four artists; its data is installed once by `fetch-data`).
+trained on emoji drawn by four artists; its data is installed once by `fetch-data`). `art-partial`
+adds fine-tunes on larger style sets (partial memorisation) to the art zoo's base: with the art
+zoo built, minutes.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import click
 
 from dmsec.zoo.config import PRESETS
 
-ZOO_CHOICES = ("digits", "art", "art-small")
+ZOO_CHOICES = ("digits", "art", "art-small", "art-partial")
 
 
 def _preset(zoo_name: str, small: bool) -> str:

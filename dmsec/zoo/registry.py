@@ -78,6 +78,8 @@ def _with_roles(
     for name, protected, train, holdout in sets:
         for kind, indices in (("train", train), ("holdout", holdout)):
             for i in indices:
+                if i in role:
+                    raise ConfigError(f"{artist} work {i} is in sets {role[i][1]!r} and {name!r}")
                 role[i] = (kind if protected else "control", name)
     return [Work(artist, i, t, *role.get(i, ("distractor", None))) for i, t in enumerate(titles)]
 
@@ -94,20 +96,29 @@ def art_config_of(zoo_root: str | Path) -> Any:
     return config
 
 
-def art_catalogue(config: Any) -> tuple[list[Work], Any]:
-    """(every work of the artists of art zoo `config`'s sets, a function works -> images)."""
+def art_catalogue(configs: Any) -> tuple[list[Work], Any]:
+    """(every work of the artists of the art zoo configs' sets, a function works -> images);
+    `configs`: one `ArtZooConfig` or several on one base (their sets hold no work twice)."""
     from dmsec.zoo.art_build import set_indices
     from dmsec.zoo.art_data import load_art_dataset
 
+    configs = configs if isinstance(configs, (list, tuple)) else [configs]
+    sizes = {c.model.image_size for c in configs}
+    if len(sizes) != 1:
+        raise ConfigError(f"art catalogue: the zoos draw at different sizes {sorted(sizes)}")
+    size = sizes.pop()
     data = load_art_dataset()
     titles = [c.words for c in data.concepts]
     works: list[Work] = []
-    for artist in sorted({s.artist for s in config.sets}):
-        sets = [(s.name, s.protected, *set_indices(data, config, s)) for s in config.sets if s.artist == artist]  # fmt: skip
+    for artist in sorted({s.artist for c in configs for s in c.sets}):
+        sets = [(s.name, s.protected, *set_indices(data, c, s)) for c in configs for s in c.sets if s.artist == artist]  # fmt: skip
+        names = [name for name, *_ in sets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"art catalogue: set names repeat across the zoos: {names}")
         works += _with_roles(artist, titles, sets)
 
     def images(chosen: list[Work]) -> torch.Tensor:
-        return torch.cat([data.tensor(w.artist, [w.index], config.model.image_size) for w in chosen])  # fmt: skip
+        return torch.cat([data.tensor(w.artist, [w.index], size) for w in chosen])
 
     return works, images
 
@@ -140,17 +151,24 @@ def digit_catalogue(zoo_root: str | Path) -> tuple[list[Work], Any]:
     return works, images
 
 
-def build_catalogue_registry(zoo_root: str | Path, location: str | Path) -> tuple[Any, pa.Table]:
+def build_catalogue_registry(zoo_root: str | Path | list[Path], location: str | Path) -> tuple[Any, pa.Table]:  # fmt: skip
     """Register every protected work of the zoo's artists at `location` (a local folder) and
-    write `works.parquet` there; returns (the `ProtectedArtworkIndex`, the works table)."""
+    write `works.parquet` there; returns (the `ProtectedArtworkIndex`, the works table).
+    `zoo_root` may list several art zoos built on one base (the art zoo and `art-partial`): one
+    catalogue covers the sets of all of them."""
     from dmsec.match import ProtectedArtworkIndex
     from dmsec.scan.resolve import zoo_embedder
     from dmsec.zoo.build import Zoo
 
-    grey = Zoo(zoo_root).grey
-    works, images = digit_catalogue(zoo_root) if grey else art_catalogue(art_config_of(zoo_root))
+    roots = list(zoo_root) if isinstance(zoo_root, list) else [zoo_root]
+    if Zoo(roots[0]).grey:
+        if len(roots) > 1:
+            raise ConfigError("a catalogue registry covers one digit zoo")
+        works, images = digit_catalogue(roots[0])
+    else:
+        works, images = art_catalogue([art_config_of(r) for r in roots])
     folder = Path(location)
-    registry = ProtectedArtworkIndex.create(folder, embedders=[zoo_embedder(zoo_root)])
+    registry = ProtectedArtworkIndex.create(folder, embedders=[zoo_embedder(roots[0])])
     order = {"train": 0, "holdout": 1, "distractor": 2}  # a duplicate keeps the member's id
     ids: dict[tuple[str, int], int] = {}
     for artist in sorted({w.artist for w in works}):

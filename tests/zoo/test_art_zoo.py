@@ -151,6 +151,39 @@ def test_build_art_base_alone_is_cached_where_the_zoo_build_resumes_from(tiny_ar
     assert build_art_base(TINY, cache_dir=built.parent.parent) == built / "base"
 
 
+def test_a_preset_on_the_same_base_copies_it_instead_of_training_it(tiny_art_zoo, monkeypatch):
+    from safetensors.torch import load_file
+
+    from dmsec.zoo import art_build
+    from dmsec.zoo.art_config import ART_PARTIAL, shares_base
+
+    more = replace(TINY, name="art-tiny-more", protected_runs=(("lora", "light"),), control_runs=(),
+                   sets=(ArtSet("fluent-b", "style", "fluent", "reporting", offset=4, n_train=3, n_holdout=2),))  # fmt: skip
+    assert shares_base(more, TINY) and shares_base(ART_PARTIAL, ART)
+    assert not shares_base(replace(more, base_steps=4), TINY)  # another schedule: another base
+    unseen = ArtSet("emoji-x", "style", "openmoji", "reporting", n_train=2, n_holdout=2)
+    assert not shares_base(replace(more, sets=(unseen,)), TINY)  # its tokenizer lacks the artist
+    monkeypatch.setitem(art_build.ART_PRESETS, TINY.name, TINY)
+    cache = tiny_art_zoo.root.parent.parent
+    zoo = build_art_zoo(more, cache_dir=cache, progress=False)
+    assert zoo.manifest["base_seconds"]["copied_from"] == TINY.name
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    a, b = load_file(zoo.root / "base" / weights), load_file(tiny_art_zoo.root / "base" / weights)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [e.name for e in zoo.fine_tunes] == ["fluent-b-lora-light", "fluent-b-lora-light-kohya"]
+
+
+def test_art_partial_sets_are_disjoint_from_the_art_zoo_and_larger():
+    from dmsec.zoo.art_config import ART_PARTIAL
+    from dmsec.zoo.registry import art_catalogue
+
+    works, _ = art_catalogue([ART, ART_PARTIAL])  # raises if a work is in two sets
+    for s in ART_PARTIAL.sets:
+        assert s.kind == "style" and s.n_train >= 40
+        assert sum(w.set == s.name and w.role == "train" for w in works) == s.n_train
+    assert {s.split for s in ART_PARTIAL.sets} == {"tuning", "reporting"}
+
+
 def test_base_loads_in_diffusers_pipeline(tiny_art_zoo):
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
