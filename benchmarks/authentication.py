@@ -32,6 +32,12 @@ The tuning run (2026-11-29, 1,301 s on the shared box; 85 members vs 75 hold-out
 default run reports on the reporting split (other subjects, other artists) at `ART_STEPS`.
 `--quick`: the reporting split's heavy fine-tunes only, at min(`ART_STEPS`, 200) steps.
 
+Partial memorisation (`--zoo art-partial`): the same protocol on the `art-partial` zoo's
+fine-tunes, style sets of 48 works fine-tuned at the steps per image users choose (a few works
+come back, most do not: the regime CGI-DM is meant for, where the loss gap should no longer
+separate members perfectly). Its reporting split is fluent-b (DreamBooth and LoRA, 48 members and
+16 hold-outs each), at `ART_STEPS`, chosen on the art zoo's tuning split; nothing is chosen on it.
+
 Evidence signs on non-members: a finding is "high" confidence with `repeated` and a verifier sign
 (`dmsec.results.findings`): `cgi-dm` (score > masked score) or `loss-gap` (gap > 0). Both are
 computed here for every member and hold-out, so the benchmark prints, per split (and per set kind
@@ -39,7 +45,7 @@ on the art zoo), the share of members and of hold-outs showing each sign: a sign
 hold-outs as often as on members says nothing about membership. (`repeated` needs an extraction
 and is measured by the scan, not here.)
 
-Last line: `AUC cgi=<a> baseline=<b>` (art zoo: on the reporting split).
+Last line: `AUC cgi=<a> baseline=<b>` (art zoos: on the reporting split).
 """
 
 from __future__ import annotations
@@ -70,8 +76,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small zoo, 200 steps")
-    parser.add_argument("--zoo", choices=["digits", "full", "small", "art"], default="digits",
-                        help="digits: the full digit zoo (small with --quick); full/small name one")  # fmt: skip
+    parser.add_argument("--zoo", choices=["digits", "full", "small", "art", "art-partial"], default="digits",
+                        help="digits: the full digit zoo (small with --quick); full/small name one; "
+                             "art-partial: the art zoo's partial-memorisation fine-tunes")  # fmt: skip
     parser.add_argument("--steps", type=int, default=None, help="PGD steps (default 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write per-image scores (JSON)")
@@ -82,7 +89,7 @@ def main() -> None:
         help="art zoo: 'tuning' sweeps the PGD steps and prints the rule's choice",
     )
     args = parser.parse_args()
-    if args.zoo == "art":
+    if args.zoo in ("art", "art-partial"):
         return art_main(args)
     zoo_name = args.zoo if args.zoo != "digits" else ("small" if args.quick else "full")
     steps = args.steps or (200 if args.quick else CgiDmConfig().steps)
@@ -194,7 +201,7 @@ def art_main(args: argparse.Namespace) -> None:
         snapshots = ()
     config = CgiDmConfig(steps=steps, seed=args.seed)
     started = time.perf_counter()
-    zoo = build_art_zoo("art", progress=False)
+    zoo = build_art_zoo(args.zoo, progress=False)
     print(f"zoo {zoo.root.name}: CGI-DM {steps} steps, seed {args.seed}, score = art similarity; "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)  # fmt: skip
     chosen = "set by --steps" if args.steps else f"chosen on the tuning split (sweep {SWEEP})"

@@ -1,56 +1,61 @@
 """Findings a team can act on: precision per confidence band and recall of a scan, against a
 registry that holds every work of the artists involved.
 
-    python benchmarks/scan_quality.py                 # the art zoo, the scan's defaults
-    python benchmarks/scan_quality.py --quick         # heavy db and LoRA only, 32 samples
-    python benchmarks/scan_quality.py --zoo digits    # the small digit zoo (split by noise)
-    python benchmarks/scan_quality.py --partial       # the art zoo's models built so far
+    python benchmarks/scan_quality.py                  # reporting split, scan defaults (<= 30 min)
+    python benchmarks/scan_quality.py --split tuning   # tuning split: chooses the confidence rule
+    python benchmarks/scan_quality.py --quick          # reporting split, fewer checkpoints (<= 5 min)
+    python benchmarks/scan_quality.py --zoo digits     # the small digit zoo (split by noise)
+
+Checkpoints (art): the art zoo's fine-tunes (subject and style sets of 5-10 works, DreamBooth with
+and without prior preservation and LoRA, light and heavy, controls) and the `art-partial` zoo's
+(style sets of 48 works at the steps per image users choose: partial memorisation, where a few
+works come back and most do not). Kohya files are skipped (their PEFT twins' weights). Both are
+built on first use (`art-partial` in minutes once the art zoo exists).
 
 Registry: `dmsec.zoo.registry.build_catalogue_registry`, every work of each artist a fine-tuning
-set draws from (art zoo: 4 artists x 1,594 drawings; the digit zoo: every image of each digit
-class), all protected except the control sets' images, which nobody registered. Each split's
-checkpoints (protected and controls, every recipe and strength; kohya files skipped, they are
-their PEFT twins' weights) are scanned with `dmsec scan`'s defaults (on the art zoo the colour
-defaults `fit_to_zoo` gives a zoo source; `--quick` scans the heavy DreamBooth and LoRA
-fine-tunes only, with 32 samples and 20 CGI-DM steps, and says so). Ground truth: a finding is true iff its artwork is one of its checkpoint's training images
-(by artwork id: a registered duplicate of a training image counts as it).
+set of either zoo draws from (4 artists x 1,594 drawings; the digit zoo: every image of each digit
+class), all protected except the control sets' images, which nobody registered. Each checkpoint is
+scanned with `dmsec scan`'s defaults (each model picks its space and guidance preset, the registry
+its embedder). Ground truth: a finding is true iff its artwork is one of its checkpoint's training
+images (by artwork id: a registered duplicate of a training image counts as it).
 
-Choice, on the tuning split only: the confidence rule (`dmsec.results.confidence.rule_grid`:
-support, membership signs, margin) by `dmsec.evaluation.choose_setting`, each checkpoint a unit
-scored by TP_high - 19 x FP_high: a true high finding is worth one analyst's win and a false one
-costs 19, so a rule gains only while its high band is >= 95% precise (the target); ties go to the
-fewer false highs, then the earlier (stricter) rule of the grid. A tuning split without a single
-false finding cannot judge precision (the loosest rule would win), so then `DEFAULT_RULE` is kept. The registry's match threshold stays the
-embedder's calibrated default and CGI-DM's steps the scan's (neither is swept here).
+Choice (`--split tuning`, the tuning split only): the confidence rule
+(`dmsec.results.confidence.rule_grid`: support, membership signs, margin) by
+`dmsec.evaluation.choose_setting`, each checkpoint a unit scored by TP_high - 19 x FP_high: a true
+high finding is worth one analyst's win and a false one costs 19, so a rule gains only while its
+high band is >= 95% precise (the target); ties go to the fewer false highs, then the earlier
+(stricter) rule of the grid. A tuning split without a single false finding cannot judge precision
+(the loosest rule would win), so then `DEFAULT_RULE` is kept. The run says whether its choice is
+`DEFAULT_RULE` (the rule the scan applies); a different choice is a change to make there. The
+registry's match threshold stays the embedder's calibrated default and CGI-DM's steps the scan's
+(neither is swept here).
 
-Reporting split, with the chosen rule: per band findings, true, precision; recall over
-(checkpoint, training work) pairs per recipe and strength (found in any band, and in high); false
-findings on controls, on same-set hold-outs and on the rest of the artists' catalogues; per
-evidence sign its rate on true and on false findings.
+Report (`--split reporting`, the default; the rule is `DEFAULT_RULE`, chosen on the tuning
+split): per band findings, true, precision; recall over (checkpoint, training work) pairs per zoo,
+recipe and strength (found in any band, and in high); false findings on controls, on same-set
+hold-outs and on the rest of the artists' catalogues; per evidence sign its rate on true and on
+false findings. `--split both` runs the two in one go (about twice as long).
 
-Splits. Art zoo: its own (tuning: fruit-twemoji, openmoji-a, control-vegetable-noto; reporting:
-marine-noto, fluent-a, control-bird-twemoji). The small digit zoo has one fine-tune per kind,
-so it splits by noise only: tuning scans at extract seed 1000, reporting at seed 0, the same
-checkpoints (weaker; printed as such).
+Splits. Art: the zoos' own (tuning: fruit-twemoji, openmoji-a, openmoji-b, control-vegetable-noto;
+reporting: marine-noto, fluent-a, fluent-b, control-bird-twemoji). The small digit zoo has one
+fine-tune per kind, so it splits by noise only: tuning scans at extract seed 1000, reporting at
+seed 0, the same checkpoints (weaker; printed as such). `--quick`: the heavy LoRA of each art
+zoo set and the partial-memorisation LoRA, with 64 samples and 50 CGI-DM steps (said so).
 
-`--partial`: while the art zoo is still being built, a read-only view of the models its build
-has finished (`<zoo>.partial/done/`, symlinked; nothing there is changed), so the tuning split can
-be measured before the reporting split exists; a split with no model yet reports n/a.
-
-Last line: `findings precision high=<a> medium=<b> low=<c> recall=<r>` (reporting split; r over
-every protected fine-tune's training works, found in any band; n/a where a band is empty).
+Last line: `findings precision high=<a> medium=<b> low=<c> recall=<r>` (the split it ran, the
+reporting split by default; r over every protected fine-tune's training works, found in any band;
+n/a where a band is empty).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +77,7 @@ from dmsec.zoo.registry import build_catalogue_registry
 
 FALSE_COST = 19  # one false high finding outweighs 19 true ones: break-even at precision 0.95
 DIGIT_SEEDS = {TUNING: 1000, REPORTING: 0}  # the small digit zoo's noise split
-QUICK_SAMPLES, QUICK_CGIDM_STEPS = 32, 20
+QUICK_SAMPLES, QUICK_CGIDM_STEPS = 64, 50
 
 
 @dataclass
@@ -91,50 +96,43 @@ class Scored:
                                r["cgidm_masked_score"], r["cgidm_baseline_gap"])  # fmt: skip
 
 
-def open_zoo(name: str) -> Zoo:
+def open_zoos(name: str) -> list[Zoo]:
+    """The zoos a run scans: the art zoo and `art-partial` (on its base), or the small digit zoo."""
     if name == "art":
         from dmsec.zoo.art_build import build_art_zoo
 
-        return build_art_zoo("art", progress=False)
+        return [build_art_zoo("art", progress=False), build_art_zoo("art-partial", progress=False)]
     from dmsec.zoo.build import build_zoo
 
-    return build_zoo("small", progress=False)
+    return [build_zoo("small", progress=False)]
 
 
-def partial_art_zoo(work: Path) -> Zoo:
-    """A view of the art zoo still being built: the models its build has finished, symlinked,
-    with a manifest listing them (the build's folder is only read)."""
-    from dmsec.zoo.art_build import art_zoo_dir
-    from dmsec.zoo.art_config import ART
-
-    building = art_zoo_dir(ART).with_name(f"{art_zoo_dir(ART).name}.partial")
-    records = sorted((building / "done").glob("*.json"))
-    entries = [e for f in records for e in json.loads(f.read_text())["entries"]]
-    view = work / "zoo-view"
-    view.mkdir(parents=True)
-    for target in [*(e["path"] for e in entries), "images"]:
-        (view / target).symlink_to(building / target)
-    manifest = {"zoo": "art", "config": asdict(ART), "config_hash": ART.config_hash(),
-                "image_mode": "RGB", "partial_build": str(building), "entries": entries}  # fmt: skip
-    (view / "manifest.json").write_text(json.dumps(manifest))
-    return Zoo(view)
+def zoo_name(zoo: Zoo) -> str:
+    return str(zoo.manifest["config"]["name"])
 
 
-def split_entries(zoo: Zoo, split: str, quick: bool) -> list[ZooEntry]:
-    """The checkpoints one split scans: kohya twins left out; `quick`: heavy db and LoRA only."""
-    chosen = [e for e in zoo.fine_tunes if e.layout != "kohya" and (e.split is None or e.split == split)]  # fmt: skip
-    return [e for e in chosen if not quick or (e.strength == "heavy" and e.method != "dbpp")]
+def split_entries(zoos: list[Zoo], split: str, quick: bool) -> list[tuple[Zoo, ZooEntry]]:
+    """The checkpoints one split scans, with their zoo: kohya twins left out; `quick`: each set's
+    heavy LoRA and the partial-memorisation zoo's LoRA."""
+    chosen = [(z, e) for z in zoos for e in z.fine_tunes
+              if e.layout != "kohya" and (e.split is None or e.split == split)]  # fmt: skip
+    if not quick:
+        return chosen
+    partial = [z for z in zoos if zoo_name(z) == "art-partial"]
+    return [(z, e) for z, e in chosen if e.method == "lora" and (e.strength == "heavy" or z in partial)]  # fmt: skip
 
 
-def scan_split(zoo: Zoo, entries: list[ZooEntry], registry: Path, work: Path, seed: int | None,
+def scan_split(checkpoints: list[tuple[Zoo, ZooEntry]], registry: Path, work: Path, seed: int | None,
                quick: bool) -> Path:  # fmt: skip
-    """Scan `entries` (a local hub of copies) against `registry`; returns the results folder."""
+    """Scan `checkpoints` (a local hub of copies, the first zoo's base: every zoo here is built on
+    it) against `registry`; returns the results folder."""
     from dmsec.scan import run_scan
     from dmsec.scan.config import config_from_dict
-    from dmsec.scan.resolve import fit_to_zoo
 
     hub = work / "hub"
-    for e in [zoo.entry("base"), *entries]:
+    first = checkpoints[0][0]
+    shutil.copytree(first.root / first.entry("base").path, hub / "base")
+    for zoo, e in checkpoints:
         shutil.copytree(zoo.root / e.path, hub / e.path)
     data: dict[str, Any] = {
         "source": {"uri": str(hub)}, "registry": {"location": str(registry)},
@@ -147,8 +145,7 @@ def scan_split(zoo: Zoo, entries: list[ZooEntry], registry: Path, work: Path, se
         data["authenticate"] = {"steps": QUICK_CGIDM_STEPS}
     if extract:
         data["extract"] = extract
-    config = fit_to_zoo(config_from_dict(data), str(zoo.root))
-    run_scan(config, echo=lambda line: print(f"    {line}", flush=True))
+    run_scan(config_from_dict(data), echo=lambda line: print(f"    {line}", flush=True))
     return work / "results"
 
 
@@ -182,6 +179,23 @@ def rule_trials(scored: list[Scored], entries: list[ZooEntry], grid: list[Confid
     return trials
 
 
+def choose_rule(scored: list[Scored], entries: list[ZooEntry]) -> ConfidenceRule:
+    """The tuning split's choice of confidence rule (see the module docstring), printed."""
+    grid = rule_grid()
+    if not any(not s.true for s in scored):
+        print("[tuning split] no false finding on the tuning split: every rule is 1.00 precise there, "
+              "so none can be chosen on precision; DEFAULT_RULE is kept")  # fmt: skip
+        return DEFAULT_RULE
+    choice = choose_setting(rule_trials(scored, entries, grid), "confidence-rule", "all")
+    rule = grid[int(choice.setting)]
+    print(f"[tuning split] rule chosen (mean TP_high - {FALSE_COST} FP_high per checkpoint "
+          f"{choice.primary:.2f} over {choice.n_units} checkpoints, {len(grid)} rules): {rule}")  # fmt: skip
+    same = "the same as" if rule == DEFAULT_RULE else "NOT the same as (a change to make in dmsec/results/confidence.py)"  # fmt: skip
+    print(f"[tuning split] this is {same} DEFAULT_RULE ({DEFAULT_RULE})")
+    print(f"[tuning split] {rule.describe()}")
+    return rule
+
+
 def _ratio(a: int, b: int) -> str:
     return f"{a / b:.2f}" if b else "n/a"
 
@@ -194,26 +208,30 @@ def bands(scored: list[Scored], rule: ConfidenceRule) -> dict[str, tuple[int, in
     return {b: (len(v), sum(v)) for b, v in got.items()}
 
 
-def report(label: str, scored: list[Scored], entries: list[ZooEntry], works: list[dict[str, Any]],
-           rule: ConfidenceRule) -> tuple[dict[str, tuple[int, int]], int, int]:  # fmt: skip
+def report(label: str, scored: list[Scored], checkpoints: list[tuple[Zoo, ZooEntry]],
+           works: list[dict[str, Any]], rule: ConfidenceRule) -> tuple[dict[str, tuple[int, int]], int, int]:  # fmt: skip
     """Print the split's tables; returns (bands, training pairs found, training pairs)."""
+    entries = [e for _, e in checkpoints]
+    zoo_of = {e.name: zoo_name(z) for z, e in checkpoints}
     table = bands(scored, rule)
     print(f"[{label}] {'band':<8}{'findings':>9}{'true':>6}{'precision':>10}")
     for b, (n, t) in table.items():
         print(f"[{label}] {b:<8}{n:>9}{t:>6}{_ratio(t, n):>10}")
     pairs = training_pairs(entries, works)
     band_of = {(s.entry.name, s.row["artwork_id"]): rule.assess(s.evidence()).confidence for s in scored if s.true}  # fmt: skip
-    cells: dict[tuple[str, str], list[str | None]] = defaultdict(list)
+    cells: dict[tuple[str, str, str], list[str | None]] = defaultdict(list)
     for e in entries:
         for a in pairs.get(e.name, ()):
-            cells[(e.method or e.kind, e.strength or "")].append(band_of.get((e.name, a)))
+            cells[(zoo_of[e.name], e.method or e.kind, e.strength or "")].append(band_of.get((e.name, a)))  # fmt: skip
     print(f"[{label}] recall over (checkpoint, training work) pairs: found in any band / in high")
-    print(f"[{label}] {'recipe':<8}{'strength':<10}{'pairs':>6}{'any band':>10}{'high':>7}")
-    for (recipe, strength), found in sorted(cells.items()):
+    print(
+        f"[{label}] {'zoo':<13}{'recipe':<8}{'strength':<10}{'pairs':>6}{'any band':>10}{'high':>7}"
+    )
+    for (zoo, recipe, strength), found in sorted(cells.items()):
         n = len(found)
-        print(f"[{label}] {recipe:<8}{strength:<10}{n:>6}{_ratio(sum(f is not None for f in found), n):>10}"
+        print(f"[{label}] {zoo:<13}{recipe:<8}{strength:<10}{n:>6}{_ratio(sum(f is not None for f in found), n):>10}"
               f"{_ratio(sum(f == 'high' for f in found), n):>7}")  # fmt: skip
-    heavy = [f for (_, st), fs in cells.items() if st == "heavy" for f in fs]
+    heavy = [f for (_, _, st), fs in cells.items() if st == "heavy" for f in fs]
     print(f"[{label}] heavy fine-tunes: recall any band {_ratio(sum(f is not None for f in heavy), len(heavy))}, "
           f"high {_ratio(sum(f == 'high' for f in heavy), len(heavy))} over {len(heavy)} pairs")  # fmt: skip
     false = [s for s in scored if not s.true]
@@ -243,58 +261,54 @@ def report(label: str, scored: list[Scored], entries: list[ZooEntry], works: lis
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--zoo", choices=["art", "digits"], default="art")
-    parser.add_argument("--quick", action="store_true", help="heavy db and LoRA only, 32 samples, 20 CGI-DM steps")  # fmt: skip
-    parser.add_argument("--partial", action="store_true", help="art zoo: the models its unfinished build has so far")  # fmt: skip
+    parser.add_argument("--split", choices=[REPORTING, TUNING, "both"], default=REPORTING,
+                        help="reporting: report DEFAULT_RULE; tuning: choose the rule; both: one run")  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help=f"each set's heavy LoRA and the partial-memorisation LoRA, {QUICK_SAMPLES} samples, {QUICK_CGIDM_STEPS} CGI-DM steps")  # fmt: skip
     parser.add_argument("--work", type=Path, default=None, help="keep the hubs, registry and results here")  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
     work = args.work or Path(tempfile.mkdtemp(prefix="scan-quality-"))
-    zoo = partial_art_zoo(work) if args.partial else open_zoo(args.zoo)
-    registry, works_table = build_catalogue_registry(zoo.root, work / "registry")
+    zoos = open_zoos(args.zoo)
+    registry, works_table = build_catalogue_registry([z.root for z in zoos], work / "registry")
     works = works_table.to_pylist()
-    print(f"zoo {zoo.root.name}; registry: {len(registry)} registered works of "
+    print(f"zoos {', '.join(z.root.name for z in zoos)}; registry: {len(registry)} registered works of "
           f"{len({w['artist'] for w in works})} artists ({sum(not w['protected'] for w in works)} "
           f"control images unregistered); torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads, {platform.machine()}; {f'--quick: heavy db and LoRA only, {QUICK_SAMPLES} samples, {QUICK_CGIDM_STEPS} CGI-DM steps' if args.quick else 'scan defaults'}", flush=True)  # fmt: skip
+          f"threads, {platform.machine()}; {f'--quick: {QUICK_SAMPLES} samples, {QUICK_CGIDM_STEPS} CGI-DM steps' if args.quick else 'scan defaults'}", flush=True)  # fmt: skip
     if args.zoo == "digits":
         print("split: the small digit zoo has one fine-tune per kind, so tuning scans at extract "
               "seed 1000 and reporting at seed 0, the same checkpoints (a noise split: weaker)")  # fmt: skip
+    splits = [TUNING, REPORTING] if args.split == "both" else [args.split]
     scored: dict[str, list[Scored]] = {}
-    entries: dict[str, list[ZooEntry]] = {}
-    for split in (TUNING, REPORTING):
-        entries[split] = split_entries(zoo, split, args.quick)
-        if not entries[split]:
-            print(f"[{split} split] no checkpoint built yet: nothing to scan", flush=True)
-            scored[split] = []
-            continue
+    checkpoints: dict[str, list[tuple[Zoo, ZooEntry]]] = {}
+    for split in splits:
+        checkpoints[split] = split_entries(zoos, split, args.quick)
         t0 = time.perf_counter()
-        print(f"[{split} split] scanning {len(entries[split])} checkpoints: {', '.join(e.name for e in entries[split])}", flush=True)  # fmt: skip
+        print(f"[{split} split] scanning {len(checkpoints[split])} checkpoints: {', '.join(e.name for _, e in checkpoints[split])}", flush=True)  # fmt: skip
         seed = DIGIT_SEEDS[split] if args.zoo == "digits" else None
-        results = scan_split(zoo, entries[split], work / "registry", work / split, seed, args.quick)
-        scored[split] = score(split, results, entries[split], works)
+        results = scan_split(checkpoints[split], work / "registry", work / split, seed, args.quick)
+        scored[split] = score(split, results, [e for _, e in checkpoints[split]], works)
         print(f"[{split} split] {len(scored[split])} findings, {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
 
-    grid = rule_grid()
-    rule = DEFAULT_RULE
-    if not any(not s.true for s in scored[TUNING]):
-        print("[tuning split] no false finding on the tuning split: every rule is 1.00 precise there, "
-              "so none can be chosen on precision; DEFAULT_RULE is kept and reported")  # fmt: skip
-    else:
-        choice = choose_setting(rule_trials(scored[TUNING], entries[TUNING], grid), "confidence-rule", "all")  # fmt: skip
-        rule = grid[int(choice.setting)]
-        print(f"[tuning split] rule chosen (mean TP_high - {FALSE_COST} FP_high per checkpoint "
-              f"{choice.primary:.2f} over {choice.n_units} checkpoints, {len(grid)} rules): {rule}")  # fmt: skip
-        same = "the same as" if rule == DEFAULT_RULE else "differs from"
-        print(f"[tuning split] this {same} DEFAULT_RULE ({DEFAULT_RULE})")
-    print(f"[tuning split] {rule.describe()}")
-    report("tuning split", scored[TUNING], entries[TUNING], works, rule)
-    table, found, pairs = report("reporting split", scored[REPORTING], entries[REPORTING], works, rule)  # fmt: skip
-    if rule != DEFAULT_RULE:
-        ref = bands(scored[REPORTING], DEFAULT_RULE)
-        print("[reporting split] for reference, DEFAULT_RULE's precision: " + ", ".join(f"{b} {_ratio(t, n)} ({n})" for b, (n, t) in ref.items()))  # fmt: skip
+    rule, last = DEFAULT_RULE, None
+    if TUNING in scored:
+        rule = choose_rule(scored[TUNING], [e for _, e in checkpoints[TUNING]])
+        last = report("tuning split", scored[TUNING], checkpoints[TUNING], works, rule)
+    if REPORTING in scored:
+        origin = "the tuning split's choice above" if TUNING in scored else "DEFAULT_RULE, chosen on the tuning split"  # fmt: skip
+        print(f"[reporting split] rule ({origin}): {rule.describe()}")
+        last = report("reporting split", scored[REPORTING], checkpoints[REPORTING], works, rule)
+        if rule != DEFAULT_RULE:
+            ref = bands(scored[REPORTING], DEFAULT_RULE)
+            print("[reporting split] for reference, DEFAULT_RULE's precision: " + ", ".join(f"{b} {_ratio(t, n)} ({n})" for b, (n, t) in ref.items()))  # fmt: skip
+    assert last is not None
+    table, found, pairs = last
     print(f"{time.perf_counter() - started:.0f} s in all; work folder {work}")
+    where = (
+        "" if REPORTING in scored else "  (tuning split: where the rule was chosen, not a result)"
+    )
     p = {b: _ratio(t, n) for b, (n, t) in table.items()}
-    print(f"findings precision high={p['high']} medium={p['medium']} low={p['low']} recall={_ratio(found, pairs)}")  # fmt: skip
+    print(f"findings precision high={p['high']} medium={p['medium']} low={p['low']} recall={_ratio(found, pairs)}{where}")  # fmt: skip
 
 
 if __name__ == "__main__":
