@@ -227,10 +227,9 @@ def report(label: str, scored: list[Scored], checkpoints: list[tuple[Zoo, ZooEnt
     print(
         f"[{label}] {'zoo':<13}{'recipe':<8}{'strength':<10}{'pairs':>6}{'any band':>10}{'high':>7}"
     )
-    for (zoo, recipe, strength), found in sorted(cells.items()):
-        n = len(found)
-        print(f"[{label}] {zoo:<13}{recipe:<8}{strength:<10}{n:>6}{_ratio(sum(f is not None for f in found), n):>10}"
-              f"{_ratio(sum(f == 'high' for f in found), n):>7}")  # fmt: skip
+    for (zoo, recipe, strength), got in sorted(cells.items()):
+        print(f"[{label}] {zoo:<13}{recipe:<8}{strength:<10}{len(got):>6}{_ratio(sum(f is not None for f in got), len(got)):>10}"
+              f"{_ratio(sum(f == 'high' for f in got), len(got)):>7}")  # fmt: skip
     heavy = [f for (_, _, st), fs in cells.items() if st == "heavy" for f in fs]
     print(f"[{label}] heavy fine-tunes: recall any band {_ratio(sum(f is not None for f in heavy), len(heavy))}, "
           f"high {_ratio(sum(f == 'high' for f in heavy), len(heavy))} over {len(heavy)} pairs")  # fmt: skip
@@ -246,9 +245,9 @@ def report(label: str, scored: list[Scored], checkpoints: list[tuple[Zoo, ZooEnt
     trues = [set(rule.signs(s.evidence())) for s in scored if s.true]
     falses = [set(rule.signs(s.evidence())) for s in false]
     for sign in SIGNS:
-        t = _ratio(sum(sign in x for x in trues), len(trues))
-        f = _ratio(sum(sign in x for x in falses), len(falses))
-        print(f"[{label}]   {sign:<10} true {t:>5} ({len(trues)})   false {f:>5} ({len(falses)})")
+        on_true = _ratio(sum(sign in x for x in trues), len(trues))
+        on_false = _ratio(sum(sign in x for x in falses), len(falses))
+        print(f"[{label}]   {sign:<10} true {on_true:>5} ({len(trues)})   false {on_false:>5} ({len(falses)})")  # fmt: skip
     high_p = table["high"][1] / table["high"][0] if table["high"][0] else float("nan")
     heavy_r = sum(f is not None for f in heavy) / len(heavy) if heavy else float("nan")
     met = high_p >= 0.95 and heavy_r >= 0.8
