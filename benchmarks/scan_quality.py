@@ -264,11 +264,18 @@ def main() -> None:
                         help="reporting: report DEFAULT_RULE; tuning: choose the rule; both: one run")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help=f"each set's heavy LoRA and the partial-memorisation LoRA, {QUICK_SAMPLES} samples, {QUICK_CGIDM_STEPS} CGI-DM steps")  # fmt: skip
     parser.add_argument("--work", type=Path, default=None, help="keep the hubs, registry and results here")  # fmt: skip
+    parser.add_argument("--reuse", action="store_true", help="with --work: score the scans already there instead of scanning again")  # fmt: skip
     args = parser.parse_args()
     started = time.perf_counter()
     work = args.work or Path(tempfile.mkdtemp(prefix="scan-quality-"))
     zoos = open_zoos(args.zoo)
-    registry, works_table = build_catalogue_registry([z.root for z in zoos], work / "registry")
+    if args.reuse and (work / "registry").exists():
+        from dmsec.match import ProtectedArtworkIndex
+        from dmsec.zoo.registry import read_works
+
+        registry, works_table = ProtectedArtworkIndex.open(work / "registry"), read_works(work / "registry")  # fmt: skip
+    else:
+        registry, works_table = build_catalogue_registry([z.root for z in zoos], work / "registry")
     works = works_table.to_pylist()
     print(f"zoos {', '.join(z.root.name for z in zoos)}; registry: {len(registry)} registered works of "
           f"{len({w['artist'] for w in works})} artists ({sum(not w['protected'] for w in works)} "
@@ -285,7 +292,11 @@ def main() -> None:
         t0 = time.perf_counter()
         print(f"[{split} split] scanning {len(checkpoints[split])} checkpoints: {', '.join(e.name for _, e in checkpoints[split])}", flush=True)  # fmt: skip
         seed = DIGIT_SEEDS[split] if args.zoo == "digits" else None
-        results = scan_split(checkpoints[split], work / "registry", work / split, seed, args.quick)
+        if args.reuse and (work / split / "results").exists():
+            results = work / split / "results"
+            print(f"[{split} split] --reuse: scoring the scan in {results}", flush=True)
+        else:
+            results = scan_split(checkpoints[split], work / "registry", work / split, seed, args.quick)  # fmt: skip
         scored[split] = score(split, results, [e for _, e in checkpoints[split]], works)
         print(f"[{split} split] {len(scored[split])} findings, {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
 
