@@ -125,3 +125,23 @@ def test_learner_never_drops_a_pair_above_the_keep_cut(small_dataset: SimulatedD
     assert np.all(kept.mag[true_adj] != NONE)
     assert skeleton_prf(kept.mag, small_dataset.mag).precision >= 0.9
     assert is_ancestral(kept.mag) and is_maximal(kept.mag)
+
+
+def test_single_threaded_limits_scipys_blas_in_a_fresh_process() -> None:
+    """In a process that has not imported SciPy's optimiser yet (a worker's or the command
+    line's first run), every BLAS pool is at one thread inside `single_threaded`, including the
+    one L-BFGS-B loads; before the fix the first solve ran with all of them."""
+    import subprocess
+    import sys
+
+    code = (
+        "from dmsec.causal.learner import single_threaded\n"
+        "from threadpoolctl import threadpool_info\n"
+        "with single_threaded():\n"
+        "    import scipy.optimize\n"
+        "    pools = [p for p in threadpool_info() if p['internal_api'] == 'openblas']\n"
+        "    print(len(pools), all(p['num_threads'] == 1 for p in pools))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    n_pools, limited = out.stdout.split()
+    assert int(n_pools) >= 1 and limited == "True"
