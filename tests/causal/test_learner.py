@@ -62,15 +62,21 @@ def test_time_budget_is_a_deadline_inside_an_inner_solve() -> None:
 
     X = split_dataset("tuning", 100, 0, n_samples=2000).data
     solver = LBFGSBSolver(max_iter=200)
-    # the budget is a third of this machine's own unbounded run (~2.6 s idle on 2 cores), so the
-    # test holds on a fast idle box and on a loaded one alike
+    # the budget is a fraction of this machine's own unbounded run (about 1 s on the shared 2-core
+    # box), so the test holds on a fast idle box and on a loaded one alike: a third, else (a load
+    # spike left no improving evaluation before the deadline, so no point to keep) a half; every
+    # try must stop inside the first inner solve, and one must keep an improved point
     full = learn_mag(X, None, MAGLearnerConfig(max_seconds=600.0, standardize=True), solver)
-    budget = full.seconds / 3
-    result = learn_mag(X, None, MAGLearnerConfig(max_seconds=budget, standardize=True), solver)
-    assert not full.extra["timed_out"] and result.extra["timed_out"]
-    assert full.inner_solves == result.inner_solves == 1  # stopped inside the first inner solve
-    assert result.seconds < budget + 5.0  # the budget, one evaluation and the MAG/PAG conversion
-    assert np.any(result.mag != NONE)  # the interrupted solve's best point is kept
+    assert not full.extra["timed_out"] and full.inner_solves == 1
+    for fraction in (1 / 3, 1 / 2):
+        budget = full.seconds * fraction
+        result = learn_mag(X, None, MAGLearnerConfig(max_seconds=budget, standardize=True), solver)
+        assert result.extra["timed_out"] and result.inner_solves == 1  # stopped inside the solve
+        assert result.seconds < budget + 5.0  # the budget, one evaluation and the conversion
+        if np.any(result.mag != NONE):  # the interrupted solve's best point is kept
+            break
+    else:
+        raise AssertionError("no budgeted run kept an improved point")
 
 
 def test_validation_errors_name_the_field(small_dataset: SimulatedDataset) -> None:
