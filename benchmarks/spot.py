@@ -67,7 +67,8 @@ Tables (``--tables``, split:scale):
 The worst case (every run at its budget) is printed before the runs start: 3,040 run-seconds for
 the default (about 25 minutes on 2 workers; the unguided learner at its defaults and FCI at
 d <= 60 finish well before it), 380 for ``--quick``. Measured 2026-12-05 on the 2-core machine
-shared with other jobs (so pessimistic): default 10 min 51 s wall, ``--quick`` 2 min 28 s.
+shared with other jobs (so pessimistic): default 6 min 15 s wall (commit 055ba0e, load 1-4; 10
+min 51 s at load 8-12 before the first-solve BLAS fix), ``--quick`` 1 min 39 s.
 ``--out`` keeps the rows, ``--from-rows`` prints the tables of a saved run.
 
 The last line is ``skeleton-F1@100 spot=<a> unguided=<b> fci=<c> posterior=<p> seconds=<s>``:
