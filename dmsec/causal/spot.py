@@ -87,20 +87,23 @@ class SPOTConfig:
     three. Chosen on the tuning split (6 datasets, d = 30 / 60 / 100, 2 seeds, standardised, 1 s
     per variable) by the rule of `variants.choose_variant`: best mean skeleton F1 among the
     variants whose skeleton F1 is at least the posterior's on every tuning dataset and whose
-    arrowhead F1 is at least FCI's. In the default benchmark of 2026-12-05 (commit 31b39e1) it
-    chose ``posterior+marks@0.5``, i.e. this default: skeleton F1 0.847 (the posterior's, 0.877 /
-    0.888 / 0.775 at d = 30 / 60 / 100), arrowhead F1 0.558 where FCI finished (FCI 0.551). The
-    learner's own graph at keep-cut 0.5 had the higher mean (0.848) but fell below the
-    posterior at d = 30 (0.865 vs 0.877); adding the posterior's pairs to it (``"union"``)
-    keeps the learner's MAG-implied extra pairs, one of which was false at d = 100 (0.774); the
-    posterior's skeleton with the marks of the learner without keep-cut, and the union of that
-    learner with the posterior at 0.4-0.7 (the two simple combinations), had arrowhead F1 0.545,
-    below FCI's. Letting the learner add pairs the posterior rules out was tried too (scratch
-    runs, same 6 datasets, idle machine): guidance cut (the add floor) 0.25 or 0.2 with every
-    ``S > 0.32`` kept, with or without a larger coefficient cut (0.05-0.2) on the added pairs;
-    no such variant was at least the posterior's skeleton F1 on every tuning dataset, the best
-    means were 0.848 (floor 0.25) and 0.842 (floor 0.2), and their arrowhead F1 (0.539, 0.542)
-    fell below FCI's. So pairs with ``S <= cut`` stay out, and the learner gives the marks.
+    arrowhead F1 is at least FCI's (ties: the better marks). In the default benchmark of
+    2026-12-05 (commit 055ba0e) it chose ``posterior+marks@0.5``, i.e. this default: skeleton
+    F1 0.847 (the posterior's, 0.877 / 0.888 / 0.775 at d = 30 / 60 / 100), arrowhead F1 0.539
+    (FCI 0.493, all 6 finished; the run of 31b39e1 chose the same, 0.558 vs FCI's 0.551 on the
+    5 it finished). The learner's own graph at keep-cut 0.5 had the higher mean (0.848) but
+    fell below the posterior at d = 30 (0.865 vs 0.877); adding the posterior's pairs to it
+    (``"union"``) keeps the learner's MAG-implied extra pairs, one of which was false at d = 100
+    (0.774). Of the two simple combinations, the posterior's skeleton with the marks of the
+    learner without keep-cut tied on the skeleton with worse marks (0.513), and that learner's
+    union with the posterior at 0.4-0.7 fell below the posterior on a tuning dataset (0.848 at
+    0.5, marks 0.513). Letting the learner add pairs the posterior rules out was tried too
+    (scratch runs, same 6 datasets, idle machine): guidance cut (the add floor) 0.25 or 0.2
+    with every ``S > 0.32`` kept, with or without a larger coefficient cut (0.05-0.2) on the
+    added pairs; no such variant was at least the posterior's skeleton F1 on every tuning
+    dataset, the best means were 0.848 (floor 0.25) and 0.842 (floor 0.2), and their arrowhead
+    F1 (0.539, 0.542) fell below FCI's there (0.557 on the 4 datasets it finished). So pairs
+    with ``S <= cut`` stay out, and the learner gives the marks.
 
     `keep_cut` (added after that search): every pair with ``S > keep_cut`` stays adjacent in the
     learned graph whatever its coefficient (`learner.coefficients_to_mag`); the learner orients
@@ -114,7 +117,7 @@ class SPOTConfig:
     with the old marks (0.544, below FCI's). A lower guidance cut (0.2, so the learner could
     add more pairs) lowered every variant (keep@0.5 0.826). With ``skeleton="posterior"`` the
     keep-cut shapes the marks only (the learned MAG the marks come from); 0.5 gave the best
-    marks again in the #35 comparison (0.558 vs 0.550-0.556 at 0.32-0.7).
+    marks again in the #35 comparison (0.539 vs 0.529-0.536 at 0.32-0.7).
     The spec's ABIC settings (penalty 0.05, threshold 0.05, rho x 10, L-BFGS-B, raw scale) stay the
     defaults of `MAGLearnerConfig` / ``solver="lbfgsb"``.
     """
