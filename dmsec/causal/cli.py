@@ -98,6 +98,14 @@ def spot() -> None:
     type=click.FloatRange(0, 1, max_open=True),
     help="Pairs with S above it stay adjacent in the learned graph (default: the config's).",
 )
+@click.option(
+    "--skeleton",
+    "skeleton",
+    default=None,
+    type=click.Choice(["posterior", "union", "learner"]),
+    help="The PAG's skeleton: the posterior's S > cut with the learned marks (default), that "
+    "plus the learner's extra pairs, or the learner's own (default: the config's `skeleton`).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 def run(
     data: Path,
@@ -111,6 +119,7 @@ def run(
     skeleton_only: bool,
     cut: float | None,
     keep_cut: float | None,
+    skeleton: str | None,
     seed: int,
 ) -> None:
     """Learn a PAG over the numeric columns of DATA (Parquet) and write it to --out.
@@ -145,6 +154,8 @@ def run(
             config = dataclasses.replace(config, keep_cut=keep_cut)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--keep-cut") from None
+    if skeleton is not None:
+        config = dataclasses.replace(config, skeleton=skeleton)
     info: dict[str, Any] = {
         "data": str(data),
         "rows": int(X.shape[0]),

@@ -126,7 +126,13 @@ def prepare_data(data: np.ndarray, standardize: bool) -> np.ndarray:
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
     """One BLAS / torch thread: the matrices are small (d <= a few hundred), so threads only add
-    contention, and an idle OpenBLAS pool spinning next to torch's slows L-BFGS-B many-fold."""
+    contention, and an idle OpenBLAS pool spinning next to torch's slows L-BFGS-B many-fold.
+
+    SciPy's optimiser (and with it SciPy's own OpenBLAS) is imported first: `threadpool_limits`
+    only limits the libraries loaded when it is entered, and a process whose first L-BFGS-B
+    solve loaded it inside the limit ran that solve with every BLAS thread (a first SPOT run at
+    d = 100 took 63-70 s of learner time, the same run again 19 s, on the shared 2-core box)."""
+    import scipy.optimize  # noqa: F401  (loads SciPy's BLAS before the limit; see above)
     from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()

@@ -49,6 +49,16 @@ def _unit_noise() -> dict[str, Callable[[np.random.Generator, tuple[int, int]], 
             (rng.gumbel(0.0, 1.0, shape) - np.euler_gamma) * np.sqrt(6) / np.pi
         ),
         "student_t": lambda rng, shape: rng.standard_t(5, shape) * np.sqrt(3 / 5),
+        # two training-only kinds (the posterior's wider training family, `protocol.FAMILIES`):
+        # a symmetric two-mode mixture, +-0.9 with sd sqrt(1 - 0.81), and a centred lognormal
+        "bimodal": lambda rng, shape: (
+            np.where(rng.random(shape) < 0.5, -0.9, 0.9)
+            + np.sqrt(0.19) * rng.standard_normal(shape)
+        ),
+        "lognormal": lambda rng, shape: (
+            (rng.lognormal(0.0, 0.5, shape) - np.exp(0.125))
+            / np.sqrt((np.e**0.25 - 1) * np.e**0.25)
+        ),
     }
 
 

@@ -14,9 +14,14 @@ Two guidance rules (`SPOTConfig.guidance`):
 - ``"hard"`` (the fallback the issue asked to compare): p_ij = 1 when ``S_ij > cut``, else 0,
   i.e. ABIC restricted to the posterior's thresholded skeleton.
 
-Then the keep-cut: every pair with ``S_ij > keep_cut`` is an adjacency of the result whatever
-its learned coefficient (the learner chooses its marks), so the learner adds to the posterior's
-sure pairs and never drops them (`SPOTConfig.keep_cut`).
+Then the keep-cut: every pair with ``S_ij > keep_cut`` is an adjacency of the learned MAG whatever
+its learned coefficient (the learner chooses its marks; `SPOTConfig.keep_cut`). Last, the result's
+PAG starts from the posterior's skeleton ``S_ij > cut`` (`SPOTConfig.skeleton`): by default it is
+exactly that skeleton, with the learned PAG's marks where the learner has the edge and circles
+(``o-o``, marks not claimed) where it dropped it, so SPOT never loses an adjacency of the posterior
+it starts from. The tuning split chose this over the learner's own skeleton and over letting it
+add pairs: pairs below the cut the learner added were net false positives, and what it dropped
+between the cut and the keep-cut was as often true as false (see `SPOTConfig`).
 
 Which rule, and the penalty, threshold, temperature, floor and cut, are chosen by Ray Tune on the
 protocol's tuning split only (`pipelines/spot_tune.py`; the defaults below record that search).
@@ -46,10 +51,11 @@ import numpy as np
 
 from dmsec.causal.learner import MAGLearnerConfig, MAGResult, learn_mag
 from dmsec.causal.posterior import SkeletonPosterior, load_posterior
-from dmsec.causal.skeleton import posterior_adjacency
+from dmsec.causal.skeleton import posterior_adjacency, union_with_posterior, with_posterior_skeleton
 from dmsec.causal.solvers import InnerSolver, make_solver
 
 GUIDANCE = ("soft", "hard")
+SKELETONS = ("posterior", "union", "learner")
 
 
 def tuned_learner() -> MAGLearnerConfig:
@@ -73,6 +79,32 @@ class SPOTConfig:
     the learner choosing directions and dropping weak pairs, beat sampling from it.
     `temperature` and `floor` only act with ``guidance="soft"``.
 
+    `skeleton` (issue #35), what the result's PAG is built on: ``"posterior"`` (default) the
+    posterior's skeleton ``S > cut`` (`skeleton_cut`) with the learned PAG's marks where it has the
+    edge and ``o-o`` where it does not (pairs the learner added beyond the posterior are left
+    out); ``"union"`` the learned PAG plus the posterior's pairs it lacks as ``o-o``; ``"learner"``
+    the learned PAG alone (before #35). The learned MAG (`MAGResult.mag`) is the learner's in all
+    three. Chosen on the tuning split (6 datasets, d = 30 / 60 / 100, 2 seeds, standardised, 1 s
+    per variable) by the rule of `variants.choose_variant`: best mean skeleton F1 among the
+    variants whose skeleton F1 is at least the posterior's on every tuning dataset and whose
+    arrowhead F1 is at least FCI's (ties: the better marks). In the default benchmark of
+    2026-12-05 (commit 055ba0e) it chose ``posterior+marks@0.5``, i.e. this default: skeleton
+    F1 0.847 (the posterior's, 0.877 / 0.888 / 0.775 at d = 30 / 60 / 100), arrowhead F1 0.539
+    (FCI 0.493, all 6 finished; the run of 31b39e1 chose the same, 0.558 vs FCI's 0.551 on the
+    5 it finished). The learner's own graph at keep-cut 0.5 had the higher mean (0.848) but
+    fell below the posterior at d = 30 (0.865 vs 0.877); adding the posterior's pairs to it
+    (``"union"``) keeps the learner's MAG-implied extra pairs, one of which was false at d = 100
+    (0.774). Of the two simple combinations, the posterior's skeleton with the marks of the
+    learner without keep-cut tied on the skeleton with worse marks (0.513), and that learner's
+    union with the posterior at 0.4-0.7 fell below the posterior on a tuning dataset (0.848 at
+    0.5, marks 0.513). Letting the learner add pairs the posterior rules out was tried too
+    (scratch runs, same 6 datasets, idle machine): guidance cut (the add floor) 0.25 or 0.2
+    with every ``S > 0.32`` kept, with or without a larger coefficient cut (0.05-0.2) on the
+    added pairs; no such variant was at least the posterior's skeleton F1 on every tuning
+    dataset, the best means were 0.848 (floor 0.25) and 0.842 (floor 0.2), and their arrowhead
+    F1 (0.539, 0.542) fell below FCI's there (0.557 on the 4 datasets it finished). So pairs
+    with ``S <= cut`` stay out, and the learner gives the marks.
+
     `keep_cut` (added after that search): every pair with ``S > keep_cut`` stays adjacent in the
     learned graph whatever its coefficient (`learner.coefficients_to_mag`); the learner orients
     it and may add pairs between `cut` and `keep_cut`, but never drops what the posterior is
@@ -83,7 +115,9 @@ class SPOTConfig:
     least FCI's: keep@0.5 0.847 (arrowhead 0.562 vs FCI's 0.556 where FCI finished), the
     posterior alone 0.847, no keep-cut 0.822, posterior + marks 0.847 and union@0.5 0.848 but
     with the old marks (0.544, below FCI's). A lower guidance cut (0.2, so the learner could
-    add more pairs) lowered every variant (keep@0.5 0.826).
+    add more pairs) lowered every variant (keep@0.5 0.826). With ``skeleton="posterior"`` the
+    keep-cut shapes the marks only (the learned MAG the marks come from); 0.5 gave the best
+    marks again in the #35 comparison (0.539 vs 0.529-0.536 at 0.32-0.7).
     The spec's ABIC settings (penalty 0.05, threshold 0.05, rho x 10, L-BFGS-B, raw scale) stay the
     defaults of `MAGLearnerConfig` / ``solver="lbfgsb"``.
     """
@@ -91,6 +125,7 @@ class SPOTConfig:
     guidance: str = "hard"
     cut: float = 0.32
     keep_cut: float | None = 0.5
+    skeleton: str = "posterior"
     temperature: float = 1.0
     floor: float = 0.0
     learner: MAGLearnerConfig = field(default_factory=tuned_learner)
@@ -109,6 +144,8 @@ class SPOTConfig:
                 f"`keep_cut` must be >= `cut` ({self.cut}) with hard guidance (pairs below the "
                 f"cut are never optimised, so nothing would say how to orient them); got {self.keep_cut}"
             )
+        if self.skeleton not in SKELETONS:
+            raise ValueError(f"`skeleton` must be one of {SKELETONS}; got {self.skeleton!r}")
         if not self.temperature > 0:
             raise ValueError(f"`temperature` must be > 0; got {self.temperature}")
         if not 0 <= self.floor <= 1:
@@ -158,8 +195,9 @@ def spot(
     `max_seconds` (when given) is the wall budget of the whole run, the posterior's computation
     included: the learner gets what is left (``config.learner.max_seconds`` otherwise). A run
     that reaches it is flagged ``extra["timed_out"]`` and still keeps every pair above the
-    keep-cut. The result's ``seconds`` include computing S; ``extra`` holds S, the update
-    probabilities, the kept pairs and the seconds of each stage.
+    keep-cut. The result's ``pag`` is built on the posterior's skeleton (`final_pag`); its
+    ``mag`` is the learner's. ``seconds`` include computing S; ``extra`` holds S, the update
+    probabilities, the kept pairs, the learner's own PAG and the seconds of each stage.
     """
     config = config or SPOTConfig()
     if max_seconds is not None and not max_seconds > 0:
@@ -175,8 +213,11 @@ def spot(
     probs = update_probabilities(S, config)
     keep = keep_mask(S, config.keep_cut)
     result = learn_mag(data, probs, config.learner, config.make_solver(), keep)
+    learned = result.pag
+    result.pag = final_pag(learned, S, config)
     result.seconds = time.perf_counter() - t0
     result.extra.update(
+        learner_pag=learned,
         posterior=S,
         probabilities=probs,
         keep=keep,
@@ -184,6 +225,22 @@ def spot(
         learner_seconds=result.seconds - t_post,
     )
     return result
+
+
+def skeleton_cut(config: SPOTConfig) -> float:
+    """The cut of the posterior skeleton SPOT starts from: `cut` with hard guidance, 0.5 with soft
+    (where `cut` has no role)."""
+    return config.cut if config.guidance == "hard" else 0.5
+
+
+def final_pag(learned: np.ndarray, S: np.ndarray, config: SPOTConfig) -> np.ndarray:
+    """The result's PAG from the learner's PAG and the posterior (`SPOTConfig.skeleton`)."""
+    if config.skeleton == "learner":
+        return learned
+    adjacency = posterior_adjacency(S, skeleton_cut(config))
+    if config.skeleton == "union":
+        return union_with_posterior(learned, adjacency)
+    return with_posterior_skeleton(learned, adjacency)
 
 
 def keep_mask(S: np.ndarray, keep_cut: float | None) -> np.ndarray | None:

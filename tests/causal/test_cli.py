@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -133,3 +134,36 @@ def test_skeleton_only_equals_the_thresholded_posterior(
 def test_cut_without_skeleton_only_is_refused(table: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["spot", str(table), "--out", str(tmp_path / "g.json"), "--cut", "0.3"])  # fmt: skip
     assert res.exit_code != 0 and "--cut applies to --skeleton-only" in res.output
+
+
+def test_default_pag_has_the_posterior_skeleton_and_skeleton_learner_is_the_old_graph(
+    table: Path, tmp_path: Path
+) -> None:
+    """By default the PAG's adjacencies are the posterior's S > cut (0.32); `--skeleton learner`
+    gives the learner's own PAG, whose edges the default marks where it has them."""
+    from dmsec.causal.posterior import load_posterior
+    from dmsec.causal.protocol import standardize
+    from dmsec.causal.skeleton import posterior_adjacency
+    from dmsec.causal.table import read_numeric_table
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({"solver": "lbfgsb", "solver_options": {"max_iter": 50}}))
+    docs = {}
+    for skeleton in ("posterior", "learner"):
+        out = tmp_path / f"{skeleton}.json"
+        args = ["spot", str(table), "--out", str(out), "--config", str(cfg)]
+        res = CliRunner().invoke(main, args + ([] if skeleton == "posterior" else ["--skeleton", skeleton]))  # fmt: skip
+        assert res.exit_code == 0, res.output
+        docs[skeleton] = json.loads(out.read_text())
+        assert docs[skeleton]["run"]["config"]["skeleton"] == skeleton
+
+    def pag_pairs(doc: dict[str, Any]) -> dict[tuple[str, str], tuple[str, str]]:
+        return {(e["source"], e["target"]): (e["mark_at_source"], e["mark_at_target"]) for e in doc["edges"] if e["graph"] == "pag"}  # fmt: skip
+
+    X, names = read_numeric_table(table, None)
+    adj = posterior_adjacency(load_posterior()(standardize(X)), 0.32)
+    want = {(names[a], names[b]) for a, b in np.argwhere(np.triu(adj))}
+    got, learned = pag_pairs(docs["posterior"]), pag_pairs(docs["learner"])
+    assert set(got) == want and want
+    assert all(got[pair] == learned[pair] for pair in set(got) & set(learned))  # the learned marks
+    assert all(got[pair] == ("circle", "circle") for pair in set(got) - set(learned))

@@ -57,6 +57,17 @@ def test_reporting_generators_include_ones_never_tuned_on() -> None:
     assert all(2 <= c.expected_degree <= 4 and c.n_latent >= 1 for c in configs)
 
 
+def test_the_wider_training_family_adds_no_reporting_kind() -> None:
+    """``tuning_wide`` (a posterior training family) holds the tuning family's kinds plus its own,
+    none of which is a reporting-only graph or noise kind, and it draws no benchmark split."""
+    tuning, wide, reporting = FAMILIES["tuning"], FAMILIES["tuning_wide"], FAMILIES["reporting"]
+    assert set(tuning.noises) <= set(wide.noises) and set(tuning.graphs) == set(wide.graphs)
+    assert not (set(wide.noises) - set(tuning.noises)) & set(reporting.noises)
+    assert wide.degree_range[0] < tuning.degree_range[0] < tuning.degree_range[1] < wide.degree_range[1]  # fmt: skip
+    assert "tuning_wide" not in SPLIT_SEEDS
+    assert PosteriorTrainingConfig(family="tuning_wide").family == "tuning_wide"
+
+
 def test_standardize_gives_unit_variance_columns() -> None:
     X = split_dataset("tuning", 10, 0, n_samples=200).data
     Z = standardize(X)

@@ -61,6 +61,18 @@ def test_variants_from_coefficients() -> None:
             assert out[f"keep@{c:g}"][1, 3] != NONE  # kept: S above the keep-cut
     assert out["keep@0.7"][1, 3] == NONE
     assert out["union@0.5"][1, 3] == CIRCLE and out["posterior"][0, 2] == CIRCLE
+    post = posterior_adjacency(S, 0.32)
+    for c in KEEP_CUTS:
+        marks = out[f"posterior+marks@{c:g}"]
+        assert np.array_equal(marks != NONE, post)  # exactly the posterior's skeleton
+        if c > 0.32:
+            added = out[f"keep@{c:g}+posterior"] != NONE
+            assert np.all(added[post])  # never drops a posterior pair
+    learned = out["keep@0.5"] != NONE
+    assert np.array_equal(
+        out["posterior+marks@0.5"][learned & post], out["keep@0.5"][learned & post]
+    )
+    assert "keep@0.32+posterior" not in out  # the same graph as keep@0.32
 
 
 def test_choose_variant_maximises_skeleton_f1_under_the_marks_floor() -> None:
@@ -72,3 +84,14 @@ def test_choose_variant_maximises_skeleton_f1_under_the_marks_floor() -> None:
     assert choose_variant(skeleton, marks, reference_arrowhead_f1=0.9) == "keep@0.5"
     with pytest.raises(ValueError, match="`skeleton_f1`"):
         choose_variant({"posterior": [0.9]}, {}, 0.5)
+
+
+def test_choose_variant_never_below_the_posterior_on_a_dataset() -> None:
+    """With the posterior's per-dataset F1 given, a variant worse than it on any dataset is out,
+    even with the best mean; ties on skeleton F1 go to the better marks."""
+    skeleton = {"keep@0.5": [0.95, 0.70], "posterior+marks@0.5": [0.80, 0.80], "posterior+marks@0.4": [0.80, 0.80], "posterior": [0.80, 0.80]}  # fmt: skip
+    marks = {"keep@0.5": [0.60], "posterior+marks@0.5": [0.58], "posterior+marks@0.4": [0.55]}
+    assert choose_variant(skeleton, marks, 0.5) == "keep@0.5"  # without the condition
+    assert choose_variant(skeleton, marks, 0.5, posterior_f1=[0.80, 0.80]) == "posterior+marks@0.5"
+    # no variant is never below the posterior: the condition is dropped
+    assert choose_variant(skeleton, marks, 0.5, posterior_f1=[0.99, 0.99]) == "keep@0.5"

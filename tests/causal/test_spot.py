@@ -107,6 +107,34 @@ def test_spot_keeps_every_pair_above_its_keep_cut(
     assert result.extra["posterior_seconds"] + result.extra["learner_seconds"] == pytest.approx(result.seconds)  # fmt: skip
 
 
+@pytest.mark.parametrize("skeleton", ["posterior", "union", "learner"])
+def test_the_result_adds_to_the_posterior_skeleton(
+    small_dataset: SimulatedDataset, posterior: SkeletonPosterior, skeleton: str
+) -> None:
+    """Default ("posterior"): the result's skeleton is exactly S > cut, with the learner's marks on
+    the edges it learned; "union" holds every posterior pair; "learner" is the learner's PAG."""
+    from dmsec.causal.graphs import CIRCLE, NONE
+    from dmsec.causal.skeleton import posterior_adjacency
+
+    config = dataclasses.replace(FAST, skeleton=skeleton)
+    result = spot(small_dataset.data, config, posterior)
+    post = posterior_adjacency(result.extra["posterior"], config.cut)
+    learned = result.extra["learner_pag"]
+    assert np.any(post)
+    if skeleton == "learner":
+        assert np.array_equal(result.pag, learned)
+        return
+    assert np.all(result.pag[post] != NONE)  # no posterior pair is dropped
+    both = post & (learned != NONE)
+    assert np.array_equal(result.pag[both], learned[both])  # the learned marks stay
+    only_post = post & (learned == NONE)
+    assert np.all(result.pag[only_post] == CIRCLE)  # marks the learner did not give: circles
+    if skeleton == "posterior":
+        assert np.array_equal(result.pag != NONE, post)
+    else:
+        assert np.array_equal(result.pag != NONE, post | (learned != NONE))
+
+
 def test_keep_cut_and_budget_are_validated_by_name(small_dataset: SimulatedDataset) -> None:
     with pytest.raises(ValueError, match="`keep_cut` must be >= `cut`"):
         SPOTConfig(cut=0.32, keep_cut=0.2)
@@ -118,3 +146,6 @@ def test_keep_cut_and_budget_are_validated_by_name(small_dataset: SimulatedDatas
     with pytest.raises(ValueError, match="`max_seconds`"):
         spot(small_dataset.data, FAST, np.zeros((8, 8)), max_seconds=0.0)
     assert spot_config_from_dict({"keep_cut": None}).keep_cut is None
+    with pytest.raises(ValueError, match="`skeleton` must be one of"):
+        SPOTConfig(skeleton="both")
+    assert SPOTConfig().skeleton == "posterior"
