@@ -167,19 +167,17 @@ def rule_grid(margins: tuple[float, ...] = (0.05, 0.02, 0.01, 0.005, 0.0)) -> li
     return grid
 
 
-# The scan's rule, chosen by `benchmarks/scan_quality.py --partial` (commit be7647d, 2026-12-05)
-# on the art zoo's TUNING split as far as its build had got: the 6 fine-tunes finished by 18:14 UTC
-# (fruit-twemoji db/dbpp/LoRA light and heavy, openmoji-a db light; not yet openmoji-a's other
-# runs nor the tuning control), scan defaults, against the 6,330-work catalogue registry. Of 46
-# findings, 26 were true; the 20 false ones were other twemoji works matched by a group whose
-# best match was a training image (margin < 0), and cgi-dm and loss-gap fired on all 46, so on
-# this data only `distinct` (1.00 of true, 0.00 of false) and `repeated` (0.85 vs 0.00) separate.
-# Every rule of the grid with no false high and all 26 true ones tied; the grid's order gave the
-# strictest: high = cgi-dm + loss-gap + distinct (margin >= 0). On the REPORTING split
-# (`scan_quality.py --quick`, commit e42af46, 2026-12-05: heavy db and LoRA, 32 samples, 20
-# CGI-DM steps) it gave high 24/24 (1.00), medium 0/1, low none, heavy recall 0.80. On the same findings the
-# previous rule of thumb (repeated, support >= 2, + either membership sign) put 37 in high, 25 true
-# (0.68): the style set's false findings had support 2-4 and both membership signs.
+# The scan's rule, chosen by `benchmarks/scan_quality.py --split tuning` (commit ad957d7,
+# 2026-12-05) on the TUNING split: the art zoo's 12 tuning fine-tunes and the art-partial zoo's 2
+# (openmoji-b, 48-work style set), scan defaults, against the 6,330-work catalogue registry. Of
+# 207 findings 80 were true; all 127 false ones were other works of the style sets' artists (no
+# control, no hold-out); cgi-dm fired on all 207, loss-gap on 1.00 of true and 0.63 of false,
+# repeated (support >= 2) on 0.94 vs 0.72, distinct (margin >= 0) on 0.96 vs 0.02. Among the 352
+# rules (TP_high - 19 FP_high per checkpoint) the choice: high = cgi-dm + loss-gap + repeated
+# (support >= 2) + distinct (margin >= 0): high 73/73 there. It replaces the earlier choice
+# (support >= 5 for medium's repeated, no repeated in high), made on 6 art tuning fine-tunes
+# before the partial-memorisation sets existed. Reporting-split precision per band, under this
+# rule and the earlier one: docs/findings.md.
 DEFAULT_RULE = ConfidenceRule(
-    min_support=5, min_margin=0.0, high_membership="both", high_repeated=False, high_distinct=True
+    min_support=2, min_margin=0.0, high_membership="both", high_repeated=True, high_distinct=True
 )
