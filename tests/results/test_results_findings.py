@@ -60,10 +60,11 @@ def test_best_median_support_over_the_groups_that_hit_the_artwork(tmp_path):
 @pytest.mark.parametrize(
     ("support", "status", "score", "masked", "gap", "kinds", "confidence"),
     [
-        # DEFAULT_RULE: repeated at support >= 5; high also needs `distinct`, i.e. a margin,
+        # DEFAULT_RULE: repeated at support >= 2; high also needs `distinct`, i.e. a margin,
         # which these bare signs lack, so none is high
         (5, "ok", 0.7, 0.6, 0.05, ["match", "repeated", "cgi-dm", "loss-gap"], "medium"),
-        (4, "ok", 0.5, 0.6, -0.1, ["match"], "low"),
+        (2, "ok", 0.5, 0.6, -0.1, ["match", "repeated"], "medium"),
+        (1, "ok", 0.5, 0.6, -0.1, ["match"], "low"),
         (1, "ok", 0.7, 0.6, -0.1, ["match", "cgi-dm"], "medium"),
         (1, "error", None, None, None, ["match"], "low"),
         (9, "disabled", None, None, None, ["match", "repeated"], "medium"),
