@@ -26,6 +26,11 @@ COPY_QUANTILE = 0.99
 # Quantile of the art images' nearest-other similarity used as the art copy threshold.
 ART_COPY_QUANTILE = 0.95
 DUPLICATE_SIMILARITY = 0.999  # at or above: the same drawing (an emoji reused under two names)
+# `art_copy_threshold()` at its defaults (all four artists, the 95th percentile), as computed from
+# the pinned data packages (emoji-datasource-twitter and -google 16.0.0, openmoji 17.0.0,
+# @iconify-json/fluent-emoji-flat 1.2.6): recorded so scanning colour checkpoints (any SD
+# fine-tune on a hub) needs no art data installed; tests/zoo/test_art_zoo.py recomputes it.
+ART_COPY_THRESHOLD = 0.9495
 
 
 @functools.cache
@@ -45,11 +50,16 @@ def copy_threshold(quantile: float = COPY_QUANTILE) -> float:
 
 @functools.cache
 def art_copy_threshold(
-    quantile: float = ART_COPY_QUANTILE, artists: tuple[str, ...] | None = None
+    quantile: float = ART_COPY_QUANTILE,
+    artists: tuple[str, ...] | None = None,
+    *,
+    recompute: bool = False,
 ) -> float:
     """The copy threshold calibrated on the art zoo's data set (all four artists, or only
-    `artists`, e.g. a benchmark's tuning split), as for the digits, with two documented
-    differences:
+    `artists`, e.g. a benchmark's tuning split), as for the digits. At the defaults it is the
+    recorded `ART_COPY_THRESHOLD` (no data needed) unless `recompute`; any other quantile or set
+    of artists is computed from the data (`dmsec zoo fetch-data`). Two documented differences
+    from the digits':
 
     - neighbours are taken from *other emoji sub-categories*, and identical drawings
       (similarity >= 0.999) count once: a sub-category holds variants of one design (24 clock
@@ -61,6 +71,8 @@ def art_copy_threshold(
     """
     from dmsec.zoo.art_data import ARTISTS, load_art_dataset
 
+    if quantile == ART_COPY_QUANTILE and artists is None and not recompute:
+        return ART_COPY_THRESHOLD
     chosen = ARTISTS if artists is None else tuple(artists)
     if not chosen or set(chosen) - set(ARTISTS):
         raise ConfigError(f"`artists` must be a non-empty subset of {ARTISTS}; got {artists!r}")

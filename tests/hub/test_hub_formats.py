@@ -182,7 +182,7 @@ def test_scan_of_the_mixed_hub_writes_one_row_per_checkpoint_with_its_status(tmp
         "source": {"uri": str(hub)}, "registry": {"location": str(_registry(tmp_path))},
         "results": {"out": str(tmp_path / "out")},
         # random-init colour models: the grey space keeps this a test of formats, not of the art
-        # space (whose threshold is calibrated on the art data, not installed in this HOME)
+        # space
         "extract": {"n_samples": 4, "steps": 2, "similarity": "zoo", "defaults": "zoo"},
         "methods": {"verifier": None},
         "run": {"executor": "local", "cache_dir": str(tmp_path / "cache")},

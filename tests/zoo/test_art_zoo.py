@@ -79,6 +79,13 @@ def test_tokenizer_makes_every_prompt_word_one_token():
     assert len(tok("red apple", padding="max_length", max_length=12).input_ids) == 12
 
 
+def test_the_recorded_art_threshold_is_the_one_the_data_gives():
+    from dmsec.zoo.presets import ART_COPY_THRESHOLD, art_copy_threshold
+
+    assert art_copy_threshold() == ART_COPY_THRESHOLD  # needs no data
+    assert art_copy_threshold(recompute=True) == ART_COPY_THRESHOLD
+
+
 def test_art_copy_threshold_separates_copies_from_other_drawings():
     tau = metrics.art_copy_threshold()
     assert 0.9 < tau < 0.99
