@@ -84,7 +84,6 @@ QUICK_SAMPLES, QUICK_CGIDM_STEPS = 64, 50
 class Scored:
     """One finding of a split's scan with its ground truth."""
 
-    split: str
     entry: ZooEntry
     row: dict[str, Any]
     true: bool
@@ -149,7 +148,7 @@ def scan_split(checkpoints: list[tuple[Zoo, ZooEntry]], registry: Path, work: Pa
     return work / "results"
 
 
-def score(split: str, results: Path, entries: list[ZooEntry], works: list[dict[str, Any]]) -> list[Scored]:  # fmt: skip
+def score(results: Path, entries: list[ZooEntry], works: list[dict[str, Any]]) -> list[Scored]:  # fmt: skip
     """Every finding of a split's scan, with its truth."""
     by_name = {e.path: e for e in entries} | {e.name: e for e in entries}
     out = []
@@ -158,7 +157,7 @@ def score(split: str, results: Path, entries: list[ZooEntry], works: list[dict[s
         roles = {(w["role"], w["set"]) for w in works if w["artwork_id"] == row["artwork_id"]}
         true = ("train", entry.set) in roles
         role = "train" if true else "holdout" if ("holdout", entry.set) in roles else "other"
-        out.append(Scored(split, entry, row, true, role))
+        out.append(Scored(entry, row, true, role))
     return out
 
 
@@ -297,7 +296,7 @@ def main() -> None:
             print(f"[{split} split] --reuse: scoring the scan in {results}", flush=True)
         else:
             results = scan_split(checkpoints[split], work / "registry", work / split, seed, args.quick)  # fmt: skip
-        scored[split] = score(split, results, [e for _, e in checkpoints[split]], works)
+        scored[split] = score(results, [e for _, e in checkpoints[split]], works)
         print(f"[{split} split] {len(scored[split])} findings, {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
 
     rule, last = DEFAULT_RULE, None

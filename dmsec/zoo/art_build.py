@@ -198,18 +198,17 @@ class SharedBase:
 
 def shared_base(config: ArtZooConfig, cache_dir: str | Path | None = None) -> SharedBase | None:
     """A trained base of another preset on this machine that serves `config`, or None."""
-    for name, other in ART_PRESETS.items():
+    for other in ART_PRESETS.values():
         if other.name == config.name or not shares_base(config, other):
             continue
-        root = art_zoo_dir(other, cache_dir)
-        if (root / MANIFEST).exists():
-            manifest = Zoo(root).manifest
-            entry = _entry(dict(next(e for e in manifest["entries"] if e["name"] == "base")))
-            return SharedBase(name, root / "base", entry, dict(manifest.get("base_seconds", {})))
-        work = root.with_name(f"{root.name}.partial")
-        if (work / _Progress.FOLDER / "base.json").exists():
-            done = _Progress(work)
-            return SharedBase(name, work / "base", done.entries("base")[0], done.extra("base"))
+        path = cached_art_base(other, cache_dir)
+        if path is None:
+            continue
+        if path.parent.name.endswith(".partial"):  # a build under way: its own record of the base
+            done = _Progress(path.parent)
+            return SharedBase(other.name, path, done.entries("base")[0], done.extra("base"))
+        zoo = Zoo(path.parent)
+        return SharedBase(other.name, path, zoo.entry("base"), dict(zoo.manifest.get("base_seconds", {})))  # fmt: skip
     return None
 
 
