@@ -28,7 +28,8 @@ mean ± standard deviation over seeds, for
 - unguided(spot), only when asked (``--methods ...,unguided_spot``): it at SPOT's settings,
   which were tuned for the learner restricted to SPOT's skeleton and make it dense and slow
   over all pairs (what the previous rounds reported as "unguided");
-- FCI (causal-learn, Fisher z, alpha 0.01);
+- FCI (causal-learn, Fisher z, alpha `FCI_ALPHA` = 0.05, chosen on the tuning split over
+  0.001 / 0.01 / 0.05 / 0.1 by the unguided learner's rule; `--fci-alpha` sets another);
 - posterior: SPOT's skeleton posterior thresholded at its cut, alone (no marks; its seconds are
   the posterior's);
 
@@ -105,6 +106,17 @@ from dmsec.causal.variants import choose_variant, variant_pags
 METHODS = ("spot", "unguided", "unguided_tuned", "unguided_spot", "fci", "posterior")
 RUN_METHODS = METHODS[:5]  # "posterior" is read off SPOT's runs (its S, before the learner)
 DEFAULT_RUN = ("spot", "unguided", "unguided_tuned", "fci")
+# The posterior-alone baseline gets its own cut (it need not be SPOT's guidance cut), chosen on
+# the tuning split by the same rule; POSTERIOR_CUT is that choice for runs without a tuning table
+# (--quick): 0.4 in the default run of 2026-12-05 (tuning mean skeleton F1 0.817 / 0.831 / 0.847 /
+# 0.851 / 0.849 / 0.842 at 0.2 / 0.25 / 0.32 / 0.4 / 0.5 / 0.6); before, it was read at SPOT's 0.32
+POSTERIOR_CUTS = (0.2, 0.25, 0.32, 0.4, 0.5, 0.6)
+POSTERIOR_CUT = 0.4
+# FCI's Fisher-z test level, chosen on the tuning split (standardised, the 6 datasets, 1 s per
+# variable) with the unguided learner's rule, best mean skeleton F1, over the grid 0.001 / 0.01 /
+# 0.05 / 0.1 (`--tables tuning:std --methods fci --fci-alpha A`, 2026-12-05, commit 5ab5a67;
+# no run timed out): 0.713 / 0.730 / 0.741 / 0.733. The earlier fixed 0.01 was untuned.
+FCI_ALPHA = 0.05
 UNGUIDED_CONFIG = Path(__file__).resolve().parent / "configs" / "spot_unguided.yaml"
 LABELS = {
     "spot": "SPOT",
@@ -146,6 +158,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seconds-per-variable", type=float, default=None, help="budget / d")
     p.add_argument("--max-seconds", type=float, default=None, help="one budget for all sizes")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--fci-alpha", type=float, default=FCI_ALPHA, help=f"FCI's test level (default {FCI_ALPHA}: chosen on the tuning split)")  # fmt: skip
     p.add_argument("--config", default=None, help="YAML SPOT config (e.g. from a tune)")
     p.add_argument(
         "--methods", default=",".join(DEFAULT_RUN), help=f"learners to run, of {RUN_METHODS}"
@@ -184,6 +197,7 @@ def _spot_row(X: np.ndarray, config: SPOTConfig, budget: float, true_pag: np.nda
     result.seconds += t_post
     cut = skeleton_cut(config)
     post = score_graph(skeleton_pag(posterior_adjacency(S, cut)), true_pag).as_dict()
+    by_cut = {f"{c:g}": score_graph(skeleton_pag(posterior_adjacency(S, c)), true_pag).as_dict() for c in POSTERIOR_CUTS}  # fmt: skip
     variants = {
         name: {
             k: v
@@ -194,7 +208,7 @@ def _spot_row(X: np.ndarray, config: SPOTConfig, budget: float, true_pag: np.nda
             result.W1, result.W2, S, cut, config.learner.w_threshold
         ).items()  # fmt: skip
     }
-    return result, {"posterior_scores": post, "posterior_seconds": t_post, "variants": variants}
+    return result, {"posterior_scores": post, "posterior_by_cut": by_cut, "posterior_seconds": t_post, "variants": variants}  # fmt: skip
 
 
 def _unguided_config(method: str, config: SPOTConfig, tuned: SPOTConfig | None) -> SPOTConfig:
@@ -222,7 +236,7 @@ def run_job(job: dict[str, Any], config: SPOTConfig, tuned: SPOTConfig | None = 
     t0 = time.perf_counter()
     extra: dict[str, Any] = {}
     if job["method"] == "fci":
-        pag = fci_pag_within(X, job["budget"], alpha=0.01)
+        pag = fci_pag_within(X, job["budget"], alpha=job["alpha"])
         status = "ok" if pag is not None else "timeout"
     else:
         if job["method"] == "spot":
@@ -281,21 +295,35 @@ def make_jobs(args: argparse.Namespace) -> list[dict[str, Any]]:
                     if method == "fci" and scale == "raw":
                         continue  # correlation-based: identical to the std run
                     job = {"split": split, "d": d, "seed": seed, "scale": scale, "method": method}
+                    if method == "fci":
+                        job["alpha"] = args.fci_alpha
                     jobs.append({**job, "samples": args.samples, "budget": budget_of(args, d)})
     unique = {json.dumps(j, sort_keys=True): j for j in jobs}  # a std FCI run is needed once
     return list(unique.values())
 
 
-def with_posterior_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`rows` plus one "posterior" row per SPOT run: its thresholded S scored alone (its seconds
-    are the posterior's)."""
+def with_posterior_rows(rows: list[dict[str, Any]], cut: float) -> list[dict[str, Any]]:
+    """`rows` plus one "posterior" row per SPOT run: its S thresholded at `cut` and scored alone
+    (its seconds are the posterior's)."""
     out = [r for r in rows if r["method"] != "posterior"]
     for r in rows:
         if r["method"] == "spot" and "posterior_scores" in r:
-            post = {**r, **r["posterior_scores"], "method": "posterior", "status": "ok"}
+            scores = r.get("posterior_by_cut", {}).get(f"{cut:g}", r["posterior_scores"])
+            post = {**r, **scores, "method": "posterior", "status": "ok"}
             post["seconds"] = r.get("posterior_seconds", math.nan)
             out.append(post)
     return out
+
+
+def posterior_cut_on_tuning(rows: list[dict[str, Any]]) -> float | None:
+    """The posterior-alone baseline's cut, chosen like the unguided learner's setting: best mean
+    skeleton F1 over the tuning split's standardised SPOT runs (`POSTERIOR_CUTS`); None without
+    them."""
+    spots = [r for r in rows if (r["split"], r["scale"], r["method"]) == ("tuning", "std", "spot") and "posterior_by_cut" in r]  # fmt: skip
+    if not spots:
+        return None
+    f1 = {c: [r["posterior_by_cut"][c]["skeleton_f1"] for r in spots] for c in spots[0]["posterior_by_cut"]}  # fmt: skip
+    return float(choose_variant(f1, {}, 0.0))
 
 
 def _select(rows: list[dict[str, Any]], split: str, scale: str, d: int, method: str) -> list[dict[str, Any]]:  # fmt: skip
@@ -451,11 +479,15 @@ def main() -> None:
         print(f"\nsamples={args.samples} workers={args.workers} budget per run: "
               f"{'/'.join(f'{budget_of(args, d):.0f}' for d in sorted({r['d'] for r in rows}))} s "
               f"config={json.dumps(dataclasses.asdict(config))}")  # fmt: skip
-    rows = with_posterior_rows(rows)
+    post_cut = posterior_cut_on_tuning(rows)
+    post_origin = "chosen on this run's tuning split" if post_cut is not None else "chosen on the tuning split before"  # fmt: skip
+    post_cut = POSTERIOR_CUT if post_cut is None else post_cut
+    rows = with_posterior_rows(rows, post_cut)
     ran = {r["method"] for r in rows}
     print(f"columns: SPOT = the library's default (skeleton {config.skeleton!r} at cut {skeleton_cut(config)}, keep_cut {config.keep_cut}); "
           + "".join(f"{LABELS[m]} = the unguided learner at {UNGUIDED_SETTINGS[m]}; " for m in UNGUIDED_SETTINGS if m in ran)
-          + "posterior = S > cut alone, no marks")  # fmt: skip
+          + f"FCI = Fisher z at alpha {args.fci_alpha:g}{' (chosen on the tuning split)' if args.fci_alpha == FCI_ALPHA else ' (set by --fci-alpha)'}; "
+          + f"posterior = S > {post_cut:g} alone, no marks (its own cut, {post_origin}, best mean skeleton F1 over {'/'.join(f'{c:g}' for c in POSTERIOR_CUTS)})")  # fmt: skip
     means = summarise(rows)
     chosen = choices_on_tuning(rows)
     ung = UNGUIDED_DEFAULT
